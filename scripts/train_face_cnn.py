@@ -1,0 +1,231 @@
+"""Train the face-expression CNN that emocontext ships (EfficientNet-Lite0 fine-tuned on FER2013).
+
+Recipe (seeded, resumable, CPU):
+  * data: FER2013 ``train`` (28,709 48x48 grey faces); model selection on ``val``
+    (PublicTest); final accuracy on ``test`` (PrivateTest), with and without
+    horizontal-flip test-time augmentation.
+  * input: 64x64 grey replicated to 3 channels, normalised (x - 127) / 128.
+  * augmentation, on whole batches in torch: random affine (rotation +-15 deg,
+    scale 0.85-1.15, shift +-10 %), horizontal flip, brightness/contrast +-30 %,
+    random erasing of one square (p = 0.5).
+  * AdamW (lr 1e-3, weight decay 0.05), batch 64, one warm-up epoch then cosine
+    decay, label smoothing 0.1, 12 epochs.
+  * a checkpoint after every epoch (atomic); ``--resume`` continues from it and
+    gives the same result, because each epoch re-seeds from ``seed + epoch``.
+
+Run:  python scripts/train_face_cnn.py --data ../shared/data/fer2013 --out runs/face_cnn
+Then: python scripts/train_face_cnn.py --data ../shared/data/fer2013 --out runs/face_cnn --export
+      (evaluates the best checkpoint on PrivateTest and writes the fp16 package weights
+      and ``results.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from emocontext.features.backbones import FACE_CNN, FACE_WEIGHTS_FILE, FaceExpressionCNN
+from emocontext.labels import EKMAN7
+
+
+def load_split(root: Path, split: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All images of a split as uint8 (N, 48, 48) and labels (N,) in EKMAN7 order; cached as .npz."""
+    cfile = cache / f"fer2013_{split}.npz"
+    if cfile.exists():
+        z = np.load(cfile)
+        return z["x"], z["y"]
+    xs, ys = [], []
+    for label in EKMAN7.names:
+        for f in sorted((root / split / label).glob("*.jpg")):
+            xs.append(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))
+            ys.append(EKMAN7.index(label))
+    x, y = np.stack(xs), np.array(ys, np.int64)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cfile.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    os.replace(tmp, cfile)
+    return x, y
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, h, w) float 0..255 -> (B, 3, 64, 64) normalised as FACE_CNN says."""
+    if tuple(x.shape[-2:]) != FACE_CNN.input_size:
+        x = F.interpolate(x, size=FACE_CNN.input_size, mode="bilinear", align_corners=False)
+    return ((x - FACE_CNN.mean[0]) / FACE_CNN.std[0]).expand(-1, 3, -1, -1)
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Batch augmentation of (B, 1, 48, 48) float 0..255 -> (B, 1, 64, 64)."""
+    b = x.shape[0]
+    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    ang = (u(b) * 2 - 1) * math.radians(15)
+    scale = 0.85 + 0.3 * u(b)
+    flip = torch.where(u(b) < 0.5, -1.0, 1.0)
+    tx, ty = (u(b) * 2 - 1) * 0.2, (u(b) * 2 - 1) * 0.2  # +-10 % of the side in [-1, 1] coordinates
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, (b, 1, *FACE_CNN.input_size), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    mean = out.mean((1, 2, 3), keepdim=True)
+    contrast = 0.7 + 0.6 * u(b, 1, 1, 1)
+    bright = (u(b, 1, 1, 1) * 2 - 1) * 0.3 * 128
+    out = ((out - mean) * contrast + mean + bright).clamp(0, 255)
+    h, w = FACE_CNN.input_size
+    for i in torch.nonzero(u(b) < 0.5).flatten().tolist():
+        s = int(8 + u(1).item() * 24)
+        y0, x0 = int(u(1).item() * (h - s)), int(u(1).item() * (w - s))
+        out[i, :, y0 : y0 + s, x0 : x0 + s] = u(1).item() * 255
+    return out
+
+
+@torch.inference_mode()
+def evaluate(model, x: np.ndarray, y: np.ndarray, tta: bool = False, bs: int = 256) -> tuple[float, np.ndarray]:
+    model.eval()
+    probs = []
+    for i in range(0, len(x), bs):
+        xb = normalise(torch.from_numpy(x[i : i + bs]).float()[:, None])
+        p = model(xb).softmax(-1)
+        if tta:
+            p = (p + model(xb.flip(-1)).softmax(-1)) / 2
+        probs.append(p)
+    p = torch.cat(probs).numpy()
+    return float((p.argmax(1) == y).mean()), p
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMOCONTEXT_DATA", "../shared/data")) / "fer2013")
+    ap.add_argument("--out", type=Path, default=Path("runs/face_cnn"))
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
+    ap.add_argument("--export", action="store_true", help="evaluate the best checkpoint and write package weights")
+    ap.add_argument("--export-to", type=Path, default=Path(__file__).resolve().parents[1] / "src/emocontext/weights")
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cache = args.out / "cache"
+    xtr, ytr = load_split(args.data, "train", cache)
+    xva, yva = load_split(args.data, "val", cache)
+    if args.limit:
+        perm = np.random.default_rng(args.seed).permutation(len(xtr))[: args.limit]
+        xtr, ytr = xtr[perm], ytr[perm]
+    ckpt_path, best_path = args.out / "checkpoint.pt", args.out / "best.pt"
+
+    if args.export:
+        xte, yte = load_split(args.data, "test", cache)
+        best = torch.load(best_path, map_location="cpu", weights_only=False)
+        model = FaceExpressionCNN()
+        model.load_state_dict(best["model"])
+        # evaluate exactly the fp16 weights that ship
+        sd16 = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+        model.load_state_dict({k: v.float() for k, v in sd16.items()})
+        res = {"epoch": best["epoch"]}
+        for name, (x, y) in {"val_publictest": (xva, yva), "test_privatetest": (xte, yte)}.items():
+            res[name] = evaluate(model, x, y)[0]
+            res[name + "_hflip_tta"] = evaluate(model, x, y, tta=True)[0]
+        t = torch.from_numpy(np.repeat(xte[:256, None], 1, 1)).float()
+        with torch.inference_mode():
+            xb = normalise(t)
+            model.features(xb)
+            t0 = time.perf_counter()
+            for _ in range(3):
+                model(xb)
+            res["ms_per_face_batch256"] = (time.perf_counter() - t0) / 3 / len(xb) * 1000
+        res["torch_threads"] = torch.get_num_threads()
+        print(json.dumps(res, indent=2))
+        args.export_to.mkdir(parents=True, exist_ok=True)
+        save_atomic(
+            {"state_dict": sd16, "spec": FACE_CNN.signature(), "results": res}, args.export_to / FACE_WEIGHTS_FILE
+        )
+        (args.out / "results.json").write_text(json.dumps(res, indent=2))
+        return 0
+
+    torch.manual_seed(args.seed)
+    # channels-last halves the CPU step time of the depthwise convolutions (0.67 vs 1.43 s per batch of 64)
+    model = FaceExpressionCNN(pretrained_trunk=True).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = len(xtr) // args.batch_size
+    total = steps_per_epoch * args.epochs
+
+    def lr_at(step: int) -> float:
+        if step < steps_per_epoch:
+            return args.lr * (step + 1) / steps_per_epoch
+        return args.lr * 0.5 * (1 + math.cos(math.pi * (step - steps_per_epoch) / max(1, total - steps_per_epoch)))
+
+    start, history, best_acc = 0, [], -1.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        start, history, best_acc = ck["epoch"] + 1, ck["history"], ck["best_acc"]
+        print(f"resumed after epoch {ck['epoch']} (best val {best_acc:.4f})", flush=True)
+
+    for epoch in range(start, args.epochs):
+        g = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        torch.manual_seed(args.seed * 1000 + epoch)
+        perm = torch.randperm(len(xtr), generator=g).numpy()
+        model.train()
+        t0, loss_sum = time.time(), 0.0
+        for s in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + s
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            idx = perm[s * args.batch_size : (s + 1) * args.batch_size]
+            xb = augment(torch.from_numpy(xtr[idx]).float()[:, None], g)
+            xb = ((xb - FACE_CNN.mean[0]) / FACE_CNN.std[0]).expand(-1, 3, -1, -1)
+            xb = xb.contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(xb), torch.from_numpy(ytr[idx]), label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item()
+            if s % 50 == 0:
+                el = time.time() - t0
+                print(
+                    f"epoch {epoch} step {s}/{steps_per_epoch} loss {loss_sum / (s + 1):.4f} "
+                    f"lr {lr_at(step):.2e} {el:.0f}s (eta {el / (s + 1) * (steps_per_epoch - s - 1):.0f}s)",
+                    flush=True,
+                )
+        acc, _ = evaluate(model, xva, yva)
+        history.append({"epoch": epoch, "loss": loss_sum / steps_per_epoch, "val_acc": acc, "sec": time.time() - t0})
+        print(f"== epoch {epoch} train loss {loss_sum / steps_per_epoch:.4f} val acc {acc:.4f}", flush=True)
+        if acc > best_acc:
+            best_acc = acc
+            save_atomic({"model": model.state_dict(), "epoch": epoch, "val_acc": acc}, best_path)
+        save_atomic(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_acc": best_acc,
+            },
+            ckpt_path,
+        )
+        (args.out / "history.json").write_text(json.dumps(history, indent=2))
+    print(f"done: best val acc {best_acc:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

