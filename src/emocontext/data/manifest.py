@@ -1,0 +1,158 @@
+"""Which clips exist, with their labels, splits and groups: one :class:`Manifest` type.
+
+Sits at the bottom of the data flow with the label sets: it imports neither
+torch nor the feature layer. Dataset adapters (CAER, AFEW, CHEAVD 2.0, RAVDESS,
+CREMA-D, ...) live in :mod:`emocontext.data.adapters` and all return a Manifest.
+
+The generic CSV format has a header and the columns ``path`` (required, relative
+to the CSV's folder or absolute), ``label``, ``split``, ``group`` (e.g. subject),
+``start`` and ``end`` (seconds), all optional.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import ManifestError
+from ..labels import LabelSet, canonical
+
+__all__ = ["ClipEntry", "Manifest", "MEDIA_SUFFIXES", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class ClipEntry:
+    """One clip: a media file, optionally a time window of it.
+
+    Attributes:
+        path: absolute path of the video or image file.
+        label: canonical emotion name (see :func:`emocontext.labels.canonical`), or None if unlabelled.
+        split: ``"train"``, ``"val"``, ``"test"`` or None.
+        group: subject/actor/source id used for grouped cross-validation, or None.
+        start, end: time window in seconds, or None for the whole file.
+    """
+
+    path: str
+    label: str | None = None
+    split: str | None = None
+    group: str | None = None
+    start: float | None = None
+    end: float | None = None
+
+    @property
+    def clip_id(self) -> str:
+        """Unique id of the clip: the path, plus the window if there is one."""
+        if self.start is None and self.end is None:
+            return self.path
+        return f"{self.path}#{self.start or 0:.3f}-{'' if self.end is None else f'{self.end:.3f}'}"
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("path", "label", "split", "group", "start", "end")}
+
+
+@dataclass
+class Manifest:
+    """An ordered list of :class:`ClipEntry` with the label set their labels belong to."""
+
+    entries: list[ClipEntry]
+    label_set: LabelSet | None = None
+    name: str = "manifest"
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[ClipEntry]:
+        return iter(self.entries)
+
+    def __getitem__(self, i: int) -> ClipEntry:
+        return self.entries[i]
+
+    def split(self, name: str) -> Manifest:
+        """The entries of one split (``"train"``, ``"val"``, ``"test"``)."""
+        return replace(self, entries=[e for e in self.entries if e.split == name])
+
+    def label_ids(self) -> list[int]:
+        """Class ids of the labels in ``label_set`` order; raises ManifestError on unlabelled entries."""
+        if self.label_set is None:
+            raise ManifestError(f"{self.name}: no label set")
+        missing = [e.path for e in self.entries if e.label is None]
+        if missing:
+            raise ManifestError(f"{self.name}: {len(missing)} unlabelled entries, e.g. {missing[:3]}")
+        return [self.label_set.index(e.label) for e in self.entries]
+
+    def validate(self, *, check_files: bool = True) -> Manifest:
+        """Check labels against the label set and that files exist; one error listing every offending row."""
+        problems = []
+        for i, e in enumerate(self.entries):
+            if e.label is not None and self.label_set is not None and e.label not in self.label_set.names:
+                problems.append(f"row {i}: unknown label {e.label!r} ({e.path})")
+            if check_files and not Path(e.path).is_file():
+                problems.append(f"row {i}: missing file {e.path}")
+        if problems:
+            head = "\n  ".join(problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            known = f" (label set {self.label_set.name}: {', '.join(self.label_set.names)})" if self.label_set else ""
+            raise ManifestError(f"{self.name}: {len(problems)} bad rows{known}:\n  {head}{more}")
+        return self
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | Path], *, recursive: bool = True) -> Manifest:
+        """Unlabelled manifest of files; directories are expanded to the media files inside, sorted.
+
+        Raises:
+            ManifestError: a path does not exist, or a directory holds no media file.
+        """
+        entries = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                found = sorted(
+                    f for f in (p.rglob("*") if recursive else p.iterdir()) if f.suffix.lower() in MEDIA_SUFFIXES
+                )
+                if not found:
+                    raise ManifestError(f"{p}: no video or image files in this folder")
+                entries += [ClipEntry(str(f.resolve())) for f in found]
+            else:
+                # missing files are kept: the decoder reports them one by one with the others still running
+                entries.append(ClipEntry(str(p.resolve()) if p.exists() else str(p)))
+        return cls(entries, name="files")
+
+    @classmethod
+    def from_csv(cls, path: str | Path, *, label_set: LabelSet | None = None, check_files: bool = True) -> Manifest:
+        """Read the generic CSV format (see module docstring); labels are mapped to canonical names."""
+        path = Path(path)
+        if not path.is_file():
+            raise ManifestError(f"{path}: no such manifest file")
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise ManifestError(f"{path}: a manifest CSV needs a header with a 'path' column")
+            entries = []
+            for row in reader:
+                p = Path(row["path"])
+                if not p.is_absolute():
+                    p = path.parent / p
+                entries.append(
+                    ClipEntry(
+                        path=str(p),
+                        label=canonical(row["label"]) if row.get("label") else None,
+                        split=row.get("split") or None,
+                        group=row.get("group") or None,
+                        start=float(row["start"]) if row.get("start") else None,
+                        end=float(row["end"]) if row.get("end") else None,
+                    )
+                )
+        return cls(entries, label_set=label_set, name=str(path)).validate(check_files=check_files)
+
+    def to_csv(self, path: str | Path) -> None:
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["path", "label", "split", "group", "start", "end"])
+            w.writeheader()
+            for e in self.entries:
+                w.writerow({k: ("" if v is None else v) for k, v in e.to_dict().items()})

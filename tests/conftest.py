@@ -1,0 +1,82 @@
+"""Shared test helpers: tiny videos made on the fly, and the real-data location."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("EMOCONTEXT_DATA", REPO.parent / "shared" / "data"))
+
+
+def data_path(*parts: str) -> Path:
+    """A path under the real data folder; skips the test with a reason when it is absent."""
+    p = DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not found: {p} (set EMOCONTEXT_DATA)")
+    return p
+
+
+def encode_video(
+    path: Path,
+    frames: np.ndarray,
+    *,
+    fps: int = 10,
+    pts_seconds: list[float] | None = None,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    codec: str = "mpeg4",
+) -> Path:
+    """Write RGB uint8 frames ``(T, H, W, 3)`` to ``path`` with PyAV.
+
+    ``pts_seconds`` gives each frame's presentation time (variable frame rate);
+    ``audio`` a mono float32 track.
+    """
+    import av
+
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream(codec, rate=fps)
+        vs.width, vs.height = frames.shape[2], frames.shape[1]
+        vs.pix_fmt = "yuv420p"
+        tb = Fraction(1, 1000)
+        vs.time_base = tb
+        if audio is not None:
+            aus = c.add_stream("aac", rate=sample_rate, layout="mono")
+        for i, img in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            t = pts_seconds[i] if pts_seconds is not None else i / fps
+            f.pts = int(round(t * 1000))
+            f.time_base = tb
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        if audio is not None:
+            n = 1024
+            for i in range(0, len(audio), n):
+                chunk = audio[i : i + n].astype(np.float32)
+                af = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                af.sample_rate = sample_rate
+                af.pts = i
+                af.time_base = Fraction(1, sample_rate)
+                for p in aus.encode(af):
+                    c.mux(p)
+            for p in aus.encode():
+                c.mux(p)
+    return path
+
+
+def numbered_frames(n: int, h: int = 64, w: int = 96) -> np.ndarray:
+    """Frames whose brightness encodes their index (evenly spaced grey levels from 10 to 240)."""
+    levels = np.linspace(10, 240, n).round()
+    return np.broadcast_to(levels[:, None, None, None], (n, h, w, 3)).astype(np.uint8).copy()
+
+
+def frame_index(img: np.ndarray, n: int) -> int:
+    """Inverse of :func:`numbered_frames` for a decoded frame (lossy codec: nearest level)."""
+    levels = np.linspace(10, 240, n).round()
+    return int(np.argmin(np.abs(levels - img.mean())))

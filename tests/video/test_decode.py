@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emocontext.errors import AudioDecodeError, VideoDecodeError
+from emocontext.video.decode import iter_frames, probe, random_start, read_audio, read_frames
+from tests.conftest import data_path, encode_video, frame_index, numbered_frames
+
+
+@pytest.fixture(scope="module")
+def cfr(tmp_path_factory):
+    """2 s at 10 fps, frame i has a distinct brightness."""
+    return encode_video(tmp_path_factory.mktemp("v") / "cfr.mp4", numbered_frames(20), fps=10)
+
+
+def test_samples_by_timestamp_at_target_rate(cfr):
+    clip = read_frames(cfr, fps=5)
+    assert clip.frames.shape == (10, 64, 96, 3)
+    np.testing.assert_allclose(clip.timestamps, np.arange(10) * 0.2, atol=1e-6)
+    # at 5 fps from a 10 fps file, every second frame: 0, 2, 4, ...
+    assert [frame_index(f, 20) for f in clip.frames] == list(range(0, 20, 2))
+
+
+def test_start_offset_and_max_duration(cfr):
+    clip = read_frames(cfr, fps=5, start=0.6, max_duration=0.8)
+    np.testing.assert_allclose(clip.timestamps, [0.6, 0.8, 1.0, 1.2], atol=1e-6)
+    assert [frame_index(f, 20) for f in clip.frames] == [6, 8, 10, 12]
+
+
+def test_higher_rate_than_file_repeats_frames(cfr):
+    clip = read_frames(cfr, fps=20, max_duration=0.5)
+    assert [frame_index(f, 20) for f in clip.frames] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_variable_frame_rate(tmp_path):
+    # 6 frames at irregular times: the frame on screen at each target time is taken
+    pts = [0.0, 0.05, 0.5, 0.55, 1.3, 1.35]
+    path = encode_video(tmp_path / "vfr.mkv", numbered_frames(6), fps=20, pts_seconds=pts)
+    clip = read_frames(path, fps=2)
+    np.testing.assert_allclose(clip.timestamps, [0.0, 0.5, 1.0], atol=1e-6)
+    assert [frame_index(f, 6) for f in clip.frames] == [0, 2, 3]
+
+
+def test_streaming_does_not_need_the_whole_file(cfr):
+    it = iter_frames(cfr, fps=5)
+    first = next(it)
+    assert first.timestamp == 0.0 and first.image.dtype == np.uint8
+    it.close()
+
+
+def test_random_start_is_within_bounds(cfr):
+    info = probe(cfr)
+    assert info.duration == pytest.approx(2.0, abs=0.15)
+    rng = np.random.default_rng(0)
+    starts = [random_start(info, 1.0, rng) for _ in range(50)]
+    assert 0 <= min(starts) and max(starts) <= info.duration - 1.0 and len(set(starts)) > 1
+    assert random_start(info, 5.0, rng) == 0.0
+
+
+def test_still_image_is_one_frame(tmp_path):
+    import cv2
+
+    p = tmp_path / "img.png"
+    cv2.imwrite(str(p), np.full((30, 40, 3), 200, np.uint8))
+    clip = read_frames(p)
+    assert clip.frames.shape == (1, 30, 40, 3) and clip.timestamps.tolist() == [0.0]
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.mp4", "no such file"),
+        (lambda d: _write(d / "empty.mp4", b""), "empty file"),
+        (lambda d: _write(d / "text.mp4", b"hello, not a video\n" * 50), "not a readable"),
+        (lambda d: _write(d / "bad.png", b"\x89PNG garbage"), "not a readable image"),
+        (lambda d: d, "directory"),
+    ],
+)
+def test_bad_files_raise_one_clear_error(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(VideoDecodeError, match=message) as e:
+        read_frames(path)
+    assert str(path) in str(e.value)
+
+
+def test_truncated_file_keeps_frames_before_the_break(tmp_path):
+    full = encode_video(tmp_path / "full.mkv", numbered_frames(30), fps=10)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    clip = read_frames(cut, fps=5)
+    assert 1 <= len(clip.frames) < 15
+
+
+def test_truncated_mp4_without_index_is_an_error(tmp_path):
+    full = encode_video(tmp_path / "full.mp4", numbered_frames(30), fps=10)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[:2000])
+    with pytest.raises(VideoDecodeError, match="cut.mp4"):
+        read_frames(cut)
+
+
+def test_no_video_stream(tmp_path):
+    import av
+
+    path = tmp_path / "audio_only.m4a"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000, layout="mono")
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate = 16000
+        for p in s.encode(af):
+            c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with pytest.raises(VideoDecodeError, match="no video stream"):
+        read_frames(path)
+
+
+def test_audio_mono_resampled(tmp_path):
+    sr = 16000
+    t = np.arange(sr) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    path = encode_video(tmp_path / "av.mp4", numbered_frames(10), fps=10, audio=tone, sample_rate=sr)
+    a = read_audio(path, sample_rate=8000)
+    assert a.dtype == np.float32 and a.ndim == 1
+    assert abs(len(a) - 8000) < 1200
+    spec = np.abs(np.fft.rfft(a[1000:7000]))
+    assert abs(np.argmax(spec) * 8000 / 6000 - 440) < 5
+
+
+def test_audio_missing_stream(cfr):
+    with pytest.raises(AudioDecodeError, match="no audio stream"):
+        read_audio(cfr)
+
+
+@pytest.mark.realdata
+def test_real_clips_decode():
+    root = data_path("videos")
+    for f in ["crema-d/1001_DFA_HAP_XX.flv", "ravdess/01-01-08-02-01-01-19.mp4", "unlabeled/face_noface.mov"]:
+        clip = read_frames(root / f)
+        info = clip.info
+        assert len(clip.frames) == pytest.approx(info.duration * 5, abs=1.5)
+        assert clip.frames.shape[1:] == (info.height, info.width, 3)
+    a = read_audio(root / "crema-d/1001_DFA_HAP_XX.flv")
+    assert len(a) == pytest.approx(1.87 * 16000, rel=0.05)
+    with pytest.raises(AudioDecodeError):
+        read_audio(root / "ravdess/01-01-08-02-01-01-19.mp4")
