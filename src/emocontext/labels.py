@@ -58,6 +58,10 @@ SYNONYMS = {
     "sadness": "sad",
     "surprised": "surprise",
     "neu": "neutral",
+    "afraid": "fear",
+    "scared": "fear",
+    "worry": "worried",
+    "anxiety": "anxious",
 }
 
 
@@ -67,8 +71,62 @@ def canonical(label: str) -> str:
     return SYNONYMS.get(key, key)
 
 
-def get_label_set(name: str) -> LabelSet:
+def get_label_set(name: str | LabelSet) -> LabelSet:
+    """The label set called ``name`` (a LabelSet is returned as is); raises :class:`ManifestError` if unknown."""
+    if isinstance(name, LabelSet):
+        return name
     try:
         return LABEL_SETS[name.lower()]
     except KeyError:
         raise ManifestError(f"unknown label set {name!r} (known: {', '.join(LABEL_SETS)})") from None
+
+
+#: Default mappings between label sets, beyond the names both sets share (which map to themselves).
+#: A value of None drops the entries with that label. Source labels that are neither shared nor listed here
+#: have no default equivalent: mapping them is an error unless the caller gives a mapping.
+#:
+#: - RAVDESS ``calm`` -> ``neutral``: calm is a low-arousal, near-neutral face in RAVDESS
+#:   (Livingstone & Russo 2018); merging it keeps the data. Pass ``{"calm": None}`` to drop it instead.
+#: - CK+ ``contempt`` -> dropped: Ekman-7 has no contempt, and CK+ 6/7-class protocols leave it out.
+#: - CHEAVD ``worried`` and ``anxious`` have no Ekman equivalent and no default (fear is the nearest,
+#:   but merging is a modelling decision): give a mapping, e.g. ``{"worried": None, "anxious": None}``.
+DEFAULT_MAPPINGS: dict[tuple[str, str], dict[str, str | None]] = {
+    ("ravdess8", "ekman7"): {"calm": "neutral"},
+    ("ckplus7", "ekman7"): {"contempt": None},
+}
+
+
+def label_mapping(
+    source: LabelSet | str | None,
+    target: LabelSet | str,
+    mapping: dict[str, str | None] | None = None,
+) -> dict[str, str | None]:
+    """Effective mapping from source label names to target names (None = drop).
+
+    Built from, in increasing priority: the names both sets share (identity), :data:`DEFAULT_MAPPINGS` for
+    the pair, then ``mapping`` (keys and values go through :func:`canonical`). Source names that end up
+    with no entry have no equivalent in ``target``; the caller decides whether that is an error (see
+    :func:`emocontext.data.adapters.map_labels`). With ``source=None`` (labels of unknown origin), only the
+    target's own names and ``mapping`` are used.
+
+    Raises:
+        ManifestError: a mapping value is not a name of ``target``, or a set name is unknown.
+    """
+    target = get_label_set(target)
+    result: dict[str, str | None] = {n: n for n in target.names}
+    if source is not None:
+        source = get_label_set(source)
+        result = {n: n for n in source.names if n in target.names}
+        result.update(DEFAULT_MAPPINGS.get((source.name, target.name), {}))
+    bad = []
+    for key, value in (mapping or {}).items():
+        value = None if value is None else canonical(value)
+        if value is not None and value not in target.names:
+            bad.append(f"{key!r} -> {value!r}")
+        result[canonical(key)] = value
+    if bad:
+        raise ManifestError(
+            f"label mapping to {target.name}: targets not in the set: {', '.join(bad)} "
+            f"(expected one of: {', '.join(target.names)}, or None to drop)"
+        )
+    return result
