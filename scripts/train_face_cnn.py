@@ -9,7 +9,7 @@ Recipe (seeded, resumable, CPU):
     scale 0.85-1.15, shift +-10 %), horizontal flip, brightness/contrast +-30 %,
     random erasing of one square (p = 0.5).
   * AdamW (lr 1e-3, weight decay 0.05), batch 64, one warm-up epoch then cosine
-    decay, label smoothing 0.1, 12 epochs.
+    decay, label smoothing 0.1, 10 epochs.
   * a checkpoint after every epoch (atomic); ``--resume`` continues from it and
     gives the same result, because each epoch re-seeds from ``seed + epoch``.
 
@@ -112,16 +112,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMOCONTEXT_DATA", "../shared/data")) / "fer2013")
     ap.add_argument("--out", type=Path, default=Path("runs/face_cnn"))
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     ap.add_argument("--export", action="store_true", help="evaluate the best checkpoint and write package weights")
     ap.add_argument("--export-to", type=Path, default=Path(__file__).resolve().parents[1] / "src/emocontext/weights")
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "cache"
     xtr, ytr = load_split(args.data, "train", cache)

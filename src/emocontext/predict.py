@@ -14,6 +14,7 @@ Still images are one-frame videos.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 
 from .errors import EmoContextError
 from .features.backbones import FaceExtractor
-from .video.faces import create_detector
+from .video.faces import FaceDetector, create_detector
 from .video.pipeline import StageTimes, StreamConfig, video_streams
 
 __all__ = ["FramePrediction", "Prediction", "Predictor", "predict_file"]
@@ -83,7 +84,8 @@ class Predictor:
     """Loads the detector and the models once; :meth:`predict` runs them on one file.
 
     Args:
-        detector: face detector backend (``"mtcnn"`` offline default, ``"yunet"``, ``"haar"``, ``"dlib"``).
+        detector: face detector backend name (``"mtcnn"`` offline default, ``"yunet"``, ``"haar"``,
+            ``"dlib"``) or any object with the :class:`~emocontext.video.faces.FaceDetector` protocol.
         fps: sampling rate in Hz (default 5, as CACA-RNN).
         max_duration: read at most this many seconds of each file (None = all).
         face_weights: another face CNN weights file (default: the shipped one).
@@ -92,12 +94,12 @@ class Predictor:
     def __init__(
         self,
         *,
-        detector: str = "mtcnn",
+        detector: str | FaceDetector = "mtcnn",
         fps: float = 5.0,
         max_duration: float | None = None,
         face_weights: str | Path | None = None,
     ):
-        self.detector = create_detector(detector)
+        self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.face = FaceExtractor(face_weights)
         self.labels = self.face.spec.labels
         self.config = StreamConfig(fps=fps, max_duration=max_duration)
@@ -113,8 +115,10 @@ class Predictor:
         n = len(streams)
         probs = np.zeros((n, len(self.labels)), np.float32)
         present = streams.face_present
+        t0 = time.perf_counter()
         if present.any():
             _, probs[present] = self.face(streams.face[present])
+        self.times.add("face_cnn", time.perf_counter() - t0)
         frames = [
             FramePrediction(
                 timestamp=round(float(streams.timestamps[i]), 4),
@@ -142,8 +146,8 @@ class Predictor:
             truncated=streams.truncated,
         )
 
-    def predict_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str, Prediction | None, str | None]]:  # noqa: E501
-        """Yield ``(path, prediction, None)`` or ``(path, None, error message)`` per file; errors never stop the loop."""
+    def predict_many(self, paths: Iterable[str | Path]) -> Iterator[tuple[str, Prediction | None, str | None]]:
+        """Yield ``(path, prediction, None)`` or ``(path, None, message)`` per file; errors never stop the loop."""
         for p in paths:
             try:
                 yield str(p), self.predict(p), None

@@ -44,14 +44,14 @@ class Extractors:
     def build(
         cls,
         *,
-        detector: str = "mtcnn",
+        detector: str | FaceDetector = "mtcnn",
         context_backbone: str = "efficientnet_lite0",
         spatial: bool = False,
         config: StreamConfig = StreamConfig(),
         face_weights: str | Path | None = None,
     ) -> Extractors:
         return cls(
-            detector=create_detector(detector),
+            detector=create_detector(detector) if isinstance(detector, str) else detector,
             face=FaceExtractor(face_weights),
             context=ContextExtractor(context_backbone, spatial=spatial),
             config=config,

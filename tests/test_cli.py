@@ -1,0 +1,95 @@
+"""The command line on bad and good input: one-line errors, no tracebacks, nothing lost."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emocontext.cli import app
+from tests.conftest import data_path, encode_video, numbered_frames
+
+runner = CliRunner()
+
+
+def _run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+@pytest.fixture(scope="module")
+def noface_video(tmp_path_factory):
+    return encode_video(tmp_path_factory.mktemp("v") / "noface.mp4", numbered_frames(10), fps=5)
+
+
+def _bad_files(d):
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "text.mp4").write_text("not a video\n" * 100)
+    full = encode_video(d / "full.mp4", numbered_frames(20), fps=10)
+    (d / "truncated.mp4").write_bytes(full.read_bytes()[:1500])
+    full.unlink()
+    return {
+        "missing.mp4": "no such file",
+        "empty.mp4": "empty file",
+        "text.mp4": "not a readable media file",
+        "truncated.mp4": "truncated.mp4",
+    }
+
+
+def test_bad_inputs_one_line_error_each(tmp_path):
+    for name, message in _bad_files(tmp_path).items():
+        r = _run("predict", tmp_path / name)
+        assert r.exit_code == 1, (name, r.output)
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0] and name in lines[0], (name, r.output)
+
+
+def test_no_face_gives_a_result_marked_no_face(noface_video, tmp_path):
+    r = _run("predict", noface_video, "--json", tmp_path / "r.json")
+    assert r.exit_code == 0, r.output
+    assert "no face found" in r.output
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["no_face"] is True and d["label"] is None and d["num_frames"] == 10
+    assert [f["timestamp"] for f in d["frames"]] == pytest.approx(np.arange(10) * 0.2)
+
+
+def test_folder_with_bad_files_keeps_going(tmp_path, noface_video):
+    _bad_files(tmp_path)
+    encode_video(tmp_path / "good.mp4", numbered_frames(5), fps=5)
+    r = _run("predict", tmp_path, "--jsonl", tmp_path / "out.jsonl", "--csv", tmp_path / "out.csv", "-q")
+    assert r.exit_code == 1  # some failed
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [x["path"].split("/")[-1] for x in lines] == ["good.mp4"]
+    assert (tmp_path / "out.csv").read_text().startswith("path,label,confidence")
+
+
+def test_help_teaches():
+    r = _run("predict", "--help")
+    assert r.exit_code == 0 and "--jsonl" in r.output and "Examples" in r.output
+
+
+@pytest.mark.realdata
+def test_predict_real_clip_json(tmp_path):
+    clip = data_path("videos", "crema-d", "1001_DFA_HAP_XX.flv")
+    r = _run("predict", clip, "--json", tmp_path / "r.json")
+    assert r.exit_code == 0, r.output
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["label"] in d["probabilities"] and abs(sum(d["probabilities"].values()) - 1) < 1e-2
+    assert d["frames_with_face"] >= 0.9 * d["num_frames"]
+    f = d["frames"][0]
+    assert set(f) == {"timestamp", "face_present", "box", "probabilities"}
+    assert "happy" in r.output
+
+
+@pytest.mark.realdata
+def test_predict_every_real_clip(tmp_path):
+    videos = data_path("videos")
+    r = _run("predict", videos, "--jsonl", tmp_path / "all.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert len(lines) == 10  # 6 CREMA-D, 1 RAVDESS, 3 unlabelled
+    assert all(x["label"] is not None for x in lines)

@@ -1,0 +1,517 @@
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import hashlib
+import io
+import os
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emocontext.errors import ConfigError, NoFaceError, WeightsError
+from emocontext.video import faces
+from emocontext.video.faces import (
+    Detection,
+    FaceDetector,
+    FaceTrack,
+    MTCNNDetector,
+    Track,
+    box_iou,
+    create_detector,
+    detect_track,
+    list_detectors,
+    load_mtcnn_nets,
+    nms,
+    resolve_yunet_weights,
+    select_subject,
+    track_faces,
+)
+from tests.conftest import REPO, data_path
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to open a URL fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to use the network")
+
+    monkeypatch.setattr(faces.urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return MTCNNDetector()
+
+
+def det(x1, y1, x2, y2, score=0.9, landmarks=None):
+    return Detection((x1, y1, x2, y2), score, landmarks)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Detection, IoU, NMS
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_detection_is_frozen_and_normalised():
+    d = Detection([1, 2, 11, 22], np.float32(0.5), np.arange(10))
+    assert d.box == (1.0, 2.0, 11.0, 22.0) and isinstance(d.score, float)
+    assert d.landmarks.shape == (5, 2) and d.landmarks.dtype == np.float32
+    assert d.area == 200.0 and d.center == (6.0, 12.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.score = 1.0
+    s = d.scaled(2.0)
+    assert s.box == (2.0, 4.0, 22.0, 44.0) and s.landmarks[4, 1] == 18.0
+    with pytest.raises(ConfigError):
+        Detection((0, 0, 1), 1.0)
+
+
+def test_box_iou():
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]])
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 3)
+    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0])
+    np.testing.assert_allclose(iou[1], 0.0)
+
+
+def _reference_nms(boxes, scores, thr, mode):
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    keep = []
+    for i in order:
+        ok = True
+        for k in keep:
+            ix = max(0, min(boxes[i, 2], boxes[k, 2]) - max(boxes[i, 0], boxes[k, 0]))
+            iy = max(0, min(boxes[i, 3], boxes[k, 3]) - max(boxes[i, 1], boxes[k, 1]))
+            inter = ix * iy
+            ai = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+            ak = (boxes[k, 2] - boxes[k, 0]) * (boxes[k, 3] - boxes[k, 1])
+            ov = inter / (ai + ak - inter) if mode == "union" else inter / min(ai, ak)
+            if ov > thr:
+                ok = False
+                break
+        if ok:
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize("mode", ["union", "min"])
+@pytest.mark.parametrize("matrix", [True, False])
+def test_nms_matches_reference(mode, matrix, monkeypatch):
+    if not matrix:
+        monkeypatch.setattr(faces, "_NMS_MATRIX_MAX", 0)
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 100, (150, 2))
+    wh = rng.uniform(5, 40, (150, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    scores = rng.permutation(150).astype(np.float32)  # distinct scores: a unique answer
+    for thr in (0.3, 0.5, 0.7):
+        got = nms(torch.from_numpy(boxes), torch.from_numpy(scores), thr, mode=mode).tolist()
+        assert got == _reference_nms(boxes.astype(np.float64), scores, thr, mode)
+
+
+def test_nms_modes_and_edge_cases():
+    big_and_inner = torch.tensor([[0.0, 0, 100, 100], [10, 10, 30, 30]])
+    scores = torch.tensor([0.9, 0.8])
+    assert nms(big_and_inner, scores, 0.7).tolist() == [0, 1]  # IoU 0.04: both kept
+    assert nms(big_and_inner, scores, 0.7, mode="min").tolist() == [0]  # inner box covered: dropped
+    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
+    assert nms(big_and_inner, torch.tensor([0.1, 0.8]), 0.7, mode="min").tolist() == [1]
+    with pytest.raises(ConfigError):
+        nms(big_and_inner, scores, 0.5, mode="max")
+    with pytest.raises(ConfigError):
+        nms(big_and_inner, scores[:1], 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# MTCNN building blocks (no data needed; the weights ship in the `mtcnn` package)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_keras_flatten_order_matches_permute_then_flatten():
+    nhwc = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)  # N, H, W, C
+    keras = np.transpose(nhwc, (0, 2, 1, 3)).reshape(2, -1)  # Permute((2, 1, 3)) then Flatten
+    ours = faces._keras_flatten(torch.from_numpy(nhwc).permute(0, 3, 1, 2))  # from NCHW
+    np.testing.assert_array_equal(ours.numpy(), keras)
+
+
+def test_conv_kernels_are_converted_from_hwio():
+    """A Keras conv (HWIO kernel, NHWC input, cross-correlation) computed by hand equals our loaded conv."""
+    rng = np.random.default_rng(1)
+    net = faces._PNet()
+    arrays = []
+    for name in net.keras_layers:
+        layer = getattr(net, name)
+        if isinstance(layer, torch.nn.Conv2d):
+            o, i, kh, kw = layer.weight.shape
+            arrays += [rng.normal(size=(kh, kw, i, o)).astype(np.float32), rng.normal(size=o).astype(np.float32)]
+        else:
+            arrays.append(rng.normal(size=(1, 1, layer.weight.shape[0])).astype(np.float32))
+    faces._load_keras_arrays(net, arrays, "synthetic")
+    kernel, bias = arrays[0], arrays[1]
+    img = rng.normal(size=(7, 9, 3)).astype(np.float32)  # H, W, C
+    expect = np.zeros((5, 7, 10), np.float32)
+    for y in range(5):
+        for x in range(7):
+            expect[y, x] = np.einsum("ijc,ijco->o", img[y : y + 3, x : x + 3], kernel) + bias
+    got = net.conv1(torch.from_numpy(img).permute(2, 0, 1)[None])[0].permute(1, 2, 0).detach().numpy()
+    np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(net.prelu1.weight.detach().numpy(), arrays[2].reshape(-1))
+
+
+def test_mtcnn_weights_load_with_expected_shapes():
+    pnet, rnet, onet = load_mtcnn_nets()
+    assert pnet.conv1.weight.shape == (10, 3, 3, 3) and pnet.conv4_1.weight.shape == (4, 32, 1, 1)
+    assert rnet.fc4.weight.shape == (128, 576) and rnet.fc5_2.weight.shape == (2, 128)
+    assert onet.fc5.weight.shape == (256, 1152) and onet.fc6_2.weight.shape == (10, 256)
+    for net in (pnet, rnet, onet):
+        assert not net.training
+        assert all(p.abs().sum() > 0 for p in net.parameters())
+
+
+def test_mtcnn_weight_errors(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        load_mtcnn_nets(tmp_path)
+    (tmp_path / "pnet.lz4").write_bytes(b"not a joblib file")
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_mtcnn_nets(tmp_path)
+    import joblib
+
+    joblib.dump([np.zeros((3, 3, 3, 11), np.float32)], tmp_path / "pnet.lz4")
+    with pytest.raises(WeightsError, match="shape"):
+        load_mtcnn_nets(tmp_path)
+
+
+def test_cpu_optimisations_are_exact():
+    plain = load_mtcnn_nets()
+    fast = copy.deepcopy(plain)
+    faces._optimize_for_cpu(*fast)
+    assert fast[0].conv1.out_channels == 16 and fast[1].conv1.out_channels == 32
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(1, 3, 37, 51, generator=g), torch.randn(5, 3, 24, 24, generator=g)]
+    inputs.append(torch.randn(4, 3, 48, 48, generator=g))
+    with torch.inference_mode():
+        for a, b, x in zip(plain, fast, inputs, strict=True):
+            for u, v in zip(a(x), b(x.contiguous(memory_format=torch.channels_last)), strict=True):
+                torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (7, 9), (1, 5), (2, 1)])
+def test_max_pool_2x2_is_ceil_mode_pooling(shape):
+    x = torch.randn(2, 3, *shape)
+    torch.testing.assert_close(faces._max_pool_2x2(x), F.max_pool2d(x, 2, 2, ceil_mode=True))
+
+
+def test_mtcnn_on_blank_tiny_and_bad_frames(mtcnn):
+    assert mtcnn.detect(np.full((120, 160, 3), 128, np.uint8)) == []
+    assert mtcnn.detect(np.zeros((8, 8, 3), np.uint8)) == []
+    with pytest.raises(ConfigError, match="RGB uint8"):
+        mtcnn.detect(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ConfigError, match="RGB uint8"):
+        mtcnn.detect(np.zeros((32, 32, 3), np.float32))
+
+
+def test_mtcnn_options_are_checked():
+    with pytest.raises(ConfigError):
+        MTCNNDetector(min_face_size=8)
+    with pytest.raises(ConfigError):
+        MTCNNDetector(thresholds=(0.6, 0.7))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_create_detector_by_name(mtcnn):
+    assert list_detectors() == ["mtcnn", "yunet", "haar", "dlib"]
+    d = create_detector("MTCNN", min_face_size=40)
+    assert isinstance(d, MTCNNDetector) and d.name == "mtcnn" and d.min_face_size == 40
+    assert isinstance(d, FaceDetector)
+    with pytest.raises(ConfigError, match="mtcnn, yunet, haar, dlib"):
+        create_detector("retinaface")
+    with pytest.raises(ConfigError, match="bad option"):
+        create_detector("mtcnn", no_such_option=1)
+
+
+def test_dlib_missing_is_a_config_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib -> ImportError
+    with pytest.raises(ConfigError, match=r"emocontext\[dlib\]"):
+        create_detector("dlib")
+
+
+def test_haar_without_cascade_support_is_a_config_error(monkeypatch):
+    monkeypatch.setattr(faces, "_cascade_classifier_class", lambda: None)
+    with pytest.raises(ConfigError, match="CascadeClassifier"):
+        create_detector("haar")
+
+
+def test_haar_missing_cascade_file(tmp_path):
+    if faces._cascade_classifier_class() is None:
+        pytest.skip("this OpenCV has no CascadeClassifier (OpenCV 5 moved it to opencv-contrib)")
+    with pytest.raises(WeightsError):
+        create_detector("haar", cascade=tmp_path / "missing.xml")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# YuNet weights: never the network
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOCONTEXT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("EMOCONTEXT_YUNET", raising=False)
+    return tmp_path / "cache"
+
+
+class _FakeResponse(io.BytesIO):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_yunet_not_found_tells_how_to_get_it(cache):
+    with pytest.raises(WeightsError) as e:
+        resolve_yunet_weights()
+    msg = str(e.value)
+    assert "EMOCONTEXT_YUNET" in msg and "download=True" in msg and faces.YUNET_URL in msg
+    with pytest.raises(WeightsError, match="not found"):
+        resolve_yunet_weights(cache / "nope.onnx")
+
+
+def test_yunet_path_env_and_cache(cache, tmp_path, monkeypatch):
+    explicit = tmp_path / "mine.onnx"
+    explicit.write_bytes(b"x")
+    assert resolve_yunet_weights(explicit) == explicit
+    monkeypatch.setenv("EMOCONTEXT_YUNET", str(explicit))
+    assert resolve_yunet_weights() == explicit
+    monkeypatch.setenv("EMOCONTEXT_YUNET", str(tmp_path / "gone.onnx"))
+    with pytest.raises(WeightsError, match="EMOCONTEXT_YUNET"):
+        resolve_yunet_weights()
+    monkeypatch.delenv("EMOCONTEXT_YUNET")
+    cache.mkdir()
+    cached = cache / faces.YUNET_FILENAME
+    cached.write_bytes(b"model bytes")
+    with pytest.raises(WeightsError, match="SHA-256"):  # a cached file must pass its checksum
+        resolve_yunet_weights()
+    monkeypatch.setattr(faces, "YUNET_SHA256", hashlib.sha256(b"model bytes").hexdigest())
+    assert resolve_yunet_weights() == cached
+
+
+def test_yunet_download_checks_sha_and_is_atomic(cache, monkeypatch):
+    payload = b"pretend onnx"
+    monkeypatch.setattr(faces.urllib.request, "urlopen", lambda url, timeout: _FakeResponse(payload))
+    with pytest.raises(WeightsError, match="SHA-256"):
+        resolve_yunet_weights(download=True)
+    assert list(cache.iterdir()) == []  # nothing saved, no partial file left
+    monkeypatch.setattr(faces, "YUNET_SHA256", hashlib.sha256(payload).hexdigest())
+    path = resolve_yunet_weights(download=True)
+    assert path == cache / faces.YUNET_FILENAME and path.read_bytes() == payload
+    assert [p.name for p in cache.iterdir()] == [faces.YUNET_FILENAME]
+
+
+def test_yunet_download_network_error(cache, monkeypatch):
+    def fail(url, timeout):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(faces.urllib.request, "urlopen", fail)
+    with pytest.raises(WeightsError, match="cannot download"):
+        resolve_yunet_weights(download=True)
+    assert not any(cache.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tracking and the subject
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_track_links_across_gaps_and_subject_is_masked_not_dropped():
+    per_frame = [[det(10 + 2 * t, 10, 60 + 2 * t, 60)] for t in range(10)]
+    per_frame[3] = per_frame[4] = []  # two missed frames: within max_gap
+    tracks = track_faces(per_frame, max_gap=2)
+    assert len(tracks) == 1 and tracks[0].frames == [0, 1, 2, 5, 6, 7, 8, 9]
+    ft = select_subject(tracks, 10)
+    assert len(ft) == 10 and ft.boxes.shape == (10, 4) and ft.boxes.dtype == np.float32
+    np.testing.assert_array_equal(ft.present, [1, 1, 1, 0, 0, 1, 1, 1, 1, 1])
+    assert not ft.boxes[3:5].any() and not ft.scores[3:5].any()
+    np.testing.assert_allclose(ft.boxes[9], [28, 10, 78, 60])
+    assert ft.landmarks is None and ft.num_present == 8
+
+
+def test_a_long_gap_starts_a_new_track():
+    per_frame = [[det(0, 0, 50, 50)], [], [], [], [det(0, 0, 50, 50)]]
+    assert len(track_faces(per_frame, max_gap=3)) == 1
+    assert len(track_faces(per_frame, max_gap=2)) == 2
+
+
+def test_two_people_most_persistent_wins_over_larger():
+    a = (10, 10, 40, 40)  # small, present in 8 frames
+    b = (100, 10, 200, 110)  # large, present in 5 frames
+    per_frame = [[det(*a)] + ([det(*b)] if t < 5 else []) for t in range(8)]
+    tracks = track_faces(per_frame)
+    assert sorted(len(t) for t in tracks) == [5, 8]
+    ft = select_subject(tracks, 8)
+    assert ft.present.all()
+    np.testing.assert_allclose(ft.boxes, np.tile(a, (8, 1)))
+
+
+def test_two_people_tie_broken_by_area():
+    small, large = (10, 10, 40, 40), (100, 10, 200, 110)
+    per_frame = [[det(*small), det(*large)] for _ in range(6)]
+    tracks = track_faces(per_frame)
+    assert len(tracks) == 2 and all(len(t) == 6 for t in tracks)
+    np.testing.assert_allclose(select_subject(tracks, 6).boxes[0], large)
+
+
+def test_greedy_matching_prefers_the_higher_iou():
+    per_frame = [[det(0, 0, 50, 50), det(60, 0, 110, 50)], [det(58, 0, 108, 50), det(3, 0, 53, 50)]]
+    tracks = track_faces(per_frame)
+    assert len(tracks) == 2
+    assert tracks[0].detections[1].box[0] == 3.0 and tracks[1].detections[1].box[0] == 58.0
+
+
+def test_no_face_is_an_all_absent_track_or_an_error():
+    ft = select_subject(track_faces([[], [], []]), 3)
+    assert len(ft) == 3 and not ft.present.any() and not ft.boxes.any()
+    with pytest.raises(NoFaceError):
+        select_subject([], 3, require_face=True)
+    with pytest.raises(ConfigError):
+        select_subject([Track(0, {5: det(0, 0, 10, 10)})], 3)
+    with pytest.raises(ConfigError):
+        track_faces([[]], iou_threshold=0)
+
+
+class _Scripted:
+    """A FaceDetector that returns a fixed list per call."""
+
+    name = "scripted"
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    def detect(self, frame):
+        return self.script.pop(0)
+
+
+def test_detect_track_with_any_detector_keeps_landmarks():
+    lm = np.arange(10, dtype=np.float32).reshape(5, 2)
+    script = [[det(0, 0, 20, 20, 0.8, lm)], [], [det(1, 0, 21, 20, 0.9, lm + 1)], [det(300, 300, 310, 310)]]
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    ft = detect_track(frames, _Scripted(script))
+    assert isinstance(ft, FaceTrack) and len(ft) == 4
+    np.testing.assert_array_equal(ft.present, [True, False, True, False])
+    np.testing.assert_allclose(ft.scores, [0.8, 0, 0.9, 0])
+    assert ft.landmarks.shape == (4, 5, 2) and ft.landmarks[2, 0, 0] == 1.0 and not ft.landmarks[1].any()
+    with pytest.raises(NoFaceError):
+        detect_track(frames[:1], _Scripted([[]]), require_face=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _expw_test_faces(n: int) -> list[tuple[Path, np.ndarray]]:
+    expw = data_path("expw")
+    with open(expw / "splits.csv", newline="") as f:
+        split = {r["image"]: r["split"] for r in csv.DictReader(f)}
+    with open(expw / "labels.csv", newline="") as f:
+        rows = sorted(
+            (r for r in csv.DictReader(f) if split.get(r["image"]) == "test"),
+            key=lambda r: (r["image"], int(r["face_id"])),
+        )
+    return [(expw / "images" / r["image"], np.array([float(r[k]) for k in ("x1", "y1", "x2", "y2")])) for r in rows[:n]]
+
+
+def _yunet_weights() -> Path:
+    env = os.environ.get("EMOCONTEXT_YUNET")
+    p = Path(env) if env else REPO.parent / "shared" / "weights" / faces.YUNET_FILENAME
+    if not p.is_file():
+        pytest.skip(f"YuNet weights not found: {p} (set EMOCONTEXT_YUNET)")
+    return p
+
+
+def _found(detector, faces_: list[tuple[Path, np.ndarray]]) -> int:
+    found = 0
+    for path, gt in faces_:
+        d = detector.detect(_read_rgb(path))
+        if d and box_iou(gt[None], np.array([x.box for x in d])).max() >= 0.3:
+            found += 1
+    return found
+
+
+@pytest.mark.realdata
+def test_mtcnn_finds_expw_faces(mtcnn):
+    assert _found(mtcnn, _expw_test_faces(8)) >= 7
+
+
+@pytest.mark.realdata
+def test_mtcnn_finds_every_face_of_a_group_photo(mtcnn):
+    img = _read_rgb(data_path("images", "multi_face.jpg"))
+    d = mtcnn.detect(img)
+    assert len(d) == 5
+    assert [x.score for x in d] == sorted((x.score for x in d), reverse=True)
+    h, w = img.shape[:2]
+    for x in d:
+        x1, y1, x2, y2 = x.box
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and x.score > 0.9
+        lm = x.landmarks
+        assert ((lm[:, 0] > x1) & (lm[:, 0] < x2) & (lm[:, 1] > y1) & (lm[:, 1] < y2)).all()
+        assert lm[0, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]  # image-left eye / mouth corner first
+        assert lm[:2, 1].max() < lm[2, 1] < lm[3:, 1].min()  # eyes above nose above mouth
+    # max_side: the same faces when the frame is detected at a smaller size
+    small = MTCNNDetector(max_side=500)
+    d2 = small.detect(img)
+    assert len(d2) == 5
+    assert box_iou(np.array([x.box for x in d]), np.array([x.box for x in d2])).max(1).min() > 0.7
+
+
+@pytest.mark.realdata
+def test_yunet_on_real_images():
+    yunet = create_detector("yunet", weights=_yunet_weights())
+    assert yunet.name == "yunet" and isinstance(yunet, FaceDetector)
+    d = yunet.detect(_read_rgb(data_path("images", "multi_face.jpg")))
+    assert len(d) == 5 and all(x.landmarks.shape == (5, 2) for x in d)
+    assert _found(yunet, _expw_test_faces(8)) >= 7
+
+
+@pytest.mark.realdata
+def test_track_on_a_clip_where_the_face_leaves(mtcnn):
+    import av
+
+    path = data_path("videos", "unlabeled", "face_noface.mov")
+    frames = []
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i % 20 == 0:
+                frames.append(f.to_ndarray(format="rgb24"))
+            if i >= 120:
+                break
+    ft = detect_track(frames, mtcnn)
+    assert len(ft) == len(frames) == 7
+    assert ft.present[:3].all() and not ft.present[-3:].any()  # the face is there, then gone: masked
+    assert not ft.boxes[~ft.present].any()
+
+
+@pytest.mark.realdata
+def test_haar_on_a_group_photo():
+    if faces._cascade_classifier_class() is None:
+        pytest.skip("this OpenCV has no CascadeClassifier (OpenCV 5 moved it to opencv-contrib)")
+    d = create_detector("haar").detect(_read_rgb(data_path("images", "multi_face.jpg")))
+    assert len(d) >= 3 and all(x.score == 1.0 and x.landmarks is None for x in d)
