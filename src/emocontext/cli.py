@@ -236,6 +236,198 @@ def extract(
         raise typer.Exit(1)
 
 
+Store = Annotated[Path, typer.Option("--store", "-s", help="Feature store made by `emocontext extract`.")]
+
+
+def _clips(store_dir: Path, label_set: str | None):
+    """Store, label set and train/val/test entries from the manifest recorded in the store."""
+    from .features.store import FeatureStore
+    from .labels import get_label_set
+    from .train import manifest_from_store, split_train_val
+
+    store = FeatureStore(store_dir)
+    manifest = manifest_from_store(store, get_label_set(label_set) if label_set else None)
+    train, val = split_train_val(manifest)
+    test = manifest.split("test")
+    return store, manifest.label_set, train, val, (test if len(test) else None)
+
+
+@app.command()
+def models() -> None:
+    """List the registered models with their streams, parameter counts and papers.
+
+    Parameter counts are for 8 classes and the project's 1280-d face and context features.
+    """
+    from .models.registry import list_models, model_info, parameter_table
+
+    counts = parameter_table()
+    table = Table(title="emocontext models (create_model(name, ...))")
+    for c in ("name", "streams", "parameters", "description", "paper"):
+        table.add_column(c, overflow="fold")
+    for name in list_models():
+        info = model_info(name)
+        n = counts.get(name)
+        table.add_row(name, "+".join(info.streams), "-" if n is None else f"{n:,}", info.description, info.paper)
+    out.print(table)
+
+
+@app.command()
+def train(
+    store: Store,
+    model: Annotated[str, typer.Option(help="Registry name (see `emocontext models`).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints; resumed if present).")],
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-4).")] = 1e-4,
+    weight_decay: float = 0.0,
+    class_weights: Annotated[bool, typer.Option(help="Weight the loss by inverse class frequency.")] = False,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val mAP.")] = 15,
+    seeds: Annotated[int, typer.Option(help="Train this many seeds (0..N-1) and report the median.")] = 1,
+    max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames per clip.")] = None,
+    label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train a model on the clips of a feature store (the paper's recipe by default).
+
+    Clips, labels and splits come from the manifest recorded in the store at extraction. Without
+    a `val` split, 15 % of the non-test clips (grouped by subject when known) are held out.
+    Checkpoints are written after every epoch: run the same command again to resume.
+
+    Example: emocontext train -s features/ --model caca_rnn_a -o runs/caca_a --seeds 5
+    """
+    _setup_logging(verbose)
+    from .train import TrainConfig, train_seeds
+
+    try:
+        st, labels, tr, va, te = _clips(store, label_set)
+        cfg = TrainConfig(
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            class_weights=class_weights,
+            patience=patience,
+            max_frames=max_frames,
+        )
+        summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=out.print)
+    except EmoContextError as e:
+        raise _fail(str(e)) from None
+    _print_summary([summary])
+    out.print(f"checkpoints and metrics in {out_dir}")
+
+
+def _print_summary(summaries: list[dict], title: str = "results (median over seeds)") -> None:
+    table = Table(title=title)
+    for c in ("model", "parameters", "val mAP", "val acc", "test mAP", "test acc", "train clips/s"):
+        table.add_column(c, justify="right")
+    for s in summaries:
+        med = s["median"]
+
+        def cell(part, metric, med=med):
+            return f"{med[part][metric]:.4f}" if part in med else "-"
+
+        table.add_row(
+            s["model"],
+            f"{s['parameters']:,}",
+            cell("val", "macro_map"),
+            cell("val", "accuracy"),
+            cell("test", "macro_map"),
+            cell("test", "accuracy"),
+            f"{s['clips_per_second']:.0f}",
+        )
+    out.print(table)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A best.pt written by `emocontext train`.")],
+    store: Store,
+    split: Annotated[str, typer.Option(help="Which split to evaluate: train, val or test.")] = "test",
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json and confusion.png.")] = None,
+) -> None:
+    """Evaluate a trained model: accuracy, macro mAP, per-class AP and the confusion matrix."""
+    from .data.datasets import FeatureSequenceDataset
+    from .metrics import evaluate_probs, plot_confusion
+    from .train import load_model, predict_probs
+
+    try:
+        model, meta = load_model(checkpoint)
+        st, labels, tr, va, te = _clips(store, meta["label_set"])
+        entries = {"train": tr, "val": va, "test": te}.get(split)
+        if not entries:
+            raise EmoContextError(f"{store}: no clips in split {split!r}")
+        ds = FeatureSequenceDataset(st, entries, labels, max_frames=meta["config"]["max_frames"])
+        metrics = evaluate_probs(ds.labels, predict_probs(model, ds), list(labels.names))
+    except EmoContextError as e:
+        raise _fail(str(e)) from None
+    table = Table(title=f"{meta['config']['model']} on {split} ({metrics['n']} clips)")
+    table.add_column("class")
+    table.add_column("AP", justify="right")
+    table.add_column("clips", justify="right")
+    for name in labels.names:
+        ap = metrics["per_class_ap"][name]
+        table.add_row(name, "-" if ap is None else f"{ap:.4f}", str(metrics["support"][name]))
+    table.caption = f"accuracy {metrics['accuracy']:.4f}, macro mAP {metrics['macro_map']:.4f}"
+    out.print(table)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        import numpy as np
+
+        plot_confusion(np.array(metrics["confusion"]), list(labels.names), out_dir / "confusion.png")
+        out.print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'confusion.png'}")
+
+
+@app.command()
+def compare(
+    store: Store,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for runs and table.md.")],
+    model_names: Annotated[
+        str, typer.Option("--models", help="Comma-separated registry names.")
+    ] = "face_rnn,context_rnn,parallel_rnn,concat_rnn,caca_rnn_a,caca_rnn_b",
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    seeds: Annotated[int, typer.Option(help="Seeds per model; the table shows medians.")] = 1,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
+) -> None:
+    """Train and evaluate several models on one store; write a Table-I-style markdown table.
+
+    Example: emocontext compare -s features/ -o runs/compare --seeds 5
+    """
+    from .train import TrainConfig, train_seeds
+
+    names = [n.strip() for n in model_names.split(",") if n.strip()]
+    summaries = []
+    try:
+        st, labels, tr, va, te = _clips(store, label_set)
+        for name in names:
+            cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch_size, lr=lr)
+            summaries.append(
+                train_seeds(cfg, st, tr, va, te, labels, out_dir / name, seeds=range(seeds), progress=None)
+            )
+            out.print(f"{name}: done")
+    except EmoContextError as e:
+        raise _fail(str(e)) from None
+    _print_summary(summaries)
+    part = "test" if te else "val"
+    lines = [
+        f"| model | parameters | {part} mAP | {part} accuracy | train clips/s |",
+        "|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        m = s["median"][part]
+        lines.append(
+            f"| {s['model']} | {s['parameters']:,} | {m['macro_map']:.4f} | {m['accuracy']:.4f} "
+            f"| {s['clips_per_second']:.0f} |"
+        )
+    note = f"\nMedian over {seeds} seed(s); store `{store}`; {len(tr)} train, {len(va)} val"
+    note += f", {len(te)} test clips.\n" if te else " clips.\n"
+    (out_dir / "table.md").write_text("\n".join(lines) + "\n" + note)
+    out.print(f"wrote {out_dir / 'table.md'}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -5,7 +5,7 @@ learning rate 1e-4, batch 32, frozen extractors (features come from a
 FeatureStore), a random start frame per clip in training and the first frame in
 evaluation, cross-entropy (optionally weighted by inverse class frequency).
 Model selection and early stopping use the validation macro mAP (the MEC 2017
-metric). Training repeated over several seeds reports the median of each metric
+metric), ties broken by accuracy. Training repeated over several seeds reports the median of each metric
 (section V-D: "training was repeated five times with different random seeds and
 median performance metrics are selected").
 
@@ -136,7 +136,7 @@ def fit(
         "dims": dims,
     }
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
-    start, history, best_map, best_epoch, stale = 0, [], -1.0, -1, 0
+    start, history, best_key, best_epoch, stale = 0, [], (-1.0, -1.0), -1, 0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["meta"]["config"] != meta["config"]:
@@ -144,7 +144,7 @@ def fit(
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         start, history = ck["epoch"] + 1, ck["history"]
-        best_map, best_epoch, stale = ck["best_map"], ck["best_epoch"], ck["stale"]
+        best_key, best_epoch, stale = tuple(ck["best_key"]), ck["best_epoch"], ck["stale"]
         log.info("resuming %s after epoch %d", out, ck["epoch"])
     seen, busy = 0, 0.0
     for epoch in range(start, config.epochs):
@@ -167,8 +167,8 @@ def fit(
         val_map = macro_map(val_ds.labels, probs, k)
         val_acc = float((probs.argmax(1) == val_ds.labels).mean())
         history.append({"epoch": epoch, "loss": total / max(n, 1), "val_map": val_map, "val_accuracy": val_acc})
-        if val_map > best_map:
-            best_map, best_epoch, stale = val_map, epoch, 0
+        if (val_map, val_acc) > best_key:  # macro mAP first, accuracy breaks ties
+            best_key, best_epoch, stale = (val_map, val_acc), epoch, 0
             _save({"model": model.state_dict(), "meta": {**meta, "epoch": epoch}}, best_path)
         else:
             stale += 1
@@ -178,7 +178,7 @@ def fit(
                 "opt": opt.state_dict(),
                 "epoch": epoch,
                 "history": history,
-                "best_map": best_map,
+                "best_key": best_key,
                 "best_epoch": best_epoch,
                 "stale": stale,
                 "meta": meta,

@@ -17,6 +17,7 @@ def _record(t=4, spatial=False):
     return Record(
         face=rng.normal(size=(t, 6)).astype(np.float32),
         face_probs=np.full((t, 7), 1 / 7, np.float32),
+        face_map=rng.normal(size=(t, 6, 2, 2)).astype(np.float32),
         context=ctx,
         face_present=np.array([True, False] * (t // 2)),
         timestamps=np.arange(t) * 0.2,

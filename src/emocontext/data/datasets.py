@@ -97,6 +97,7 @@ class FeatureSequenceDataset(Dataset):
             "context": torch.from_numpy(r.context[sl]),
             "face_mask": torch.from_numpy(r.face_present[sl].astype(bool)),
             "face_probs": torch.from_numpy(r.face_probs[sl]),
+            "face_map": torch.from_numpy(r.face_map[sl]),
             "label": int(self.labels[i]),
             "index": i,
         }
@@ -106,7 +107,7 @@ def collate(items: list[dict]) -> dict:
     """Pad a list of samples to the longest one.
 
     Returns a batch dict: ``face`` (B, T, D_f), ``context`` (B, T, D_c) or (B, T, C, h, w),
-    ``face_probs`` (B, T, K), ``mask`` (B, T) bool, ``face_mask`` (B, T) bool,
+    ``face_probs`` (B, T, K), ``face_map`` (B, T, C, h, w), ``mask`` (B, T) bool, ``face_mask`` (B, T) bool,
     ``lengths`` (B,), ``label`` (B,), ``index`` (B,). Padded values are zeros.
     """
     lengths = torch.tensor([len(it["face"]) for it in items])
@@ -125,6 +126,7 @@ def collate(items: list[dict]) -> dict:
         "face": pad("face"),
         "context": pad("context"),
         "face_probs": pad("face_probs"),
+        "face_map": pad("face_map"),
         "face_mask": pad("face_mask") & mask,
         "mask": mask,
         "lengths": lengths,

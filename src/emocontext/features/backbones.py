@@ -238,16 +238,30 @@ class FaceExtractor:
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``crops``: uint8 ``(N, H, W, 3)`` RGB face crops. Returns float32 features and probabilities."""
-        feats, probs = [], []
+        """``crops``: uint8 ``(N, H, W, 3)`` RGB face crops -> features ``(N, 1280)``, probabilities ``(N, 7)``."""
+        feats, probs, _ = self.run(crops)
+        return feats, probs
+
+    @torch.inference_mode()
+    def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features ``(N, 1280)``, probabilities ``(N, 7)`` and last feature maps ``(N, 1280, 2, 2)`` (float32)."""
+        feats, probs, maps = [], [], []
         for i in range(0, len(crops), self.batch_size):
             x = _to_input(crops[i : i + self.batch_size], self.spec)
-            f = self.model.features(x)
+            m = self.model.feature_map(x)
+            f = m.mean((2, 3))
+            maps.append(m)
             feats.append(f)
             probs.append(self.model.head(f).softmax(-1))
         if not feats:
-            return np.zeros((0, self.spec.feature_dim), np.float32), np.zeros((0, len(EKMAN7)), np.float32)
-        return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+            h, w = (s // 32 for s in self.spec.input_size)
+            d = self.spec.feature_dim
+            return (
+                np.zeros((0, d), np.float32),
+                np.zeros((0, len(EKMAN7)), np.float32),
+                np.zeros((0, d, h, w), np.float32),
+            )
+        return torch.cat(feats).numpy(), torch.cat(probs).numpy(), torch.cat(maps).numpy()
 
 
 class ContextExtractor:

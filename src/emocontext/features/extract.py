@@ -83,8 +83,10 @@ def clip_record(streams: Streams, extractors: Extractors, times: StageTimes | No
     dim, k = extractors.face.spec.feature_dim, len(extractors.face.spec.labels)
     face = np.zeros((n, dim), np.float32)
     probs = np.zeros((n, k), np.float32)
+    h, w = (s // 32 for s in extractors.face.spec.input_size)
+    face_map = np.zeros((n, dim, h, w), np.float32)
     if present.any():
-        face[present], probs[present] = extractors.face(streams.face[present])
+        face[present], probs[present], face_map[present] = extractors.face.run(streams.face[present])
     t1 = time.perf_counter()
     times.add("face_cnn", t1 - t0)
     context = extractors.context(streams.context)
@@ -92,6 +94,7 @@ def clip_record(streams: Streams, extractors: Extractors, times: StageTimes | No
     return Record(
         face=face,
         face_probs=probs,
+        face_map=face_map,
         context=context,
         face_present=present,
         timestamps=streams.timestamps,

@@ -70,6 +70,7 @@ class Record:
     Attributes:
         face: ``(T, D_f)`` float32 face features (zeros where ``face_present`` is False).
         face_probs: ``(T, K)`` float32 per-frame expression probabilities of the face CNN.
+        face_map: ``(T, C, h, w)`` float32 last feature map of the face CNN (for the 2D-3D-CNN).
         context: ``(T, D_c)`` or ``(T, C, h, w)`` float32 context features.
         face_present: ``(T,)`` bool.
         timestamps: ``(T,)`` float64 seconds.
@@ -79,13 +80,15 @@ class Record:
 
     face: np.ndarray
     face_probs: np.ndarray
+    face_map: np.ndarray
     context: np.ndarray
     face_present: np.ndarray
     timestamps: np.ndarray
     boxes: np.ndarray
     meta: dict
 
-    ARRAYS = ("face", "face_probs", "context", "face_present", "timestamps", "boxes")
+    ARRAYS = ("face", "face_probs", "face_map", "context", "face_present", "timestamps", "boxes")
+    FLOATS = ("face", "face_probs", "face_map", "context")
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -144,7 +147,7 @@ class FeatureStore:
         arrays = {}
         for name in Record.ARRAYS:
             a = np.asarray(getattr(record, name))
-            if name in ("face", "face_probs", "context"):
+            if name in Record.FLOATS:
                 a = a.astype(np.float16)
             arrays[name] = a
         meta = {**record.meta, "clip_id": clip_id}
@@ -160,7 +163,7 @@ class FeatureStore:
         with np.load(path) as z:
             arrays = {n: z[n] for n in Record.ARRAYS}
             meta = json.loads(z["meta"].tobytes().decode())
-        for n in ("face", "face_probs", "context"):
+        for n in Record.FLOATS:
             arrays[n] = arrays[n].astype(np.float32)
         return Record(meta=meta, **arrays)
 

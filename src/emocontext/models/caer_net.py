@@ -1,0 +1,957 @@
+"""CAER-Net and CAER-Net-S (Lee et al., ICCV 2019), and a variant on frozen feature maps.
+
+J. Lee, S. Kim, S. Kim, J. Park, K. Sohn, "Context-Aware Emotion Recognition Networks", ICCV 2019.
+Paper text: ``../shared/papers/caer-net_lee2019_iccv.md`` (section 3.2 architecture, 5.1
+implementation details, Table 3 ablations).
+
+Registry names and what they implement:
+
+=================  =====================================================================  ==============
+name               model                                                                  paper
+=================  =====================================================================  ==============
+caer_net           dynamic model: two 3D-CNN streams on pixel clips, attention, fusion    3.2.1-3.2.2
+caer_net_s         static model: the same with 2D layers, one frame at a time             3.2.1 "Static"
+caer_net_features  the attention module and adaptive fusion on frozen per-frame features  3.2.1-3.2.2
+=================  =====================================================================  ==============
+
+Building blocks, reusable on their own:
+
+* :class:`SpatialAttention` -- the attention inference module, eq. (3)-(4): two 3x3 convolutions
+  (128 then 1 channel), a spatial softmax per time step, the attention-weighted sum over space.
+* :class:`AdaptiveFusion` -- the adaptive fusion attention, eq. (5): per-stream 1x1 convolutions
+  to one scalar each, a softmax over the two (``lambda_F + lambda_C = 1``), the weighted
+  concatenation.
+* :class:`CAEREncoder` -- the face / context encoding trunk: 5 conv layers (32, 64, 128, 256, 256)
+  with BN and ReLU, 4 max-pools (the first without temporal pooling).
+
+Ablations (Table 3) are constructor options of every model here: ``use_face`` ("w/F"),
+``use_context`` ("w/C"), ``context_attention`` ("w/cA"), ``fusion_attention`` ("w/fA");
+:data:`TABLE3_ABLATIONS` maps the rows of Table 3 to these options, e.g.
+``create_model("caer_net", num_classes=7, **TABLE3_ABLATIONS["F+C+cA"])``.
+
+* Without ``context_attention`` the context map is spatially averaged (the plain average-pooling
+  layer) and ``Output.spatial_attention`` is None.
+* Without ``fusion_attention`` the two features are concatenated with ``lambda = 0.5`` each,
+  which is plain concatenation (the next layer is linear, so the factor 0.5 is absorbed by its
+  weights); the reported fusion weights are then constant.
+* With one stream only there is no fusion: the classifier reads that stream's feature and
+  ``Output.fusion_weights`` is None.
+
+Deviations shared by the models of this file (each class lists its own):
+
+* **1x1 convolutions as linear layers.** The fusion network's and the classifier's 1x1
+  convolutions act on spatially averaged features (a 1x1 map); they are written as
+  :class:`~torch.nn.Linear` layers, which compute the same function with the same parameters.
+* **Nonlinearities the paper leaves open.** The fusion attention's 128-channel layers are
+  followed by ReLU (without it the two 1x1 layers would collapse to one linear map). The last
+  attention convolution (1 channel) has neither BN nor ReLU, although the paper writes "followed
+  by BN and ReLU layers" for both: a ReLU before the softmax would give every negative location
+  the same weight, and BN of a single channel only rescales the logits.
+* **Weighted sum, not average, over space.** Eq. (4) multiplies the features by the attention
+  and the paper then averages over space; here the attended feature is the sum
+  ``sum_i A_i X_i``, i.e. the paper's average times ``h * w``. The constant is absorbed by the
+  following linear layers; the sum keeps the feature on the scale of ``X`` whatever the map size.
+* **Missing faces.** The paper keeps only shots with a detected face (section 4.1). Here a
+  frame without a face (``face_mask`` False) never reaches the face stream, and its
+  ``lambda_face`` is forced to 0 (the fusion softmax runs over the context alone, so
+  ``lambda_context = 1``): such a frame, or a clip without any face for the dynamic model, is
+  classified from its context only. The face feature of a face-less frame is exactly 0 in the
+  concatenation, so its values can change nothing.
+* **Padding.** Padded frames (``mask`` False) are excluded everywhere: the per-frame models run
+  their CNNs on the valid frames only (gathered, so batch-norm statistics never see padding),
+  and the dynamic model moves the valid frames to the front, zeroes the rest after every layer
+  and computes batch-norm statistics over valid positions only (:func:`masked_batch_norm`). In
+  evaluation neither the values nor the number of padded frames changes a logit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError
+from .base import EmotionModel, Output, batch_masks, compact_order, masked_mean, masked_softmax, require, zero_invalid
+from .registry import register_model
+
+__all__ = [
+    "SpatialAttention",
+    "AdaptiveFusion",
+    "CAEREncoder",
+    "CAERNet",
+    "CAERNetS",
+    "CAERNetFeatures",
+    "TABLE3_ABLATIONS",
+    "masked_batch_norm",
+]
+
+_PAPER = "Lee et al., ICCV 2019"
+
+#: The paper's channels of the five convolution layers of each encoding stream (section 3.2.1).
+PAPER_CHANNELS = (32, 64, 128, 256, 256)
+
+#: Table 3's rows as constructor options (F = face stream, C = context stream, cA = context
+#: attention, fA = fusion attention). Options not given keep their defaults (everything on).
+TABLE3_ABLATIONS: dict[str, dict[str, bool]] = {
+    "F": {"use_face": True, "use_context": False, "context_attention": False, "fusion_attention": False},
+    "C+cA": {"use_face": False, "use_context": True, "context_attention": True, "fusion_attention": False},
+    "F+C": {"use_face": True, "use_context": True, "context_attention": False, "fusion_attention": False},
+    "F+C+cA": {"use_face": True, "use_context": True, "context_attention": True, "fusion_attention": False},
+    "F+C+fA": {"use_face": True, "use_context": True, "context_attention": False, "fusion_attention": True},
+    "F+C+cA+fA": {"use_face": True, "use_context": True, "context_attention": True, "fusion_attention": True},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Masking helpers for 3D feature volumes
+# ---------------------------------------------------------------------------------------------
+
+
+def _time_mask(x: Tensor, valid: Tensor) -> Tensor:
+    """``valid`` ``(N, T)`` viewed to broadcast over ``x`` ``(N, C, T, h, w)``."""
+    return valid.view(valid.shape[0], 1, valid.shape[1], *([1] * (x.dim() - 3)))
+
+
+def _remask(x: Tensor, valid: Tensor | None) -> Tensor:
+    """``x`` ``(N, C, T, h, w)`` with exactly 0 at the time steps where ``valid`` ``(N, T)`` is False."""
+    if valid is None:
+        return x
+    return torch.where(_time_mask(x, valid), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, valid: Tensor | None) -> Tensor:
+    """Batch normalisation of ``x`` ``(N, C, T, h, w)`` whose statistics count only valid time steps.
+
+    In training, the mean and variance of each channel are taken over the positions whose time
+    step is valid (``valid`` ``(N, T)``), and ``bn``'s running statistics are updated with them
+    exactly as :class:`torch.nn.BatchNorm3d` would (momentum, unbiased running variance), so the
+    module and its ``state_dict`` stay a plain ``BatchNorm3d``. In evaluation, or with ``valid``
+    None, this is ``bn(x)``. Outputs at invalid steps are meaningless (the caller zeroes them).
+    """
+    if valid is None or not bn.training or not bn.track_running_stats:
+        return bn(x)
+    w = _time_mask(x, valid).to(x.dtype)
+    n = w.sum() * x[0, 0, 0].numel()
+    if n < 2:  # nothing (or one value) to normalise with: leave the running statistics alone
+        return x
+    dims = [d for d in range(x.dim()) if d != 1]
+    mean = (x * w).sum(dims) / n
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    var = (((x - mean.view(shape)) ** 2) * w).sum(dims) / n
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)
+        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        bn.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+        bn.running_var.mul_(1 - momentum).add_(momentum * var.detach() * n / (n - 1))
+    y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + bn.eps)
+    if bn.affine:
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    return y
+
+
+def _pool_valid(valid: Tensor, stride: int) -> Tensor:
+    """Validity of the steps after a temporal max-pool (kernel = stride, ceil mode): any valid input step."""
+    if stride == 1:
+        return valid
+    return F.max_pool1d(valid.float().unsqueeze(1), stride, stride, ceil_mode=True).squeeze(1) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def _conv(dims: int, cin: int, cout: int, kernel_size: int) -> nn.Module:
+    return (nn.Conv3d if dims == 3 else nn.Conv2d)(cin, cout, kernel_size, padding=kernel_size // 2)
+
+
+def _bn(dims: int, channels: int) -> nn.Module:
+    return (nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d)(channels)
+
+
+def _check_dims(dims: int) -> None:
+    if dims not in (2, 3):
+        raise ConfigError(f"dims must be 2 or 3, got {dims!r}")
+
+
+class CAEREncoder(nn.Module):
+    """One encoding stream of CAER-Net: conv 3x3(x3) -> BN -> ReLU, with a max-pool after each but the last.
+
+    Lee et al., ICCV 2019, section 3.2.1 ("Face encoding stream", "Context encoding stream",
+    "Static model"): "5 convolutional layers with 3x3x3 kernels followed by batch normalization
+    (BN), rectified linear unit (ReLU) layers and 4 max-pooling layers with stride 2x2x2 except
+    for the first layer. The first pooling layer has a kernel size 1x2x2"; "The number of kernels
+    for five convolution layers are 32, 64, 128, 256 and 256". The static model replaces the 3D
+    layers by 2D ones. The pools follow conv 1-4 (as in C3D), so the output stride is 16 in
+    space and 8 in time (dynamic model).
+
+    Shapes: ``dims=3``: ``(N, 3, T, H, W)`` -> ``(N, C, T', H/16, W/16)`` with ``T' = ceil(T / 8)``;
+    ``dims=2``: ``(N, 3, H, W)`` -> ``(N, C, H/16, W/16)``; ``C = channels[-1]``. The spatial
+    averaging is left to the caller (the context stream applies attention first).
+
+    Args:
+        dims: 3 (dynamic model) or 2 (static model).
+        in_channels: input channels (3 for RGB).
+        channels: output channels of the convolution layers (the paper: five, 32-256); any
+            number of layers >= 1, a pool after each but the last (tests use tiny widths).
+
+    Masking (``dims=3``): ``forward(x, valid)`` with ``valid`` ``(N, T)`` zeroes invalid time
+    steps after every layer and computes batch-norm statistics over valid steps only
+    (:func:`masked_batch_norm`); pools use ceil mode, so that, with the valid steps first, a
+    clip gives the same output alone as padded (zeros are neutral for a max over ReLU outputs,
+    and look like the convolution's own zero padding).
+    """
+
+    def __init__(self, *, dims: int = 3, in_channels: int = 3, channels: Sequence[int] = PAPER_CHANNELS):
+        super().__init__()
+        _check_dims(dims)
+        channels = tuple(int(c) for c in channels)
+        if not channels or min(channels) < 1:
+            raise ConfigError(f"channels must be a non-empty sequence of positive ints, got {channels!r}")
+        self.dims = dims
+        self.out_channels = channels[-1]
+        sizes = (in_channels, *channels)
+        self.convs = nn.ModuleList(_conv(dims, sizes[i], sizes[i + 1], 3) for i in range(len(channels)))
+        self.bns = nn.ModuleList(_bn(dims, c) for c in channels)
+        self.pools = nn.ModuleList()
+        self.temporal_strides: list[int] = []
+        for i in range(len(channels) - 1):
+            if dims == 3:
+                k = (1, 2, 2) if i == 0 else (2, 2, 2)
+                self.pools.append(nn.MaxPool3d(k, k, ceil_mode=True))
+                self.temporal_strides.append(k[0])
+            else:
+                self.pools.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+        #: frames of the input per time step of the output (8 for the paper's dynamic model)
+        self.temporal_stride = int(torch.tensor(self.temporal_strides or [1]).prod())
+
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """``(features, valid')``: the last layer's map and the validity ``(N, T')`` of its time steps."""
+        if valid is not None and self.dims != 3:
+            raise ConfigError("CAEREncoder: a time mask needs dims=3")
+        x = _remask(x, valid)
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
+            x = _remask(F.relu(masked_batch_norm(bn, conv(x), valid)), valid)
+            if i < len(self.pools):
+                x = self.pools[i](x)
+                if valid is not None:
+                    valid = _pool_valid(valid, self.temporal_strides[i])
+        return x, valid
+
+
+class SpatialAttention(nn.Module):
+    """Attention inference module of the context stream, with the spatial softmax and the weighted sum.
+
+    Lee et al., ICCV 2019, section 3.2.1, eq. (3)-(4): "two convolution layers with 3x3x3 kernels
+    producing 128 and 1 feature channels"; the map ``A`` is normalised by a spatial softmax
+    ``A^_i = exp(A_i) / sum_j exp(A_j)`` over the ``h x w`` cells, "only across spatial axes not
+    temporal axis", and applied to the features, ``X^_C = A^ (.) X_C``, which are then pooled
+    over space. The attention "is implicitly learned in an unsupervised manner".
+
+    Layers: conv ``kernel_size`` ``C -> hidden_channels``, BN, ReLU, conv ``kernel_size``
+    ``hidden_channels -> 1`` (deviation: no BN/ReLU on the last one, see the module docstring).
+
+    Shapes:
+
+    * ``dims=2``: ``x`` ``(N, C, h, w)`` -> ``(attended (N, C), attention (N, h, w))`` with
+      ``attended = sum_ij attention_ij x_:ij`` and each map summing to 1.
+    * ``dims=3``: ``x`` ``(N, C, T, h, w)``, optional ``valid`` ``(N, T)`` -> ``(attended (N, T, C),
+      attention (N, T, h, w))``: the convolutions run over time too, the softmax per time step;
+      both outputs are exactly 0 at invalid steps, and invalid steps never influence valid ones
+      (zeroed before each convolution; batch-norm statistics over valid steps only).
+
+    With ``enabled=False`` (Table 3 without "cA") the module has no parameters and the map is
+    uniform, ``1 / (h w)``: the attended feature is the spatial average.
+    """
+
+    def __init__(
+        self, in_channels: int, hidden_channels: int = 128, *, kernel_size: int = 3, dims: int = 2, enabled: bool = True
+    ):
+        super().__init__()
+        _check_dims(dims)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ConfigError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+        self.dims = dims
+        self.enabled = enabled
+        if enabled:
+            self.conv1 = _conv(dims, in_channels, hidden_channels, kernel_size)
+            self.bn1 = _bn(dims, hidden_channels)
+            self.conv2 = _conv(dims, hidden_channels, 1, kernel_size)
+
+    def logits(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
+        """Unnormalised map ``A``: ``(N, h, w)`` (``dims=2``) or ``(N, T, h, w)`` (``dims=3``)."""
+        if not self.enabled:
+            shape = x.shape[:1] + x.shape[2:]
+            return x.new_zeros(shape)
+        h = _remask(F.relu(masked_batch_norm(self.bn1, self.conv1(_remask(x, valid)), valid)), valid)
+        return self.conv2(h).squeeze(1)
+
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if x.dim() != self.dims + 2:
+            raise ConfigError(
+                f"SpatialAttention(dims={self.dims}) needs a {self.dims + 2}-d input, got {tuple(x.shape)}"
+            )
+        if valid is not None and self.dims != 3:
+            raise ConfigError("SpatialAttention: a time mask needs dims=3")
+        a = self.logits(x, valid)  # (N, h, w) or (N, T, h, w)
+        flat = torch.softmax(a.flatten(-2), dim=-1)  # eq. (3), per time step
+        attention = flat.view_as(a)
+        if self.dims == 2:
+            attended = torch.einsum("nchw,nhw->nc", x, attention)  # eq. (4), summed over space
+            return attended, attention
+        x = _remask(x, valid)
+        if valid is not None:
+            attention = torch.where(valid[..., None, None], attention, torch.zeros((), dtype=a.dtype, device=a.device))
+        attended = torch.einsum("ncthw,nthw->ntc", x, attention)
+        return attended, attention
+
+
+class AdaptiveFusion(nn.Module):
+    """Adaptive fusion attention: ``lambda_F``, ``lambda_C`` from each feature, softmax, weighted concatenation.
+
+    Lee et al., ICCV 2019, section 3.2.2, eq. (5): ``lambda_F = F(X_F; W_D)``,
+    ``lambda_C = F(X^_C; W_E)``, a softmax makes ``lambda_F + lambda_C = 1``, and
+    ``X_A = [X_F lambda_F ; X^_C lambda_C]``. "The intermediate two layers that receive each
+    stream feature as input produce 128 channel feature, the remaining two layers produce 1
+    channel attention": per stream, 1x1 conv to ``hidden`` (128), ReLU (our choice, see the
+    module docstring), 1x1 conv to 1 -- written as linear layers on the pooled feature.
+
+    Shapes: ``face`` ``(N, D_f)``, ``context`` ``(N, D_c)``, optional ``face_valid`` ``(N,)``
+    bool -> ``(fused (N, D_f + D_c), lambdas (N, 2))`` with ``lambdas[:, 0] = lambda_face`` and
+    ``lambdas[:, 1] = lambda_context``, summing to 1.
+
+    Where ``face_valid`` is False (no face in that frame or clip) the face feature is never
+    read: ``lambda_face`` is exactly 0, ``lambda_context`` 1 and the face half of ``fused`` is 0.
+    With ``attention=False`` (Table 3 without "fA") there are no parameters and the weights are
+    0.5 / 0.5 (0 / 1 without a face): plain concatenation.
+    """
+
+    def __init__(self, face_dim: int, context_dim: int, hidden: int = 128, *, attention: bool = True):
+        super().__init__()
+        self.face_dim, self.context_dim = face_dim, context_dim
+        self.attention = attention
+        if attention:
+            self.face_score = nn.Sequential(nn.Linear(face_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+            self.context_score = nn.Sequential(
+                nn.Linear(context_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1)
+            )
+
+    @property
+    def out_dim(self) -> int:
+        return self.face_dim + self.context_dim
+
+    def forward(self, face: Tensor, context: Tensor, face_valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if face_valid is None:
+            face_valid = torch.ones(face.shape[0], dtype=torch.bool, device=face.device)
+        face = torch.where(face_valid[:, None], face, torch.zeros((), dtype=face.dtype, device=face.device))
+        valid = torch.stack([face_valid, torch.ones_like(face_valid)], dim=-1)  # (N, 2)
+        if self.attention:
+            scores = torch.cat([self.face_score(face), self.context_score(context)], dim=-1)  # (N, 2)
+        else:
+            scores = torch.zeros(face.shape[0], 2, dtype=context.dtype, device=context.device)
+        lambdas = masked_softmax(scores, valid)  # eq. (5): lambda_F + lambda_C = 1
+        fused = torch.cat([face * lambdas[:, :1], context * lambdas[:, 1:]], dim=-1)
+        return fused, lambdas
+
+
+def _classifier(in_dim: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """Section 3.2.2, eq. (6): "the first convolution layer produces 128 channel feature followed by ReLU
+    and dropout layers ... the second convolution layer produces K channel feature" (1x1 convs as linear)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared head: context attention, fusion, classifier
+# ---------------------------------------------------------------------------------------------
+
+
+class _CAERHead(nn.Module):
+    """Attention (optional), fusion (optional) and classifier of one frame or clip.
+
+    ``forward(face (N, D_f) | None, face_valid (N,), context_map (N, C, h, w) | None)`` ->
+    ``(logits (N, K), attention (N, h, w) | None, lambdas (N, 2) | None)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        face_dim: int,
+        context_channels: int,
+        use_face: bool,
+        use_context: bool,
+        context_attention: bool,
+        fusion_attention: bool,
+        attention_channels: int,
+        attention_kernel: int,
+        fusion_hidden: int,
+        classifier_hidden: int,
+        dropout: float,
+        dims: int = 2,
+    ):
+        super().__init__()
+        if not (use_face or use_context):
+            raise ConfigError("at least one of use_face and use_context must be True")
+        self.use_face, self.use_context = use_face, use_context
+        self.context_attention = context_attention and use_context
+        in_dim = 0
+        if use_context:
+            self.attention = SpatialAttention(
+                context_channels,
+                attention_channels,
+                kernel_size=attention_kernel,
+                dims=dims,
+                enabled=self.context_attention,
+            )
+            in_dim += context_channels
+        if use_face:
+            in_dim += face_dim
+        self.fusion = (
+            AdaptiveFusion(face_dim, context_channels, fusion_hidden, attention=fusion_attention)
+            if use_face and use_context
+            else None
+        )
+        self.classifier = _classifier(in_dim, classifier_hidden, num_classes, dropout)
+
+    def fuse(self, face: Tensor | None, face_valid: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(fused feature (N, D), lambdas (N, 2) | None)`` from pooled features."""
+        if self.fusion is not None:
+            return self.fusion(face, context, face_valid)
+        if self.use_face:
+            return torch.where(face_valid[:, None], face, torch.zeros((), dtype=face.dtype, device=face.device)), None
+        return context, None
+
+    def forward(
+        self, face: Tensor | None, face_valid: Tensor, context_map: Tensor | None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        context, attention = None, None
+        if self.use_context:
+            context, attention = self.attention(context_map)
+            if not self.context_attention:
+                attention = None
+        fused, lambdas = self.fuse(face, face_valid, context)
+        return self.classifier(fused), attention, lambdas
+
+
+_HEAD_OPTIONS = (
+    "use_face",
+    "use_context",
+    "context_attention",
+    "fusion_attention",
+    "attention_channels",
+    "attention_kernel",
+    "fusion_hidden",
+    "classifier_hidden",
+    "dropout",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-frame models: CAER-Net-S and the feature-map variant
+# ---------------------------------------------------------------------------------------------
+
+
+class _FrameCAER(EmotionModel):
+    """A static CAER model applied to every valid frame; clip logits = mean of the frame logits.
+
+    Subclasses implement :meth:`_inputs`, giving the face vectors of the face frames and the
+    context maps of the valid frames; everything else (gathering valid frames only, fusion with
+    face-less frames, scattering back, clip pooling) is here.
+    """
+
+    def __init__(self, num_classes: int, *, use_face: bool, use_context: bool, head: _CAERHead):
+        super().__init__(num_classes)
+        self.use_face, self.use_context = use_face, use_context
+        self.head = head
+
+    def _inputs(
+        self, batch: dict[str, Tensor], mask: Tensor, face_mask: Tensor
+    ) -> tuple[Tensor | None, Tensor | None]:  # pragma: no cover - abstract
+        """``(face (N_f, D_f) for the frames face_mask[mask], context maps (N, C, h, w) for mask)``."""
+        raise NotImplementedError
+
+    def _run(self, batch: dict[str, Tensor], like: Tensor) -> Output:
+        mask, face_mask = batch_masks(batch, like)
+        B, T = mask.shape
+        counted = face_mask if not self.use_context else mask  # frames the model has an input for
+        face_valid = face_mask[counted]  # (N,) which counted frames have a face
+        n = int(counted.sum())
+        face_in, context_in = self._inputs(batch, counted, face_mask & counted)
+        face = None
+        if self.use_face:
+            face = like.new_zeros(n, self.head.classifier[0].in_features - self._context_dim())
+            if face_in is not None and face_in.shape[0] > 0:
+                face = face.index_put((face_valid,), face_in.to(face.dtype))
+        logits_n, attention_n, lambdas_n = self.head(face, face_valid, context_in)
+
+        K = logits_n.shape[-1]
+        frame_logits = logits_n.new_zeros(B, T, K).index_put((counted,), logits_n)
+        has_frames = counted.any(1)
+        logits = masked_mean(frame_logits, counted)
+        if not bool(has_frames.all()):  # a clip without any usable frame: the classifier on a zero feature
+            empty = self.head.classifier(logits_n.new_zeros(1, self.head.classifier[0].in_features))
+            logits = torch.where(has_frames[:, None], logits, empty)
+        spatial = None
+        if attention_n is not None:
+            spatial = attention_n.new_zeros(B, T, *attention_n.shape[1:]).index_put((counted,), attention_n)
+        fusion = None
+        if lambdas_n is not None:
+            fusion = lambdas_n.new_zeros(B, T, 2).index_put((counted,), lambdas_n)
+        return Output(logits=logits, frame_logits=frame_logits, spatial_attention=spatial, fusion_weights=fusion)
+
+    def _context_dim(self) -> int:
+        return self.head.fusion.context_dim if self.head.fusion is not None else (0 if not self.use_context else -1)
+
+
+class CAERNetS(_FrameCAER):
+    """CAER-Net-S, the static model: 2D face and context encoders, context attention, adaptive fusion.
+
+    Lee et al., ICCV 2019, section 3.2.1 "Static model": "takes both a single frame face-cropped
+    image I_F and face-hidden image I_C as input. In networks, all 3D convolution layers and 3D
+    max-pooling layers are replaced with 2D convolution layers and 2D max-pooling layers";
+    section 3.2.2 (fusion), eq. (1)-(6); input 224x224 on CAER-S (5.1); Table 3 (ablations).
+
+    1. Face stream: :class:`CAEREncoder` (2D) on the face crop, spatial average -> ``X_F`` (256).
+    2. Context stream: :class:`CAEREncoder` (2D) on the face-hidden frame -> ``X_C``
+       ``(256, h, w)``; :class:`SpatialAttention` -> ``X^_C`` (256) and the map (eq. 3-4).
+    3. :class:`AdaptiveFusion` (eq. 5) and the classifier, 1x1 conv 128, ReLU, dropout 0.5,
+       1x1 conv ``K`` (eq. 6).
+
+    Batch keys: ``face_pixels`` ``(B, T, 3, H_f, W_f)`` float, face crops normalised as the
+    caller likes (the network is trained from scratch); ``context_pixels`` ``(B, T, 3, H, W)``
+    float, whole frames with the face hidden (DESIGN.md, "streams"); ``mask`` ``(B, T)``,
+    ``face_mask`` ``(B, T)`` (optional, see :mod:`emocontext.models.base`). For a single image
+    per clip, ``T = 1`` or ``(B, 3, H, W)`` tensors (then ``mask``/``face_mask`` are ``(B, 1)`` or
+    absent). Face crops of face-less frames are never read.
+
+    Outputs: ``logits`` ``(B, K)``; ``frame_logits`` ``(B, T, K)`` (0 at padded frames);
+    ``spatial_attention`` ``(B, T, h, w)``, each valid frame's softmaxed map (sums to 1), ``h, w``
+    = input size / 16 (14x14 at 224 px), 0 at padded frames; ``fusion_weights`` ``(B, T, 2)`` =
+    ``(lambda_face, lambda_context)`` per frame (sum to 1 at valid frames; ``(0, 1)`` without a
+    face; 0 at padded frames).
+
+    Deviation: several frames per clip. The paper's static model sees one image; here each valid
+    frame is classified independently and the clip logits are the mean of the frame logits (the
+    paper's own way of predicting a long video from clips, section 5.1).
+    """
+
+    streams = ("face_pixels", "context_pixels")
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        channels: Sequence[int] = PAPER_CHANNELS,
+        context_channels: Sequence[int] | None = None,
+        use_face: bool = True,
+        use_context: bool = True,
+        context_attention: bool = True,
+        fusion_attention: bool = True,
+        attention_channels: int = 128,
+        attention_kernel: int = 3,
+        fusion_hidden: int = 128,
+        classifier_hidden: int = 128,
+        dropout: float = 0.5,
+    ):
+        context_channels = tuple(context_channels or channels)
+        head = _CAERHead(
+            num_classes=num_classes,
+            face_dim=tuple(channels)[-1],
+            context_channels=context_channels[-1],
+            use_face=use_face,
+            use_context=use_context,
+            context_attention=context_attention,
+            fusion_attention=fusion_attention,
+            attention_channels=attention_channels,
+            attention_kernel=attention_kernel,
+            fusion_hidden=fusion_hidden,
+            classifier_hidden=classifier_hidden,
+            dropout=dropout,
+            dims=2,
+        )
+        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head)
+        self.face_encoder = CAEREncoder(dims=2, channels=channels) if use_face else None
+        self.context_encoder = CAEREncoder(dims=2, channels=context_channels) if use_context else None
+        self.streams = tuple(s for s, on in (("face_pixels", use_face), ("context_pixels", use_context)) if on)
+
+    def _context_dim(self) -> int:
+        return self.context_encoder.out_channels if self.use_context else 0
+
+    def _inputs(self, batch, counted, face_frames):
+        face = context = None
+        if self.use_face and bool(face_frames.any()):
+            crops = _as_clip(batch["face_pixels"])[face_frames]  # (N_f, 3, H, W)
+            face = self.face_encoder(crops)[0].mean((2, 3))  # spatial average -> X_F
+        if self.use_context:
+            context = self.context_encoder(_as_clip(batch["context_pixels"])[counted])[0]
+        return face, context
+
+    def forward(self, batch: dict[str, Tensor]) -> Output:
+        key = self.streams[0]
+        x = _as_clip(require(batch, key, "CAERNetS", "(B, T, 3, H, W) or (B, 3, H, W)"))
+        for k in self.streams:
+            _check_pixels(_as_clip(require(batch, k, "CAERNetS", "(B, T, 3, H, W)")), k, "CAERNetS", x.shape[:2])
+        return self._run(batch, x)
+
+
+def _as_clip(x: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` -> ``(B, 1, 3, H, W)``; ``(B, T, 3, H, W)`` unchanged."""
+    return x.unsqueeze(1) if x.dim() == 4 else x
+
+
+def _check_pixels(x: Tensor, key: str, model: str, bt: torch.Size) -> None:
+    if x.dim() != 5 or x.shape[2] != 3 or x.shape[:2] != bt:
+        raise ConfigError(
+            f"{model}: batch[{key!r}] must be (B, T, 3, H, W) with (B, T) = {tuple(bt)}, got {tuple(x.shape)}"
+        )
+
+
+class CAERNetFeatures(_FrameCAER):
+    """CAER-Net's attention and fusion on frozen per-frame features: face vector + context feature map.
+
+    Lee et al., ICCV 2019, section 3.2.1 (attention inference module, eq. 3-4) and 3.2.2
+    (adaptive fusion, eq. 5-6), on top of frozen CNN features instead of the two trainable
+    encoding streams -- the project's context-aware default model: a 1280-d face feature (the
+    project's FER2013 EfficientNet-Lite0) and the 1280 x 7 x 7 map of the ImageNet
+    EfficientNet-Lite0 on the 224-px (face-hidden) frame.
+
+    Per valid frame ``t``: ``X^_C,t, A^_t = SpatialAttention(context_t)``;
+    ``X_A,t, lambda_t = AdaptiveFusion(face_t, X^_C,t)``; ``logits_t = classifier(X_A,t)``.
+    Clip logits = mean of the frame logits over the valid frames.
+
+    Batch keys: ``face`` ``(B, T, D_f)``; ``context`` ``(B, T, C, h, w)`` (``C = context_dim``),
+    or ``(B, T, C)`` pooled features, treated as ``1 x 1`` maps (the attention is then trivially
+    1, and the model is CAER-Net's fusion on vectors); ``mask``, ``face_mask`` ``(B, T)``.
+
+    Outputs: ``logits`` ``(B, K)``; ``frame_logits`` ``(B, T, K)``; ``spatial_attention``
+    ``(B, T, h, w)`` (sums to 1 at valid frames, 0 at padded ones; None without context
+    attention); ``fusion_weights`` ``(B, T, 2)`` = ``(lambda_face, lambda_context)``.
+
+    Frames without a face (``face_mask`` False) fall back to context only: ``lambda_face`` is
+    forced to 0 (``lambda_context = 1``) and their face features are never read. For the
+    face-only ablation (``use_context=False``) face-less frames have no input at all: the clip
+    logits are the mean over face frames, and a clip without a face gets the classifier's output
+    for a zero feature.
+
+    Deviations: no trainable encoders (the features are frozen, DESIGN.md "Pretrained parts that
+    work offline"); the attention convolutions read the frozen map, so with ``kernel 3`` and
+    a 7x7 map they see 3x3 neighbourhoods of a 32-px stride; the per-frame classification with
+    averaged logits replaces the 3D temporal aggregation.
+    """
+
+    streams = ("face", "context")
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        face_dim: int,
+        context_dim: int,
+        use_face: bool = True,
+        use_context: bool = True,
+        context_attention: bool = True,
+        fusion_attention: bool = True,
+        attention_channels: int = 128,
+        attention_kernel: int = 3,
+        fusion_hidden: int = 128,
+        classifier_hidden: int = 128,
+        dropout: float = 0.5,
+    ):
+        head = _CAERHead(
+            num_classes=num_classes,
+            face_dim=face_dim,
+            context_channels=context_dim,
+            use_face=use_face,
+            use_context=use_context,
+            context_attention=context_attention,
+            fusion_attention=fusion_attention,
+            attention_channels=attention_channels,
+            attention_kernel=attention_kernel,
+            fusion_hidden=fusion_hidden,
+            classifier_hidden=classifier_hidden,
+            dropout=dropout,
+            dims=2,
+        )
+        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head)
+        self.face_dim, self.context_dim = face_dim, context_dim
+        self.streams = tuple(s for s, on in (("face", use_face), ("context", use_context)) if on)
+
+    def _context_dim(self) -> int:
+        return self.context_dim if self.use_context else 0
+
+    def _inputs(self, batch, counted, face_frames):
+        face = context = None
+        if self.use_face:
+            face = batch["face"][face_frames]  # (N_f, D_f)
+        if self.use_context:
+            context = batch["context"]
+            if context.dim() == 3:
+                context = context[..., None, None]
+            context = context[counted]  # (N, C, h, w)
+        return face, context
+
+    def forward(self, batch: dict[str, Tensor]) -> Output:
+        like = None
+        if self.use_context:
+            like = require(batch, "context", "CAERNetFeatures", "(B, T, C, h, w) or (B, T, C)")
+            if like.dim() not in (3, 5) or like.shape[2] != self.context_dim:
+                raise ConfigError(
+                    f"CAERNetFeatures: batch['context'] must be (B, T, {self.context_dim}, h, w) or "
+                    f"(B, T, {self.context_dim}), got {tuple(like.shape)}"
+                )
+        if self.use_face:
+            face = require(batch, "face", "CAERNetFeatures")
+            if (
+                face.dim() != 3
+                or face.shape[-1] != self.face_dim
+                or (like is not None and face.shape[:2] != like.shape[:2])
+            ):
+                raise ConfigError(
+                    f"CAERNetFeatures: batch['face'] must be (B, T, {self.face_dim}), got {tuple(face.shape)}"
+                )
+            like = like if like is not None else face
+        return self._run(batch, like)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dynamic model: CAER-Net
+# ---------------------------------------------------------------------------------------------
+
+
+class CAERNet(EmotionModel):
+    """CAER-Net, the dynamic model: two 3D-CNN streams, context attention, adaptive fusion.
+
+    Lee et al., ICCV 2019, section 3.2 (Fig. 2), eq. (1)-(6); implementation details in 5.1
+    (16-frame clips at 10 fps, faces 96x96, context 112x112, dropout 0.5); Table 3 (ablations).
+
+    1. Face encoding stream, eq. (1): :class:`CAEREncoder` (3D) on the clip of face crops ->
+       ``X_F`` ``(256, T', h, w)``; averaged over space per time step, then over the valid time
+       steps -> ``(256,)``.
+    2. Context encoding stream, eq. (2): :class:`CAEREncoder` (3D) on the clip of face-hidden
+       frames -> ``X_C``; the attention inference module (:class:`SpatialAttention`, 3D
+       convolutions) gives ``A`` ``(T', h, w)``, softmaxed over space per time step (eq. 3);
+       ``X^_C`` = attention-weighted sum over space per time step (eq. 4), then the mean over the
+       valid time steps.
+    3. Adaptive fusion, eq. (5), and classifier, eq. (6), once per clip.
+
+    Batch keys: ``face_pixels`` ``(B, T, 3, H_f, W_f)`` and ``context_pixels`` ``(B, T, 3, H, W)``
+    float (the paper: 16 frames, 96x96 faces, 112x112 context); ``mask``, ``face_mask`` ``(B, T)``.
+
+    Outputs: ``logits`` ``(B, K)``; ``fusion_weights`` ``(B, 1, 2)`` = ``(lambda_face,
+    lambda_context)`` of the clip (the fusion acts on clip features; ``(0, 1)`` for a clip without
+    a face); ``spatial_attention`` ``(B, T, h, w)``: the map of the pooled time step that covers
+    each valid frame (one step covers ``temporal_stride`` = 8 consecutive valid frames), 0 at
+    padded frames; ``extras["spatial_attention_steps"]`` ``(B, T', h, w)`` the maps per pooled
+    step, ``extras["temporal_stride"]``.
+
+    Frames without a face: the face stream reads the face frames only, moved together in their
+    order (as the paper's face track would be); the context stream reads every valid frame. A clip
+    without a face is classified from its context (``lambda_face = 0``).
+
+    Deviations: the spatial-then-temporal average (the paper pools "spatially"; with 16-frame
+    clips ``T' = 2`` steps remain and are averaged here, so any clip length works); pools in ceil
+    mode (odd lengths keep their last frame); batch-norm statistics over valid steps only.
+    """
+
+    streams = ("face_pixels", "context_pixels")
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        channels: Sequence[int] = PAPER_CHANNELS,
+        context_channels: Sequence[int] | None = None,
+        use_face: bool = True,
+        use_context: bool = True,
+        context_attention: bool = True,
+        fusion_attention: bool = True,
+        attention_channels: int = 128,
+        attention_kernel: int = 3,
+        fusion_hidden: int = 128,
+        classifier_hidden: int = 128,
+        dropout: float = 0.5,
+    ):
+        super().__init__(num_classes)
+        context_channels = tuple(context_channels or channels)
+        self.use_face, self.use_context = use_face, use_context
+        self.head = _CAERHead(
+            num_classes=num_classes,
+            face_dim=tuple(channels)[-1],
+            context_channels=context_channels[-1],
+            use_face=use_face,
+            use_context=use_context,
+            context_attention=context_attention,
+            fusion_attention=fusion_attention,
+            attention_channels=attention_channels,
+            attention_kernel=attention_kernel,
+            fusion_hidden=fusion_hidden,
+            classifier_hidden=classifier_hidden,
+            dropout=dropout,
+            dims=3,
+        )
+        self.face_encoder = CAEREncoder(dims=3, channels=channels) if use_face else None
+        self.context_encoder = CAEREncoder(dims=3, channels=context_channels) if use_context else None
+        self.streams = tuple(s for s, on in (("face_pixels", use_face), ("context_pixels", use_context)) if on)
+
+    @staticmethod
+    def _clip_volume(x: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """Valid frames of ``x`` ``(B, T, 3, H, W)`` moved to the front -> ``(B, 3, T, H, W)`` and the prefix mask."""
+        B, T = valid.shape
+        order, lengths = compact_order(valid)
+        x = x.gather(1, order.view(B, T, 1, 1, 1).expand_as(x))
+        prefix = torch.arange(T, device=x.device) < lengths.unsqueeze(1)
+        return zero_invalid(x, prefix).transpose(1, 2), prefix
+
+    def forward(self, batch: dict[str, Tensor]) -> Output:
+        like = None
+        for k in self.streams:
+            x = require(batch, k, "CAERNet", "(B, T, 3, H, W)")
+            _check_pixels(x, k, "CAERNet", x.shape[:2] if like is None else like.shape[:2])
+            like = x if like is None else like
+        mask, face_mask = batch_masks(batch, like)
+        B, T = mask.shape
+        face_valid = face_mask.any(1)  # (B,)
+
+        face = None
+        if self.use_face:
+            face = like.new_zeros(B, self.face_encoder.out_channels)
+            if bool(face_valid.any()):
+                vol, prefix = self._clip_volume(batch["face_pixels"], face_mask)
+                fmap, steps = self.face_encoder(vol, prefix)  # (B, C, T', h, w), (B, T')
+                face = masked_mean(fmap.mean((3, 4)).transpose(1, 2), steps)  # space, then valid time
+
+        context, spatial, extras = None, None, {}
+        if self.use_context:
+            vol, prefix = self._clip_volume(batch["context_pixels"], mask)
+            cmap, steps = self.context_encoder(vol, prefix)
+            attended, att = self.head.attention(cmap, steps)  # (B, T', C), (B, T', h, w)
+            context = masked_mean(attended, steps)
+            if self.head.context_attention:
+                stride = self.context_encoder.temporal_stride
+                rank = (mask.long().cumsum(1) - 1).clamp(min=0) // stride  # pooled step of each frame
+                idx = rank.view(B, T, 1, 1).expand(B, T, *att.shape[2:])
+                spatial = zero_invalid(att.gather(1, idx), mask)
+                extras = {"spatial_attention_steps": att, "temporal_stride": stride}
+
+        fused, lambdas = self.head.fuse(face, face_valid, context)
+        logits = self.head.classifier(fused)
+        return Output(
+            logits=logits,
+            spatial_attention=spatial,
+            fusion_weights=None if lambdas is None else lambdas.unsqueeze(1),
+            extras=extras,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------------------------
+
+
+@register_model(paper=f"{_PAPER}, 3.2, Fig. 2, eq. (1)-(6), Table 3", streams=("face_pixels", "context_pixels"))
+def caer_net(
+    *,
+    num_classes: int,
+    face_dim: int | None = None,
+    context_dim: int | None = None,
+    channels: Sequence[int] = PAPER_CHANNELS,
+    context_channels: Sequence[int] | None = None,
+    use_face: bool = True,
+    use_context: bool = True,
+    context_attention: bool = True,
+    fusion_attention: bool = True,
+    attention_channels: int = 128,
+    attention_kernel: int = 3,
+    fusion_hidden: int = 128,
+    classifier_hidden: int = 128,
+    dropout: float = 0.5,
+) -> CAERNet:
+    """CAER-Net: 3D-CNN face and context streams on pixel clips, context attention, adaptive fusion."""
+    return CAERNet(
+        num_classes=num_classes,
+        channels=channels,
+        context_channels=context_channels,
+        use_face=use_face,
+        use_context=use_context,
+        context_attention=context_attention,
+        fusion_attention=fusion_attention,
+        attention_channels=attention_channels,
+        attention_kernel=attention_kernel,
+        fusion_hidden=fusion_hidden,
+        classifier_hidden=classifier_hidden,
+        dropout=dropout,
+    )
+
+
+@register_model(paper=f"{_PAPER}, 3.2 'Static model', eq. (1)-(6), Table 3", streams=("face_pixels", "context_pixels"))
+def caer_net_s(
+    *,
+    num_classes: int,
+    face_dim: int | None = None,
+    context_dim: int | None = None,
+    channels: Sequence[int] = PAPER_CHANNELS,
+    context_channels: Sequence[int] | None = None,
+    use_face: bool = True,
+    use_context: bool = True,
+    context_attention: bool = True,
+    fusion_attention: bool = True,
+    attention_channels: int = 128,
+    attention_kernel: int = 3,
+    fusion_hidden: int = 128,
+    classifier_hidden: int = 128,
+    dropout: float = 0.5,
+) -> CAERNetS:
+    """CAER-Net-S: 2D-CNN face and context streams per image, context attention, adaptive fusion."""
+    return CAERNetS(
+        num_classes=num_classes,
+        channels=channels,
+        context_channels=context_channels,
+        use_face=use_face,
+        use_context=use_context,
+        context_attention=context_attention,
+        fusion_attention=fusion_attention,
+        attention_channels=attention_channels,
+        attention_kernel=attention_kernel,
+        fusion_hidden=fusion_hidden,
+        classifier_hidden=classifier_hidden,
+        dropout=dropout,
+    )
+
+
+@register_model(paper=f"{_PAPER}, 3.2, eq. (3)-(6), on frozen features", streams=("face", "context"))
+def caer_net_features(
+    *,
+    num_classes: int,
+    face_dim: int | None = None,
+    context_dim: int | None = None,
+    use_face: bool = True,
+    use_context: bool = True,
+    context_attention: bool = True,
+    fusion_attention: bool = True,
+    attention_channels: int = 128,
+    attention_kernel: int = 3,
+    fusion_hidden: int = 128,
+    classifier_hidden: int = 128,
+    dropout: float = 0.5,
+) -> CAERNetFeatures:
+    """CAER-Net attention + adaptive fusion per frame on a frozen face vector and context feature map."""
+    if face_dim is None or context_dim is None:
+        raise ConfigError("caer_net_features needs face_dim and context_dim (channels C of the context map)")
+    return CAERNetFeatures(
+        num_classes=num_classes,
+        face_dim=face_dim,
+        context_dim=context_dim,
+        use_face=use_face,
+        use_context=use_context,
+        context_attention=context_attention,
+        fusion_attention=fusion_attention,
+        attention_channels=attention_channels,
+        attention_kernel=attention_kernel,
+        fusion_hidden=fusion_hidden,
+        classifier_hidden=classifier_hidden,
+        dropout=dropout,
+    )
