@@ -398,6 +398,8 @@ class _CAERHead(nn.Module):
             raise ConfigError("at least one of use_face and use_context must be True")
         self.use_face, self.use_context = use_face, use_context
         self.context_attention = context_attention and use_context
+        self.face_dim = face_dim if use_face else 0
+        self.context_dim = context_channels if use_context else 0
         in_dim = 0
         if use_context:
             self.attention = SpatialAttention(
@@ -415,7 +417,12 @@ class _CAERHead(nn.Module):
             if use_face and use_context
             else None
         )
+        self.in_dim = in_dim
         self.classifier = _classifier(in_dim, classifier_hidden, num_classes, dropout)
+
+    def empty_logits(self, like: Tensor) -> Tensor:
+        """``(1, K)``: the classifier's output for a zero feature (a clip with no usable frame)."""
+        return self.classifier(like.new_zeros(1, self.in_dim))
 
     def fuse(self, face: Tensor | None, face_valid: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """``(fused feature (N, D), lambdas (N, 2) | None)`` from pooled features."""
@@ -435,19 +442,6 @@ class _CAERHead(nn.Module):
                 attention = None
         fused, lambdas = self.fuse(face, face_valid, context)
         return self.classifier(fused), attention, lambdas
-
-
-_HEAD_OPTIONS = (
-    "use_face",
-    "use_context",
-    "context_attention",
-    "fusion_attention",
-    "attention_channels",
-    "attention_kernel",
-    "fusion_hidden",
-    "classifier_hidden",
-    "dropout",
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,23 +472,21 @@ class _FrameCAER(EmotionModel):
         mask, face_mask = batch_masks(batch, like)
         B, T = mask.shape
         counted = face_mask if not self.use_context else mask  # frames the model has an input for
+        empty = self.head.empty_logits(like)  # (1, K)
+        K = empty.shape[-1]
+        if not bool(counted.any()):  # nothing to look at in the whole batch
+            return Output(logits=empty.expand(B, K), frame_logits=like.new_zeros(B, T, K))
         face_valid = face_mask[counted]  # (N,) which counted frames have a face
-        n = int(counted.sum())
         face_in, context_in = self._inputs(batch, counted, face_mask & counted)
         face = None
         if self.use_face:
-            face = like.new_zeros(n, self.head.classifier[0].in_features - self._context_dim())
+            face = like.new_zeros(face_valid.shape[0], self.head.face_dim)
             if face_in is not None and face_in.shape[0] > 0:
                 face = face.index_put((face_valid,), face_in.to(face.dtype))
         logits_n, attention_n, lambdas_n = self.head(face, face_valid, context_in)
 
-        K = logits_n.shape[-1]
         frame_logits = logits_n.new_zeros(B, T, K).index_put((counted,), logits_n)
-        has_frames = counted.any(1)
-        logits = masked_mean(frame_logits, counted)
-        if not bool(has_frames.all()):  # a clip without any usable frame: the classifier on a zero feature
-            empty = self.head.classifier(logits_n.new_zeros(1, self.head.classifier[0].in_features))
-            logits = torch.where(has_frames[:, None], logits, empty)
+        logits = torch.where(counted.any(1, keepdim=True), masked_mean(frame_logits, counted), empty)
         spatial = None
         if attention_n is not None:
             spatial = attention_n.new_zeros(B, T, *attention_n.shape[1:]).index_put((counted,), attention_n)
@@ -502,9 +494,6 @@ class _FrameCAER(EmotionModel):
         if lambdas_n is not None:
             fusion = lambdas_n.new_zeros(B, T, 2).index_put((counted,), lambdas_n)
         return Output(logits=logits, frame_logits=frame_logits, spatial_attention=spatial, fusion_weights=fusion)
-
-    def _context_dim(self) -> int:
-        return self.head.fusion.context_dim if self.head.fusion is not None else (0 if not self.use_context else -1)
 
 
 class CAERNetS(_FrameCAER):
@@ -577,9 +566,6 @@ class CAERNetS(_FrameCAER):
         self.face_encoder = CAEREncoder(dims=2, channels=channels) if use_face else None
         self.context_encoder = CAEREncoder(dims=2, channels=context_channels) if use_context else None
         self.streams = tuple(s for s, on in (("face_pixels", use_face), ("context_pixels", use_context)) if on)
-
-    def _context_dim(self) -> int:
-        return self.context_encoder.out_channels if self.use_context else 0
 
     def _inputs(self, batch, counted, face_frames):
         face = context = None
@@ -679,9 +665,6 @@ class CAERNetFeatures(_FrameCAER):
         super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head)
         self.face_dim, self.context_dim = face_dim, context_dim
         self.streams = tuple(s for s, on in (("face", use_face), ("context", use_context)) if on)
-
-    def _context_dim(self) -> int:
-        return self.context_dim if self.use_context else 0
 
     def _inputs(self, batch, counted, face_frames):
         face = context = None
