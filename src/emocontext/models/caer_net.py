@@ -51,8 +51,8 @@ Deviations shared by the models of this file (each class lists its own):
   and the paper then averages over space; here the attended feature is the sum
   ``sum_i A_i X_i``, i.e. the paper's average times ``h * w``. The constant is absorbed by the
   following linear layers; the sum keeps the feature on the scale of ``X`` whatever the map size.
-* **Missing faces.** The paper keeps only shots with a detected face (section 4.1). Here a
-  frame without a face (``face_mask`` False) never reaches the face stream, and its
+* **Missing faces.** The paper's benchmark drops shots without a detected face (section 4,
+  Fig. 5). Here a frame without a face (``face_mask`` False) never reaches the face stream, and its
   ``lambda_face`` is forced to 0 (the fusion softmax runs over the context alone, so
   ``lambda_context = 1``): such a frame, or a clip without any face for the dynamic model, is
   classified from its context only. The face feature of a face-less frame is exactly 0 in the
@@ -60,8 +60,9 @@ Deviations shared by the models of this file (each class lists its own):
 * **Padding.** Padded frames (``mask`` False) are excluded everywhere: the per-frame models run
   their CNNs on the valid frames only (gathered, so batch-norm statistics never see padding),
   and the dynamic model moves the valid frames to the front, zeroes the rest after every layer
-  and computes batch-norm statistics over valid positions only (:func:`masked_batch_norm`). In
-  evaluation neither the values nor the number of padded frames changes a logit.
+  and computes batch-norm statistics over valid positions only (:func:`masked_batch_norm`).
+  Neither the values nor the number of padded frames changes a logit or a running statistic, in
+  evaluation and in training alike (up to dropout's randomness).
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ _PAPER = "Lee et al., ICCV 2019"
 #: The paper's channels of the five convolution layers of each encoding stream (section 3.2.1).
 PAPER_CHANNELS = (32, 64, 128, 256, 256)
 
-#: Table 3's rows as constructor options (F = face stream, C = context stream, cA = context
-#: attention, fA = fusion attention). Options not given keep their defaults (everything on).
+#: Table 3's ablations as constructor options (F = face stream, C = context stream, cA = context
+#: attention, fA = fusion attention). The text of Table 3 we have loses the columns of some check
+#: marks, so every meaningful combination is listed; "F+C+cA+fA" is the full model (the defaults).
 TABLE3_ABLATIONS: dict[str, dict[str, bool]] = {
     "F": {"use_face": True, "use_context": False, "context_attention": False, "fusion_attention": False},
     "C+cA": {"use_face": False, "use_context": True, "context_attention": True, "fusion_attention": False},
@@ -134,8 +136,10 @@ def masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, valid: Ten
         return bn(x)
     w = _time_mask(x, valid).to(x.dtype)
     n = w.sum() * x[0, 0, 0].numel()
-    if n < 2:  # nothing (or one value) to normalise with: leave the running statistics alone
+    if n == 0:  # no valid position at all: the output is zeroed by the caller, statistics untouched
         return x
+    if n == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got {int(n)} valid value")
     dims = [d for d in range(x.dim()) if d != 1]
     mean = (x * w).sum(dims) / n
     shape = [1, -1] + [1] * (x.dim() - 2)
