@@ -3,7 +3,9 @@
 The default recipe is the paper's (Sun et al., MEC 2017, section V-C): Adam,
 learning rate 1e-4, batch 32, frozen extractors (features come from a
 FeatureStore), a random start frame per clip in training and the first frame in
-evaluation, cross-entropy (optionally weighted by inverse class frequency).
+evaluation, cross-entropy (optionally weighted by inverse class frequency). A model
+that defines ``loss(output, labels)`` trains with that instead (CAAN's softmax +
+triplet loss).
 Model selection and early stopping use the validation macro mAP (the MEC 2017
 metric), ties broken by accuracy. Training repeated over several seeds reports the median of each metric
 (section V-D: "training was repeated five times with different random seeds and
@@ -155,7 +157,11 @@ def fit(
         model.train()
         t0, total, n = time.perf_counter(), 0.0, 0
         for batch in _loader(train_ds, config.batch_size, True, config.seed * 10_000 + epoch):
-            loss = F.cross_entropy(model(batch).logits, batch["label"], weight=weight)
+            output = model(batch)
+            if hasattr(model, "loss"):  # a model with its own objective (CAAN: softmax + triplet loss)
+                loss = model.loss(output, batch["label"])
+            else:
+                loss = F.cross_entropy(output.logits, batch["label"], weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

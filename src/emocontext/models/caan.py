@@ -148,6 +148,10 @@ class CAAN(EmotionModel):
             return mask
         return torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
 
+    def loss(self, output: Output, labels: Tensor) -> Tensor:
+        """Training loss used by :func:`emocontext.train.fit`: :func:`caan_loss` with its defaults."""
+        return caan_loss(output, labels)
+
     def forward(self, batch: dict[str, Tensor]) -> Output:
         name = type(self).__name__
         face = require(batch, "face", name)
@@ -192,6 +196,10 @@ class FFAA(CAAN):
         kwargs.pop("score_layers", None)
         kwargs.pop("score_hidden", None)
         super().__init__(attention=False, **kwargs)
+
+    def loss(self, output: Output, labels: Tensor) -> Tensor:
+        """Softmax losses only (frame and clip): the baselines have no triplet loss (section 5.2)."""
+        return caan_loss(output, labels, triplet_weight=0.0)
 
 
 class AverageAggregate(EmotionModel):
