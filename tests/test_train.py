@@ -150,13 +150,15 @@ def test_cli_train_evaluate_compare(tmp_path):
             str(tmp_path / "c"),
             "--models",
             "face_rnn,caca_rnn_a",
+            "--ensemble",
+            "face_rnn,caca_rnn_a",
             "--epochs",
             "1",
         ],
     )
     assert r.exit_code == 0, r.output
     table = (tmp_path / "c" / "table.md").read_text()
-    assert "| caca_rnn_a |" in table and "| face_rnn |" in table
+    assert "| caca_rnn_a |" in table and "| face_rnn |" in table and "| ensemble(" in table
     r = runner.invoke(app, ["train", "-s", str(tmp_path / "s"), "--model", "nope", "-o", str(tmp_path / "x")])
     assert r.exit_code == 1 and "unknown model" in r.output.lower() and "Traceback" not in r.output
 

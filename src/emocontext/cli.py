@@ -334,7 +334,7 @@ def _print_summary(summaries: list[dict], title: str = "results (median over see
             cell("val", "accuracy"),
             cell("test", "macro_map"),
             cell("test", "accuracy"),
-            f"{s['clips_per_second']:.0f}",
+            "-" if s["clips_per_second"] is None else f"{s['clips_per_second']:.0f}",
         )
     out.print(table)
 
@@ -386,6 +386,10 @@ def compare(
     model_names: Annotated[
         str, typer.Option("--models", help="Comma-separated registry names.")
     ] = "face_rnn,context_rnn,parallel_rnn,concat_rnn,caca_rnn_a,caca_rnn_b",
+    ensemble: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated trained models to combine by a weighted ensemble fitted on val (Table II)."),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 60,
     seeds: Annotated[int, typer.Option(help="Seeds per model; the table shows medians.")] = 1,
     batch_size: int = 32,
@@ -394,7 +398,11 @@ def compare(
 ) -> None:
     """Train and evaluate several models on one store; write a Table-I-style markdown table.
 
-    Example: emocontext compare -s features/ -o runs/compare --seeds 5
+    With --ensemble, the seed-0 checkpoints of those models are combined by a linear
+    weighted average of their probabilities, weights fitted on the validation clips
+    (the paper's CACA-RNN + 2D-3D-CNN ensemble, Table II), and evaluated like a model.
+
+    Example: emocontext compare -s features/ -o runs/compare --seeds 5 --ensemble caca_rnn_a,cnn_2d3d
     """
     from .train import TrainConfig, train_seeds
 
@@ -408,6 +416,12 @@ def compare(
                 train_seeds(cfg, st, tr, va, te, labels, out_dir / name, seeds=range(seeds), progress=None)
             )
             out.print(f"{name}: done")
+        if ensemble:
+            members = [m.strip() for m in ensemble.split(",") if m.strip()]
+            missing = [m for m in members if m not in names]
+            if missing:
+                raise EmoContextError(f"--ensemble members {missing} are not among --models {names}")
+            summaries.append(_ensemble_summary(members, out_dir, st, labels, va, te))
     except EmoContextError as e:
         raise _fail(str(e)) from None
     _print_summary(summaries)
@@ -418,14 +432,50 @@ def compare(
     ]
     for s in summaries:
         m = s["median"][part]
-        lines.append(
-            f"| {s['model']} | {s['parameters']:,} | {m['macro_map']:.4f} | {m['accuracy']:.4f} "
-            f"| {s['clips_per_second']:.0f} |"
-        )
+        speed = "-" if s["clips_per_second"] is None else f"{s['clips_per_second']:.0f}"
+        lines.append(f"| {s['model']} | {s['parameters']:,} | {m['macro_map']:.4f} | {m['accuracy']:.4f} | {speed} |")
     note = f"\nMedian over {seeds} seed(s); store `{store}`; {len(tr)} train, {len(va)} val"
     note += f", {len(te)} test clips.\n" if te else " clips.\n"
     (out_dir / "table.md").write_text("\n".join(lines) + "\n" + note)
     out.print(f"wrote {out_dir / 'table.md'}")
+
+
+def _ensemble_summary(members, out_dir: Path, store, labels, val, test) -> dict:
+    """Fit ensemble weights on val probabilities of the members' seed-0 checkpoints; evaluate like a model."""
+    import numpy as np
+
+    from .data.datasets import FeatureSequenceDataset
+    from .metrics import accuracy, macro_map
+    from .models.ensemble import fit_ensemble_weights
+    from .models.registry import count_parameters
+    from .train import load_model, predict_probs
+
+    models = [load_model(out_dir / m / "seed0" / "best.pt") for m in members]
+    k = len(labels)
+
+    def probs(entries):
+        outs = []
+        for model, meta in models:
+            ds = FeatureSequenceDataset(store, entries, labels, max_frames=meta["config"]["max_frames"])
+            outs.append(predict_probs(model, ds))
+        return outs, ds.labels
+
+    val_probs, y_val = probs(val)
+    weights = fit_ensemble_weights(val_probs, y_val)
+    median = {}
+    for part, entries in (("val", val), ("test", test)):
+        if entries:
+            p, y = probs(entries)
+            mixed = np.tensordot(weights, np.stack(p), 1)
+            median[part] = {"accuracy": accuracy(y, mixed), "macro_map": macro_map(y, mixed, k)}
+    name = "ensemble(" + " ".join(f"{w:.2f}*{m}" for m, w in zip(members, weights, strict=True)) + ")"
+    return {
+        "model": name,
+        "parameters": sum(count_parameters(m) for m, _ in models),
+        "clips_per_second": None,
+        "median": median,
+        "weights": dict(zip(members, weights.tolist(), strict=True)),
+    }
 
 
 @app.command()
