@@ -111,7 +111,7 @@ class Predictor:
         Raises:
             VideoDecodeError: the file is missing, empty, corrupt or has no video stream.
         """
-        streams = video_streams(path, self.detector, self.config, times=self.times)
+        streams = video_streams(path, self.detector, self.config, times=self.times, with_context=False)
         n = len(streams)
         probs = np.zeros((n, len(self.labels)), np.float32)
         present = streams.face_present
