@@ -22,8 +22,9 @@ from .errors import EmoContextError
 app = typer.Typer(
     help=(
         "Context-aware video emotion recognition.\n\n"
-        "Point `emocontext predict` at videos, images or folders to get the emotion of the person in them; "
-        "`emocontext extract` caches face and context features of a dataset for training."
+        "Point `emocontext predict` at videos, images or folders to get the emotion of the person in them.\n\n"
+        "To train the published models on your data: `extract` (manifest -> feature store), then `train`, "
+        "`evaluate` and `compare` on the store; `models` lists the architectures."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
