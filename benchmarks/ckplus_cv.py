@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from _machine import cpu_name
 from sklearn.model_selection import GroupKFold
 
 from emocontext.data.adapters import ckplus_sequences
@@ -37,13 +38,6 @@ from emocontext.features.store import FeatureStore, Record
 from emocontext.labels import CKPLUS7, EKMAN7
 from emocontext.metrics import macro_map
 from emocontext.train import TrainConfig, train_seeds
-
-
-def cpu_name() -> str:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def build_store(root: Path, store_dir: Path) -> tuple[FeatureStore, list[ClipEntry]]:

@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from _machine import cpu_name
 
 from emocontext.errors import EmoContextError
 from emocontext.video.faces import box_iou, create_detector
@@ -49,16 +50,6 @@ def load_faces(expw: Path, limit: int | None) -> list[dict]:
         rows = [r for r in csv.DictReader(f) if split.get(r["image"]) == "test"]
     rows.sort(key=lambda r: (r["image"], int(r["face_id"])))
     return rows[:limit] if limit else rows
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average() -> str:
@@ -188,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Machine:",
         "",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores",
+        f"- CPU: {cpu_name()}, {os.cpu_count()} logical cores",
         f"- torch {torch.__version__}, {torch.get_num_threads()} torch thread(s); OpenCV {cv2.__version__}; "
         f"Python {platform.python_version()}",
         f"- load average before the run: {load_before}",

@@ -18,27 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
+from _machine import cpu_name
 
 from emocontext.data.manifest import Manifest
 from emocontext.features.extract import Extractors, clip_record
 from emocontext.predict import Predictor
 from emocontext.video.decode import probe
 from emocontext.video.pipeline import StageTimes, StreamConfig, video_streams
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

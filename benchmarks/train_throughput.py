@@ -16,18 +16,12 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import cpu_name
 from torch.nn import functional as F
 
 from emocontext.models.registry import count_parameters, create_model, list_models, model_info
 
 SHAPES = {"face": (1280,), "context": (1280,), "face_map": (1280, 2, 2)}
-
-
-def cpu_name() -> str:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def measure(name: str, batch: int, frames: int, steps: int) -> tuple[int, float]:

@@ -22,7 +22,6 @@ store records :meth:`ExtractorSpec.signature` and refuses to mix extractors.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -181,14 +180,6 @@ def face_weights_path() -> Path:
     if env:
         return Path(env)
     return Path(str(resources.files("emocontext") / "weights" / FACE_WEIGHTS_FILE))
-
-
-def sha256sum(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:

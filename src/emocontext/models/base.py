@@ -35,6 +35,7 @@ __all__ = [
     "StreamEncoder",
     "batch_masks",
     "require",
+    "require_dim",
     "zero_invalid",
     "compact_order",
     "run_lstm",
@@ -95,6 +96,13 @@ class StreamEncoder(nn.Sequential):
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.0):
         super().__init__(nn.Linear(in_dim, out_dim), nn.ReLU(inplace=True), nn.Dropout(dropout))
+
+
+def require_dim(dim: int | None, what: str, model: str) -> int:
+    """``dim`` if given; a :class:`ConfigError` naming the model and the missing size otherwise."""
+    if dim is None:
+        raise ConfigError(f"{model} needs {what}")
+    return dim
 
 
 def require(batch: dict[str, Tensor], key: str, model: str, shape: str = "(B, T, D)") -> Tensor:

@@ -48,18 +48,22 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from .base import EmotionModel, Output, StreamEncoder, batch_masks, masked_mean, masked_softmax, require, zero_invalid
+from .base import (
+    EmotionModel,
+    Output,
+    StreamEncoder,
+    batch_masks,
+    masked_mean,
+    masked_softmax,
+    require,
+    require_dim,
+    zero_invalid,
+)
 from .registry import register_model
 
 __all__ = ["CAAN", "FFAA", "AverageAggregate", "FAA", "CAA", "caan_loss", "batch_hard_triplet_loss"]
 
 _PAPER = "CAAN, Advances in Multimedia (HEIV)"
-
-
-def _need(dim: int | None, what: str, model: str) -> int:
-    if dim is None:
-        raise ConfigError(f"{model} needs {what}")
-    return dim
 
 
 def _score_branch(in_dim: int, layers: int, hidden: int) -> nn.Sequential:
@@ -363,8 +367,8 @@ def caan(
     """CAAN: face and context FC 1024, fusion 2048, emotion-score-weighted video feature (3CF)."""
     return CAAN(
         num_classes=num_classes,
-        face_dim=_need(face_dim, "face_dim", "caan"),
-        context_dim=_need(context_dim, "context_dim", "caan"),
+        face_dim=require_dim(face_dim, "face_dim", "caan"),
+        context_dim=require_dim(context_dim, "context_dim", "caan"),
         embed_dim=embed_dim,
         fusion_dim=fusion_dim,
         feature_dim=feature_dim,
@@ -390,8 +394,8 @@ def ffaa(
     """FFAA: CAAN's fused per-frame features averaged over frames (no score branch)."""
     return FFAA(
         num_classes=num_classes,
-        face_dim=_need(face_dim, "face_dim", "ffaa"),
-        context_dim=_need(context_dim, "context_dim", "ffaa"),
+        face_dim=require_dim(face_dim, "face_dim", "ffaa"),
+        context_dim=require_dim(context_dim, "context_dim", "ffaa"),
         embed_dim=embed_dim,
         fusion_dim=fusion_dim,
         feature_dim=feature_dim,
@@ -410,7 +414,7 @@ def faa(
     dropout: float = 0.5,
 ) -> FAA:
     """FAA: face features averaged over the face frames, then two FC layers."""
-    return FAA(num_classes=num_classes, in_dim=_need(face_dim, "face_dim", "faa"), hidden=hidden, dropout=dropout)
+    return FAA(num_classes=num_classes, in_dim=require_dim(face_dim, "face_dim", "faa"), hidden=hidden, dropout=dropout)
 
 
 @register_model(paper=f"{_PAPER}, 5.2 'CAA'", streams=("context",))
@@ -423,4 +427,6 @@ def caa(
     dropout: float = 0.5,
 ) -> CAA:
     """CAA: context features averaged over the valid frames, then two FC layers."""
-    return CAA(num_classes=num_classes, in_dim=_need(context_dim, "context_dim", "caa"), hidden=hidden, dropout=dropout)
+    return CAA(
+        num_classes=num_classes, in_dim=require_dim(context_dim, "context_dim", "caa"), hidden=hidden, dropout=dropout
+    )

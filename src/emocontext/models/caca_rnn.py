@@ -62,6 +62,7 @@ from .base import (
     masked_mean,
     masked_softmax,
     require,
+    require_dim,
     run_lstm,
     zero_invalid,
 )
@@ -78,12 +79,6 @@ __all__ = [
 ]
 
 _PAPER = "Sun et al., MEC 2017"
-
-
-def _need(dim: int | None, what: str, model: str) -> int:
-    if dim is None:
-        raise ConfigError(f"{model} needs {what}")
-    return dim
 
 
 def _lstm(in_dim: int, hidden: int, layers: int, dropout: float) -> nn.LSTM:
@@ -527,7 +522,7 @@ def face_rnn(
     """Face-RNN: FC to 128, 2-layer LSTM (256), prediction at the last face frame."""
     return FaceRNN(
         num_classes=num_classes,
-        in_dim=_need(face_dim, "face_dim", "face_rnn"),
+        in_dim=require_dim(face_dim, "face_dim", "face_rnn"),
         embed_dim=embed_dim,
         hidden_size=hidden_size,
         num_layers=num_layers,
@@ -549,7 +544,7 @@ def context_rnn(
     """Context-RNN: FC to 128, 2-layer LSTM (256), prediction at the last valid frame."""
     return ContextRNN(
         num_classes=num_classes,
-        in_dim=_need(context_dim, "context_dim", "context_rnn"),
+        in_dim=require_dim(context_dim, "context_dim", "context_rnn"),
         embed_dim=embed_dim,
         hidden_size=hidden_size,
         num_layers=num_layers,
@@ -571,8 +566,8 @@ def parallel_rnn(
     """Parallel-RNN: face and context 2-layer LSTMs (128), last states fused by an FC network."""
     return ParallelRNN(
         num_classes=num_classes,
-        face_dim=_need(face_dim, "face_dim", "parallel_rnn"),
-        context_dim=_need(context_dim, "context_dim", "parallel_rnn"),
+        face_dim=require_dim(face_dim, "face_dim", "parallel_rnn"),
+        context_dim=require_dim(context_dim, "context_dim", "parallel_rnn"),
         embed_dim=embed_dim,
         hidden_size=hidden_size,
         num_layers=num_layers,
@@ -594,8 +589,8 @@ def concat_rnn(
     """Concatenated-RNN: one 2-layer LSTM (256) over the concatenated 128-d face and context encodings."""
     return ConcatRNN(
         num_classes=num_classes,
-        face_dim=_need(face_dim, "face_dim", "concat_rnn"),
-        context_dim=_need(context_dim, "context_dim", "concat_rnn"),
+        face_dim=require_dim(face_dim, "face_dim", "concat_rnn"),
+        context_dim=require_dim(context_dim, "context_dim", "concat_rnn"),
         embed_dim=embed_dim,
         hidden_size=hidden_size,
         num_layers=num_layers,
@@ -606,8 +601,8 @@ def concat_rnn(
 def _caca(left: str, name: str, num_classes: int, face_dim: int | None, context_dim: int | None, **kw) -> CacaRNN:
     return CacaRNN(
         num_classes=num_classes,
-        face_dim=_need(face_dim, "face_dim", name),
-        context_dim=_need(context_dim, "context_dim", name),
+        face_dim=require_dim(face_dim, "face_dim", name),
+        context_dim=require_dim(context_dim, "context_dim", name),
         left=left,
         **kw,
     )
@@ -689,7 +684,7 @@ def cnn_2d3d(
     """
     return CNN2D3D(
         num_classes=num_classes,
-        in_channels=in_channels or _need(face_dim, "face_dim (channels of face_map) or in_channels", "cnn_2d3d"),
+        in_channels=in_channels or require_dim(face_dim, "face_dim (channels of face_map) or in_channels", "cnn_2d3d"),
         channels=channels,
         temporal_stride=temporal_stride,
         dropout=dropout,
