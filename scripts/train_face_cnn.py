@@ -108,6 +108,49 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def report(res: dict, args) -> str:
+    """Markdown results of the exported face CNN."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    history = json.loads((args.out / "history.json").read_text())
+    val, val_tta = res["val_publictest"], res["val_publictest_hflip_tta"]
+    test, test_tta = res["test_privatetest"], res["test_privatetest_hflip_tta"]
+    export = "--export --report benchmarks/face_cnn.md"
+    rows = "\n".join(f"| {h['epoch']} | {h['loss']:.4f} | {h['val_acc']:.4f} | {h['sec'] / 60:.1f} |" for h in history)
+    return f"""# Face-expression CNN (FER2013)
+
+EfficientNet-Lite0 (ImageNet) fine-tuned on FER2013 by `scripts/train_face_cnn.py`; the weights
+that ship (`src/emocontext/weights/{FACE_WEIGHTS_FILE}`, float16) are the epoch with the best
+PublicTest accuracy (epoch {res["epoch"]}), evaluated here exactly as shipped.
+
+| split | images | accuracy | with horizontal-flip TTA |
+|---|---|---|---|
+| PublicTest (`fer2013/val`, model selection) | 3,589 | {val:.4f} | {val_tta:.4f} |
+| **PrivateTest (`fer2013/test`)** | 3,589 | **{test:.4f}** | {test_tta:.4f} |
+
+Inference: {res["ms_per_face_batch256"]:.2f} ms per face in batches of 256, {res["torch_threads"]} torch thread(s),
+{cpu}.
+
+Training history (one line per epoch; seconds include evaluation on PublicTest):
+
+| epoch | train loss | PublicTest accuracy | minutes |
+|---|---|---|---|
+{rows}
+
+Commands:
+
+```
+python scripts/train_face_cnn.py --data $EMOCONTEXT_DATA/fer2013 --out runs/face_cnn --threads 1
+python scripts/train_face_cnn.py --data $EMOCONTEXT_DATA/fer2013 --out runs/face_cnn {export}
+```
+"""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("EMOCONTEXT_DATA", "../shared/data")) / "fer2013")
@@ -159,6 +202,8 @@ def main() -> int:
             {"state_dict": sd16, "spec": FACE_CNN.signature(), "results": res}, args.export_to / FACE_WEIGHTS_FILE
         )
         (args.out / "results.json").write_text(json.dumps(res, indent=2))
+        if args.report:
+            args.report.write_text(report(res, args))
         return 0
 
     torch.manual_seed(args.seed)
