@@ -201,10 +201,16 @@ def extract(
     hide_face: Annotated[
         bool, typer.Option(help="Black out the subject's face in the context stream (CAER-Net).")
     ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Read INPUTS as the root of a dataset: caer, afew, cheavd, ravdess, crema-d, ckplus, expw."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract face and context features of every clip into a feature store.
+
+    Datasets that give face boxes (ExpW) use them instead of the detector.
 
     Resumable: run the same command again after an interruption and finished clips
     are skipped. Failed clips are listed at the end and in STORE/failures.jsonl.
@@ -217,7 +223,13 @@ def extract(
     from .video.pipeline import StreamConfig
 
     try:
-        if len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
+        if dataset:
+            from .data.adapters import load_dataset
+
+            if len(inputs) != 1:
+                raise EmoContextError("--dataset takes exactly one input: the dataset's root folder")
+            manifest = load_dataset(dataset, inputs[0])
+        elif len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
             manifest = Manifest.from_csv(inputs[0])
         else:
             manifest = Manifest.from_paths(inputs)

@@ -226,13 +226,17 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
 
 def manifest_from_store(store: FeatureStore, label_set: LabelSet | None = None) -> Manifest:
     """The labelled clips of a store, rebuilt from the manifest entries recorded at extraction."""
+    from .data.adapters import FaceEntry
+
     entries = []
     for path in sorted(store.records_dir.glob("*.npz")):
         m = store.get_meta(path)
         if m.get("label"):
-            entries.append(
-                ClipEntry(m["path"], m["label"], m.get("split"), m.get("group"), m.get("start"), m.get("end"))
-            )
+            args = (m["path"], m["label"], m.get("split"), m.get("group"), m.get("start"), m.get("end"))
+            if "face_id" in m:  # one of several labelled faces of an image
+                entries.append(FaceEntry(*args, face_id=m["face_id"], box=tuple(m["box"])))
+            else:
+                entries.append(ClipEntry(*args))
     if not entries:
         raise EmoContextError(f"{store.root}: no labelled clips in this store")
     label_set = label_set or infer_label_set({e.label for e in entries})

@@ -76,3 +76,37 @@ def test_predict_api_on_a_synthetic_face(tmp_path):
     assert p.frames[7].probabilities is None and p.frames[0].box is not None
     d = p.to_dict()
     assert d["no_face"] is False and len(d["frames"]) == 10
+
+
+def test_dataset_face_boxes_replace_detection(tmp_path):
+    """ExpW-style data: the labelled boxes are used (no detector), two faces of one image are two clips."""
+    import cv2
+    from typer.testing import CliRunner
+
+    from emocontext.cli import app
+    from emocontext.data.adapters import FaceEntry
+    from emocontext.data.datasets import FeatureSequenceDataset
+    from emocontext.labels import EKMAN7
+    from emocontext.train import manifest_from_store
+
+    root = tmp_path / "expw"
+    (root / "images").mkdir(parents=True)
+    img = np.full((120, 200, 3), 90, np.uint8)
+    cv2.imwrite(str(root / "images" / "a.jpg"), img)
+    (root / "labels.csv").write_text(
+        "image,face_id,x1,y1,x2,y2,label,face_confidence\na.jpg,0,10,10,50,50,happy,9.0\na.jpg,1,120,20,170,70,sad,8.0\n"
+    )
+    (root / "splits.csv").write_text("image,split\na.jpg,train\n")
+    r = CliRunner().invoke(app, ["extract", str(root), "--dataset", "expw", "-o", str(tmp_path / "s"), "-q"])
+    assert r.exit_code == 0, r.output
+    store = FeatureStore(tmp_path / "s")
+    assert store.signature["detector"] == "mtcnn"  # the default, not used for boxed faces
+    m = manifest_from_store(store, EKMAN7)
+    assert len(m) == 2 and all(isinstance(e, FaceEntry) for e in m)
+    boxes = {e.face_id: e.box for e in m}
+    assert boxes[1] == (120.0, 20.0, 170.0, 70.0)
+    rec = store.get(m[1].clip_id)
+    assert rec.face_present.all()
+    np.testing.assert_allclose(rec.boxes[0], boxes[m[1].face_id])
+    ds = FeatureSequenceDataset(store, m, EKMAN7)
+    assert sorted(ds.labels.tolist()) == [EKMAN7.index("happy"), EKMAN7.index("sad")]

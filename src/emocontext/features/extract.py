@@ -20,7 +20,7 @@ import numpy as np
 
 from ..data.manifest import ClipEntry, Manifest
 from ..errors import EmoContextError
-from ..video.faces import FaceDetector, create_detector
+from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
 from ..video.streams import Streams
 from .backbones import ContextExtractor, FaceExtractor
@@ -71,7 +71,9 @@ class Extractors:
         if entry.start is not None or entry.end is not None:
             start = entry.start or 0.0
             cfg = replace(cfg, start=start, max_duration=None if entry.end is None else entry.end - start)
-        return video_streams(entry.path, self.detector, cfg, times=times)
+        box = getattr(entry, "box", None)  # datasets that give the face box (ExpW) skip detection
+        detector = self.detector if box is None else GivenBoxDetector(box)
+        return video_streams(entry.path, detector, cfg, times=times)
 
 
 def clip_record(streams: Streams, extractors: Extractors, times: StageTimes | None = None) -> Record:
@@ -161,6 +163,8 @@ def extract(
                 streams = current.result()
                 record = clip_record(streams, extractors, summary.times)
                 record.meta.update(entry.to_dict())
+                if getattr(entry, "box", None) is not None:  # a dataset's own face box (ExpW FaceEntry)
+                    record.meta.update(face_id=entry.face_id, box=list(entry.box))
                 store.put(entry.clip_id, record)
                 summary.done += 1
             except EmoContextError as e:

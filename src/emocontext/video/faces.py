@@ -58,6 +58,7 @@ __all__ = [
     "MTCNNDetector",
     "YuNetDetector",
     "HaarDetector",
+    "GivenBoxDetector",
     "DlibHOGDetector",
     "create_detector",
     "list_detectors",
@@ -1089,6 +1090,25 @@ _DETECTORS: dict[str, Callable[..., FaceDetector]] = {
 def list_detectors() -> list[str]:
     """Names accepted by :func:`create_detector`."""
     return list(_DETECTORS)
+
+
+class GivenBoxDetector:
+    """Not a detector: returns a box the dataset gives (ExpW, CAER-S annotations) for every frame.
+
+    Args:
+        box: ``(x1, y1, x2, y2)`` in pixels of the frames it will see.
+        score: reported detection score.
+    """
+
+    name = "given_box"
+
+    def __init__(self, box: Sequence[float], score: float = 1.0):
+        self.box = tuple(float(v) for v in box)
+        self.score = float(score)
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        h, w = _check_frame(frame).shape[:2]
+        return [Detection(_clip_box(self.box, w, h), self.score)]
 
 
 def create_detector(name: str = "mtcnn", **kwargs) -> FaceDetector:
