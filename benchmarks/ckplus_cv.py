@@ -42,7 +42,7 @@ from emocontext.train import TrainConfig, train_seeds
 
 def build_store(root: Path, store_dir: Path) -> tuple[FeatureStore, list[ClipEntry]]:
     face = FaceExtractor()
-    store = FeatureStore(store_dir, {"face": face.spec.signature(), "context": None, "source": "ckplus48"})
+    store = FeatureStore(store_dir, {"face": face.signature, "context": None, "source": "ckplus48"})
     entries = []
     for seq in ckplus_sequences(root):
         imgs = np.stack([cv2.imread(f, cv2.IMREAD_GRAYSCALE) for f in seq.frames])

@@ -200,6 +200,13 @@ def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+@lru_cache(maxsize=4)
+def _sha256_prefix(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 @lru_cache(maxsize=2)
 def _load_face_cnn(path: str) -> FaceExpressionCNN:
     p = Path(path)
@@ -225,8 +232,15 @@ class FaceExtractor:
     spec = FACE_CNN
 
     def __init__(self, weights: str | Path | None = None, *, batch_size: int = 64):
-        self.model = _load_face_cnn(str(weights or face_weights_path()))
+        path = Path(weights or face_weights_path())
+        self.model = _load_face_cnn(str(path))
+        self.weights_sha256 = _sha256_prefix(path)
         self.batch_size = batch_size
+
+    @property
+    def signature(self) -> dict:
+        """The spec's signature plus the weights' checksum: retrained weights never mix in one store."""
+        return {**self.spec.signature(), "weights_sha256": self.weights_sha256}
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

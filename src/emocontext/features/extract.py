@@ -60,7 +60,7 @@ class Extractors:
     def signature(self) -> dict:
         """Recorded in the store: extractor identities, preprocessing and stream settings."""
         return {
-            "face": self.face.spec.signature(),
+            "face": self.face.signature,
             "context": self.context.signature,
             "detector": self.detector.name,
             "streams": self.config.signature(),
