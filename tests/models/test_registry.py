@@ -153,3 +153,18 @@ def test_parameter_counts_follow_table_i_architectures():
     assert abs(table["concat_rnn"] / 1.38e6 - 1) < 0.15
     current = create_model("caca_rnn_a", num_classes=K, face_dim=D, context_dim=D, attention_query="current")
     assert count_parameters(current) == caca - right_cell + lstm_params(E, 128, 1)
+
+
+def test_vector_models_pool_feature_maps():
+    """A store with spatial context maps serves the models that read pooled vectors."""
+    import torch
+
+    from emocontext.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("caca_rnn_a", num_classes=3, face_dim=4, context_dim=6).eval()
+    maps = torch.randn(2, 5, 6, 3, 3)
+    batch = {"face": torch.randn(2, 5, 4), "mask": torch.ones(2, 5, dtype=torch.bool)}
+    a = model({**batch, "context": maps}).logits
+    b = model({**batch, "context": maps.mean((-2, -1))}).logits
+    torch.testing.assert_close(a, b)

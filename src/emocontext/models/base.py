@@ -106,13 +106,20 @@ def require_dim(dim: int | None, what: str, model: str) -> int:
 
 
 def require(batch: dict[str, Tensor], key: str, model: str, shape: str = "(B, T, D)") -> Tensor:
-    """``batch[key]``, or a :class:`ConfigError` naming the model and the expected shape."""
+    """``batch[key]``, or a :class:`ConfigError` naming the model and the expected shape.
+
+    Where per-frame vectors ``(B, T, D)`` are expected (the default ``shape``) and the batch holds
+    feature maps ``(B, T, C, h, w)`` (a store extracted with spatial context maps), the maps are
+    average-pooled over space, which is exactly the pooled feature of the same CNN.
+    """
     try:
         x = batch[key]
     except KeyError:
         raise ConfigError(f"{model} needs batch[{key!r}] of shape {shape}; got keys {sorted(batch)}") from None
     if not torch.is_tensor(x) or x.dim() < 2:
         raise ConfigError(f"{model}: batch[{key!r}] must be a tensor of shape {shape}")
+    if shape == "(B, T, D)" and x.dim() == 5:
+        x = x.mean((-2, -1))
     return x
 
 
