@@ -161,6 +161,12 @@ def main() -> int:
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = all cores)")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from these weights (a best.pt/checkpoint.pt or the shipped fp16 file) instead of ImageNet",
+    )
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     ap.add_argument("--export", action="store_true", help="evaluate the best checkpoint and write package weights")
     ap.add_argument("--export-to", type=Path, default=Path(__file__).resolve().parents[1] / "src/emocontext/weights")
@@ -208,7 +214,11 @@ def main() -> int:
 
     torch.manual_seed(args.seed)
     # channels-last halves the CPU step time of the depthwise convolutions (0.67 vs 1.43 s per batch of 64)
-    model = FaceExpressionCNN(pretrained_trunk=True).to(memory_format=torch.channels_last)
+    model = FaceExpressionCNN(pretrained_trunk=args.init is None).to(memory_format=torch.channels_last)
+    if args.init is not None:  # warm start (a second schedule on top of a finished run)
+        blob = torch.load(args.init, map_location="cpu", weights_only=False)
+        state = blob.get("model") or blob["state_dict"]
+        model.load_state_dict({k: v.float() for k, v in state.items()})
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(xtr) // args.batch_size
     total = steps_per_epoch * args.epochs
