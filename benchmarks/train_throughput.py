@@ -93,7 +93,8 @@ def main() -> None:
             "",
             f"Not measured: {', '.join(skipped) or 'none'} (made of trained members; its cost is theirs).",
             "",
-            f"Command: `python benchmarks/train_throughput.py --batch {args.batch} --frames {args.frames} --steps {args.steps}`",
+            "Command: `python benchmarks/train_throughput.py "
+            f"--batch {args.batch} --frames {args.frames} --steps {args.steps}`",
             "",
         ]
     )
