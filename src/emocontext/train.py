@@ -37,7 +37,7 @@ from .data.datasets import FeatureSequenceDataset, collate
 from .data.manifest import ClipEntry, Manifest
 from .errors import ConfigError, EmoContextError
 from .features.store import FeatureStore, atomic_write_bytes, atomic_write_text
-from .labels import LABEL_SETS, LabelSet, get_label_set
+from .labels import LABEL_SETS, LabelSet
 from .metrics import evaluate_probs, macro_map, plot_confusion
 from .models.registry import count_parameters, create_model
 
@@ -326,7 +326,3 @@ def train_seeds(
 
 def _short(metrics: dict) -> dict:
     return {"accuracy": metrics["accuracy"], "macro_map": metrics["macro_map"]}
-
-
-def label_set_or_infer(name: str | None, labels: set[str]) -> LabelSet:
-    return get_label_set(name) if name else infer_label_set(labels)
