@@ -39,6 +39,7 @@ from emocontext.video.pipeline import StreamConfig
 
 ROWS = [
     ("F (face only)", "caer_net_features", TABLE3_ABLATIONS["F"]),
+    ("C (context only)", "caer_net_features", TABLE3_ABLATIONS["C"]),
     ("C+cA (context only, attention)", "caer_net_features", TABLE3_ABLATIONS["C+cA"]),
     ("F+C (concatenation)", "caer_net_features", TABLE3_ABLATIONS["F+C"]),
     ("F+C+cA (+ context attention)", "caer_net_features", TABLE3_ABLATIONS["F+C+cA"]),

@@ -81,7 +81,8 @@ def test_predict_real_clip_json(tmp_path):
     assert d["label"] in d["probabilities"] and abs(sum(d["probabilities"].values()) - 1) < 1e-2
     assert d["frames_with_face"] >= 0.9 * d["num_frames"]
     f = d["frames"][0]
-    assert set(f) == {"timestamp", "face_present", "box", "probabilities"}
+    assert {"timestamp", "face_present", "box", "probabilities", "source"} <= set(f)
+    assert d["model"] == "face_cnn_temporal_mean" and f["source"] == "face" and f["fusion_weights"] is None
     assert "happy" in r.output
 
 

@@ -12,10 +12,12 @@ from typer.testing import CliRunner
 from emocontext.cli import app
 from emocontext.data.datasets import FeatureSequenceDataset, collate
 from emocontext.data.manifest import ClipEntry, Manifest
+from emocontext.errors import ConfigError
 from emocontext.features.store import FeatureStore, Record
 from emocontext.labels import CREMAD6, EKMAN7
 from emocontext.train import TrainConfig, fit, load_model, manifest_from_store, predict_probs, train_seeds
 from tests.conftest import data_path
+from tests.data.test_datasets import audio_store
 
 SIG = {"face": {"name": "synthetic"}, "context": {"name": "synthetic"}}
 
@@ -161,6 +163,104 @@ def test_cli_train_evaluate_compare(tmp_path):
     assert "| caca_rnn_a |" in table and "| face_rnn |" in table and "| ensemble(" in table
     r = runner.invoke(app, ["train", "-s", str(tmp_path / "s"), "--model", "nope", "-o", str(tmp_path / "x")])
     assert r.exit_code == 1 and "unknown model" in r.output.lower() and "Traceback" not in r.output
+
+
+def test_av_lstm_trains_on_audio_and_its_whitening_travels_with_the_checkpoint(tmp_path):
+    from emocontext.data.datasets import fit_audio_whitening
+
+    store, entries = audio_store(tmp_path / "s", n=24)
+    train = [e for e in entries if e.split == "train"]
+    val = [e for e in entries if e.split == "val"]
+    cfg = TrainConfig(model="av_lstm", epochs=2, batch_size=8, lr=1e-2)
+    s = train_seeds(cfg, store, train, val, None, EKMAN7, tmp_path / "runs", audio_pca=4)
+    model, meta = load_model(tmp_path / "runs" / "seed0" / "best.pt")
+    assert meta["dims"]["audio_dim"] == 4 and len(meta["audio_whitening"]["components"]) == 4
+    # evaluation rebuilds the dataset with the checkpoint's whitening and gets the same numbers
+    w = fit_audio_whitening(store, train, 4)
+    np.testing.assert_allclose(np.array(meta["audio_whitening"]["components"]), w.components)
+    va = FeatureSequenceDataset(store, val, EKMAN7, audio_whitening=meta["audio_whitening"])
+    probs = predict_probs(model, va)
+    assert probs.shape == (len(val), 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert s["median"]["val"]["accuracy"] == pytest.approx(s["runs"][0]["val"]["accuracy"])
+    # raw features: no whitening in the checkpoint, audio_dim from the store
+    train_seeds(cfg, store, train, val, None, EKMAN7, tmp_path / "raw", audio_pca=None)
+    _, meta = load_model(tmp_path / "raw" / "seed0" / "best.pt")
+    assert meta["dims"]["audio_dim"] == 6 and "audio_whitening" not in meta
+
+
+def test_audio_training_errors(tmp_path):
+    from emocontext.data.datasets import fit_audio_whitening
+
+    store, entries = audio_store(tmp_path / "s", n=12)
+    train = [e for e in entries if e.split == "train"]
+    val = [e for e in entries if e.split == "val"]
+    w = fit_audio_whitening(store, train, 3)
+    tr = FeatureSequenceDataset(store, train, EKMAN7, train=True, audio_whitening=w)
+    cfg = TrainConfig(model="av_lstm", epochs=1, batch_size=8)
+    with pytest.raises(ConfigError, match="same audio whitening"):
+        fit(cfg, tr, FeatureSequenceDataset(store, val, EKMAN7), tmp_path / "a", label_set=EKMAN7)
+    fit(cfg, tr, FeatureSequenceDataset(store, val, EKMAN7, audio_whitening=w), tmp_path / "b", label_set=EKMAN7)
+    other = fit_audio_whitening(store, train, 2)  # resuming with another whitening is another configuration
+    tr2 = FeatureSequenceDataset(store, train, EKMAN7, train=True, audio_whitening=other)
+    va2 = FeatureSequenceDataset(store, val, EKMAN7, audio_whitening=other)
+    with pytest.raises(ConfigError, match="another configuration"):
+        fit(TrainConfig(**{**cfg.__dict__, "epochs": 2}), tr2, va2, tmp_path / "b", label_set=EKMAN7)
+    plain, plain_entries = synthetic_store(tmp_path / "plain", n=12)
+    tr, va = _datasets(plain, plain_entries)
+    with pytest.raises(ConfigError, match="no audio"):
+        fit(cfg, tr, va, tmp_path / "c", label_set=EKMAN7)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_av_lstm_on_real_clips_with_their_audio(tmp_path):
+    """The 6 CREMA-D clips extracted with their audio, then 2 epochs of av_lstm (no accuracy claim)."""
+    from emocontext.data.adapters import load_dataset
+    from emocontext.data.datasets import fit_audio_whitening
+    from emocontext.features.audio import PAPER_AUDIO
+    from emocontext.features.extract import Extractors, extract
+
+    clips = load_dataset("crema_d", data_path("videos", "crema-d"))
+    assert len(clips) == 6
+    manifest = Manifest(
+        [ClipEntry(e.path, e.label, "train" if i < 4 else "val", e.group) for i, e in enumerate(clips)], CREMAD6
+    )
+    summary = extract(manifest, tmp_path / "store", Extractors.build(audio=PAPER_AUDIO), progress=False)
+    assert summary.done == 6 and not summary.failed and not summary.no_audio
+    store = FeatureStore(tmp_path / "store")
+    assert store.has_audio
+    for e in manifest:
+        r = store.get(e.clip_id)
+        span = r.timestamps[-1] + 0.2 - r.timestamps[0]  # 5 fps
+        assert r.audio.shape[1] == 47 and np.isfinite(r.audio).all()
+        assert abs(len(r.audio) - (1 + span * PAPER_AUDIO.frame_rate)) <= 2  # the frames' span, 31.25 frames/s
+        assert r.audio_timestamps[0] == pytest.approx(r.timestamps[0])
+        assert r.audio[:, 0].max() - r.audio[:, 0].min() > 5  # speech and pauses in the log energy
+
+    m = manifest_from_store(store, CREMAD6)
+    train, val = m.split("train"), m.split("val")
+    whitening = fit_audio_whitening(store, train, 50)
+    tr = FeatureSequenceDataset(store, train, CREMAD6, train=True, audio_whitening=whitening)
+    va = FeatureSequenceDataset(store, val, CREMAD6, audio_whitening=whitening)
+    result = fit(TrainConfig(model="av_lstm", epochs=2, batch_size=4), tr, va, tmp_path / "run", label_set=CREMAD6)
+    assert len(result.history) == 2 and all(np.isfinite(h["loss"]) for h in result.history)
+
+    model, meta = load_model(result.checkpoint)
+    assert meta["dims"]["audio_dim"] == whitening.output_dim == 47  # capped at D_a
+    va = FeatureSequenceDataset(store, val, CREMAD6, audio_whitening=meta["audio_whitening"])
+    probs = predict_probs(model, va)
+    assert probs.shape == (2, 6) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    batch = collate([va[0], va[1]])
+    with torch.inference_mode():
+        out = model(batch)
+    assert out.logits.shape == (2, 6)
+    mask = batch["mask"]
+    alignment = out.extras["alignment"]  # (B, T, 2w)
+    assert alignment.shape[:2] == mask.shape
+    torch.testing.assert_close(alignment.sum(-1)[mask], torch.ones(int(mask.sum())))
+    assert (alignment[~mask] == 0).all()
+    attention = out.temporal_attention  # (B, K, T): per emotion, over the valid steps
+    torch.testing.assert_close(attention.sum(-1), torch.ones(2, 6))
 
 
 @pytest.mark.realdata

@@ -60,24 +60,53 @@ def predict(
     ] = None,
     jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per file (with per-frame results).")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one CSV row per file.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a self-contained HTML report (probabilities, timeline, key frames with the context "
+            "attention and fusion weights). One input: this file; several: a folder with one report each."
+        ),
+    ] = None,
+    annotate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the video with the face box, the label and probability bars drawn on it (.mp4). "
+            "One input: this file; several: a folder."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="face: the face-expression CNN alone, averaged over the frames with a face. context: face + "
+            "scene (CAER-Net attention and fusion), needs a context model file ($EMOCONTEXT_CONTEXT_WEIGHTS). "
+            "Default: context when such a file is installed, else face.",
+            show_default=False,
+        ),
+    ] = None,
     detector: Detector = "mtcnn",
     fps: Fps = 5.0,
     max_duration: Annotated[float | None, typer.Option(help="Read at most this many seconds of each file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Say which emotion the person in each video shows.
+    """Say which emotion the person in each video shows, and why.
 
-    One file: prints the clip emotion with every probability and how many sampled
-    frames had a face. Several files or a folder: one row per file, with a progress
-    bar; a file that fails is reported and skipped, the others still run, and the
-    exit status is 1 if any failed.
+    One file: prints the clip emotion with every probability, how many sampled
+    frames had a face and how much the model leaned on the face vs the scene.
+    Several files or a folder: one row per file, with a progress bar; a file that
+    fails is reported and skipped, the others still run, and the exit status is 1
+    if any failed. Frames without a face are read from the scene alone (context
+    model) or skipped (face model).
 
     Examples:
 
       emocontext predict clip.mp4 --json clip.json
 
+      emocontext predict clip.mp4 --report clip.html --annotate clip_annotated.mp4
+
       emocontext predict videos/ --jsonl results.jsonl --csv results.csv
+
+      emocontext predict clip.mp4 --model face
     """
     _setup_logging(verbose)
     from .data.manifest import Manifest
@@ -85,11 +114,14 @@ def predict(
 
     try:
         files = [e.path for e in Manifest.from_paths(paths)]
-        predictor = Predictor(detector=detector, fps=fps, max_duration=max_duration)
+        predictor = Predictor(model=model, detector=detector, fps=fps, max_duration=max_duration)
     except EmoContextError as e:
         raise _fail(str(e)) from None
 
     single = len(files) == 1
+    for folder in (report, annotate):
+        if folder is not None and not single:
+            folder.mkdir(parents=True, exist_ok=True)
     results, failures = [], []
     sinks = _Sinks(jsonl, csv_out)
     from rich.progress import Progress
@@ -103,6 +135,9 @@ def predict(
             else:
                 results.append(pred)
                 sinks.write(pred)
+                failed = _explain(pred, report, annotate, single)
+                if failed:
+                    failures.append((path, failed))
             bar.advance(task)
     sinks.close()
 
@@ -118,6 +153,22 @@ def predict(
         if not single:
             err.print(f"{len(failures)} of {len(files)} files failed")
         raise typer.Exit(1)
+
+
+def _explain(pred, report: Path | None, annotate: Path | None, single: bool) -> str | None:
+    """Write the HTML report and the annotated video of one prediction; the error message if one failed."""
+    from .report import write_annotated_video, write_html_report
+
+    stem = Path(pred.path).stem
+    try:
+        if report is not None:
+            write_html_report(pred, report if single else report / f"{stem}.html")
+        if annotate is not None:
+            write_annotated_video(pred, annotate if single else annotate / f"{stem}.mp4")
+    except EmoContextError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return str(e)
+    return None
 
 
 class _Sinks:
@@ -155,11 +206,18 @@ class _Sinks:
 
 def _print_one(pred) -> None:
     face_note = f"{pred.frames_with_face}/{pred.num_frames} sampled frames had a face"
-    if pred.no_face:
+    if pred.label is None:
         out.print(f"[bold]{pred.path}[/]: [yellow]no face found[/] ({face_note}); no emotion predicted")
         return
+    caption = f"{face_note} at {pred.fps:g} fps; model {pred.model}"
+    lambdas = [f.fusion_weights["face"] for f in pred.frames if f.fusion_weights and f.face_present]
+    if lambdas:
+        lam = sum(lambdas) / len(lambdas)
+        caption += f"\nfusion weights (mean over face frames): face {lam:.2f}, context {1 - lam:.2f}"
     title = f"{Path(pred.path).name}: [bold]{pred.label}[/] ({pred.confidence:.0%})"
-    table = Table(title=title, caption=f"{face_note} at {pred.fps:g} fps; model {pred.model}")
+    if pred.no_face:
+        title += " [yellow]no face found: read from the scene alone[/]"
+    table = Table(title=title, caption=caption)
     table.add_column("emotion")
     table.add_column("probability", justify="right")
     table.add_column("")
@@ -177,7 +235,7 @@ def _print_many(results) -> None:
     for r in results:
         table.add_row(
             r.path,
-            r.label or "[yellow]no face[/]",
+            (r.label or "[yellow]no face[/]") + (" [yellow](scene only)[/]" if r.no_face and r.label else ""),
             "" if r.confidence is None else f"{r.confidence:.2f}",
             f"{r.frames_with_face}/{r.num_frames}",
         )

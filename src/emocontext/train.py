@@ -11,6 +11,11 @@ metric), ties broken by accuracy. Training repeated over several seeds reports t
 (section V-D: "training was repeated five times with different random seeds and
 median performance metrics are selected").
 
+Audio models (``streams`` with ``"audio"``, e.g. ``av_lstm``) get ``audio_dim`` from the
+datasets; the audio PCA whitening of the training dataset (Chao et al. 2016, 3.3) is saved in
+the checkpoint's ``meta["audio_whitening"]`` (state dict as lists), so evaluation and prediction
+build their datasets with ``audio_whitening=meta["audio_whitening"]``.
+
 Resumable: a checkpoint is written atomically after every epoch; running the same
 command again continues from it. Every epoch re-seeds torch and the data order
 from ``seed`` and the epoch number, so a resumed run gives the same result as an
@@ -33,13 +38,13 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from .data.datasets import FeatureSequenceDataset, collate
+from .data.datasets import FeatureSequenceDataset, collate, fit_audio_whitening
 from .data.manifest import ClipEntry, Manifest
 from .errors import ConfigError, EmoContextError
 from .features.store import FeatureStore, atomic_write_bytes, atomic_write_text
 from .labels import LABEL_SETS, LabelSet
 from .metrics import evaluate_probs, macro_map, plot_confusion
-from .models.registry import count_parameters, create_model
+from .models.registry import count_parameters, create_model, model_info
 
 __all__ = [
     "TrainConfig",
@@ -125,6 +130,11 @@ def fit(
     k = len(label_set)
     torch.manual_seed(config.seed)
     dims = {"face_dim": train_ds.face_dim, "context_dim": train_ds.context_dim}
+    if "audio" in model_info(config.model).streams:
+        dims["audio_dim"] = train_ds.audio_dim  # ConfigError when the store has no audio
+    whitening = _whitening_state(train_ds)
+    if _whitening_state(val_ds) != whitening:
+        raise ConfigError("train_ds and val_ds must use the same audio whitening (fitted on the training clips)")
     model = create_model(config.model, num_classes=k, **dims, **config.model_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     weight = None
@@ -137,11 +147,13 @@ def fit(
         "labels": list(label_set.names),
         "dims": dims,
     }
+    if whitening is not None:
+        meta["audio_whitening"] = whitening
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
     start, history, best_key, best_epoch, stale = 0, [], (-1.0, -1.0), -1, 0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck["meta"]["config"] != meta["config"]:
+        if ck["meta"]["config"] != meta["config"] or ck["meta"].get("audio_whitening") != whitening:
             raise ConfigError(f"{ckpt_path} was made with another configuration; use a new --out directory")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -211,8 +223,17 @@ def fit(
     )
 
 
+def _whitening_state(ds: FeatureSequenceDataset) -> dict | None:
+    w = getattr(ds, "audio_whitening", None)
+    return None if w is None else {k: np.asarray(v).tolist() for k, v in w.state_dict().items()}
+
+
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Model and metadata (config, labels, feature dims) from a ``best.pt``/``checkpoint.pt``."""
+    """Model and metadata (config, labels, feature dims) from a ``best.pt``/``checkpoint.pt``.
+
+    ``meta["audio_whitening"]`` (only for models trained with whitened audio) is the state of the
+    training audio whitening: pass it as ``FeatureSequenceDataset(..., audio_whitening=...)``.
+    """
     path = Path(path)
     if not path.exists():
         raise EmoContextError(f"{path}: no such checkpoint")
@@ -281,8 +302,12 @@ def train_seeds(
     *,
     seeds: Sequence[int] = (0,),
     progress: Callable[[str], None] | None = None,
+    audio_pca: int | None = 50,
 ) -> dict:
     """Train one model per seed; report each run and the median of every metric over seeds.
+
+    ``audio_pca``: for a model that reads audio, PCA-whiten the audio features keeping this many
+    components, fitted on the ``train`` clips (Chao et al. 2016, 3.3: 50); None = raw features.
 
     Returns a dict with ``runs`` (per seed: validation and test metrics) and ``median``
     (accuracy, macro mAP on val and test), ``parameters`` and ``clips_per_second``.
@@ -290,12 +315,16 @@ def train_seeds(
     """
     out = Path(out_dir)
     runs = []
-    val_ds = FeatureSequenceDataset(store, val, label_set, max_frames=config.max_frames)
-    test_ds = FeatureSequenceDataset(store, test, label_set, max_frames=config.max_frames) if test else None
+    whitening = None
+    if audio_pca and "audio" in model_info(config.model).streams:
+        whitening = fit_audio_whitening(store, train, audio_pca)
+    kw = {"max_frames": config.max_frames, "audio_whitening": whitening}
+    val_ds = FeatureSequenceDataset(store, val, label_set, **kw)
+    test_ds = FeatureSequenceDataset(store, test, label_set, **kw) if test else None
     result = None
     for seed in seeds:
         cfg = TrainConfig(**{**asdict(config), "seed": seed})
-        train_ds = FeatureSequenceDataset(store, train, label_set, train=True, max_frames=cfg.max_frames, seed=seed)
+        train_ds = FeatureSequenceDataset(store, train, label_set, train=True, seed=seed, **kw)
         run_dir = out / f"seed{seed}"
         if progress:
             progress(f"[{cfg.model}] seed {seed}: {len(train_ds)} train / {len(val_ds)} val clips")

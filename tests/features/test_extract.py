@@ -1,16 +1,23 @@
-"""Extraction over a manifest: batched, resumable, atomic, refuses to mix extractors."""
+"""Extraction over a manifest: batched, resumable, atomic, refuses to mix extractors; audio on the frames' clock."""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from emocontext.data.manifest import ClipEntry, Manifest
-from emocontext.errors import IncompatibleFeaturesError
-from emocontext.features.extract import Extractors, extract
+from emocontext.errors import ConfigError, IncompatibleFeaturesError
+from emocontext.features.audio import PAPER_AUDIO, SPEECH_AUDIO
+from emocontext.features.extract import AUDIO_SPAN, Extractors, clip_audio, clip_record, extract
 from emocontext.features.store import FeatureStore
-from emocontext.video.pipeline import StreamConfig
+from emocontext.video.pipeline import StreamConfig, video_streams
 from tests.video.test_pipeline import SquareDetector, square_video
+
+SR = 16000
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +38,9 @@ def test_extract_records_and_failures(tmp_path, manifest, extractors):
     assert summary.done == 3 and len(summary.failed) == 1 and "broken.mp4" in summary.failed[0][1]
     store = FeatureStore(tmp_path / "store")
     r = store.get(manifest[1].clip_id)
-    assert r.face.shape == (5, 1280) and r.context.shape == (5, 1280) and r.face_map.shape == (5, 1280, 2, 2)
+    assert r.face.shape == (5, 1280) and r.context.shape == (5, 1280)
+    assert r.face_map.shape[:2] == (5, 1280) and r.face_map.shape[2] == r.face_map.shape[3] >= 2
+    assert r.audio is None and r.audio_timestamps is None  # no audio asked for
     assert r.face_present.all() and np.allclose(r.face_probs.sum(1), 1, atol=1e-2)
     assert r.meta["label"] == "happy" and r.meta["path"] == manifest[1].path
     assert len((tmp_path / "store" / "failures.jsonl").read_text().splitlines()) == 1
@@ -110,3 +119,129 @@ def test_dataset_face_boxes_replace_detection(tmp_path):
     np.testing.assert_allclose(rec.boxes[0], boxes[m[1].face_id])
     ds = FeatureSequenceDataset(store, m, EKMAN7)
     assert sorted(ds.labels.tolist()) == [EKMAN7.index("happy"), EKMAN7.index("sad")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio
+# ---------------------------------------------------------------------------------------------
+
+
+def tone_video(path, *, onset=1.0, seconds=2.0, audio_start=0.0, n=10, fps=5):
+    """A square 'face' on every frame and an AAC track: silence, then a 440 Hz tone from ``onset`` s.
+
+    ``onset`` is on the container clock (video starts at 0); the audio stream itself starts at
+    ``audio_start`` s (a late audio track), so its first ``onset - audio_start`` s are silent.
+    """
+    import av
+
+    frames = np.full((n, 120, 160, 3), 60, np.uint8)
+    frames[:, 40:80, 60:100] = 255
+    y = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
+    y[: int(round((onset - audio_start) * SR))] = 0
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("mpeg4", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 160, 120, "yuv420p"
+        aus = c.add_stream("aac", rate=SR, layout="mono")
+        for i, img in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, fps)
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        offset = int(round(audio_start * SR))
+        for i in range(0, len(y), 1024):
+            af = av.AudioFrame.from_ndarray(y[None, i : i + 1024], format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = SR, offset + i, Fraction(1, SR)
+            for p in aus.encode(af):
+                c.mux(p)
+        for p in aus.encode():
+            c.mux(p)
+    return path
+
+
+def onset_time(audio, times):
+    """Time of the first audio frame whose log energy (column 0) rises above silence."""
+    return float(times[np.argmax(audio[:, 0] > -10)])
+
+
+@pytest.fixture(scope="module")
+def audio_extractors(extractors):
+    return replace(extractors, audio=PAPER_AUDIO)
+
+
+def test_extract_with_audio_on_the_frames_clock(tmp_path, audio_extractors, caplog):
+    tone = tone_video(tmp_path / "tone.mkv")
+    silent = square_video(tmp_path / "silent.mp4")  # no audio track at all
+    manifest = Manifest(
+        [
+            ClipEntry(str(tone), "happy", "train"),
+            ClipEntry(str(tone), "happy", "val", start=0.6, end=1.8),  # a segment: audio follows it
+            ClipEntry(str(silent), "sad", "train"),
+        ]
+    )
+    with caplog.at_level(logging.WARNING, logger="emocontext.features.extract"):
+        summary = extract(manifest, tmp_path / "store", audio_extractors, progress=False)
+    assert summary.done == 3 and not summary.failed and summary.no_audio == [str(silent)]
+    assert any("silent.mp4" in r.message and "no audio stream" in r.message for r in caplog.records)
+    store = FeatureStore(tmp_path / "store")
+    assert store.has_audio and store.signature["audio"] == {**PAPER_AUDIO.signature(), "span": AUDIO_SPAN}
+
+    full = store.get(manifest[0].clip_id)
+    hop = PAPER_AUDIO.hop_length / SR
+    assert full.audio.shape == (1 + round(2.0 * SR) // PAPER_AUDIO.hop_length, 47)  # 10 frames at 5 fps = 2 s
+    assert full.audio.dtype == np.float32 and full.audio_timestamps.dtype == np.float64
+    np.testing.assert_allclose(full.audio_timestamps, np.arange(len(full.audio)) * hop)
+    assert onset_time(full.audio, full.audio_timestamps) == pytest.approx(1.0, abs=0.05)
+
+    seg = store.get(manifest[1].clip_id)
+    assert seg.timestamps[0] == pytest.approx(0.6) and seg.audio_timestamps[0] == pytest.approx(0.6)
+    assert seg.audio_timestamps[-1] < 1.8  # the entry's end
+    assert onset_time(seg.audio, seg.audio_timestamps) == pytest.approx(1.0, abs=0.05)  # same clock
+    # same sound in the same place (steady tone, away from the onset and the segment's edges; the
+    # segment's audio frames sit on a grid shifted by 0.6 s, not on the full clip's grid)
+    in_seg = (seg.audio_timestamps > 1.2) & (seg.audio_timestamps < 1.6)
+    in_full = (full.audio_timestamps > 1.2) & (full.audio_timestamps < 1.6)
+    np.testing.assert_allclose(
+        np.median(seg.audio[in_seg, :14], 0), np.median(full.audio[in_full, :14], 0), rtol=0.02, atol=0.05
+    )
+
+    none = store.get(manifest[2].clip_id)
+    assert none.audio.shape == (0, 47) and none.audio_timestamps.shape == (0,) and len(none) == 10
+
+
+@pytest.mark.parametrize("suffix", ["mkv", "mp4"])
+def test_a_late_audio_track_is_placed_on_the_video_clock(tmp_path, audio_extractors, suffix):
+    """The audio stream starts 0.5 s after the video: the first 0.5 s are silence, the tone stays at 1.0 s."""
+    path = tone_video(tmp_path / f"late.{suffix}", audio_start=0.5)
+    streams = video_streams(path, SquareDetector(), StreamConfig())
+    feats, times = clip_audio(path, streams.timestamps, PAPER_AUDIO, fps=5)
+    assert times[0] == 0 and times[-1] == pytest.approx(2.0, abs=0.04)
+    assert onset_time(feats, times) == pytest.approx(1.0, abs=0.07)
+    assert (feats[times < 0.4, 0] < -20).all()  # before the track starts: silence
+
+
+def test_audio_store_refuses_other_audio_settings(tmp_path, extractors, audio_extractors):
+    path = tone_video(tmp_path / "tone.mkv")
+    manifest = Manifest([ClipEntry(str(path), "happy", "train")])
+    extract(manifest, tmp_path / "store", audio_extractors, progress=False)
+    with pytest.raises(IncompatibleFeaturesError, match="audio"):
+        extract(manifest, tmp_path / "store", extractors, progress=False)  # without audio
+    with pytest.raises(IncompatibleFeaturesError, match="audio"):
+        extract(manifest, tmp_path / "store", replace(extractors, audio=SPEECH_AUDIO), progress=False)
+    # and a store made without audio refuses audio
+    extract(manifest, tmp_path / "plain", extractors, progress=False)
+    with pytest.raises(IncompatibleFeaturesError, match="audio"):
+        extract(manifest, tmp_path / "plain", audio_extractors, progress=False)
+    assert "audio" not in extractors.signature()  # stores made before audio existed still match
+
+
+def test_clip_record_reads_the_audio_itself(tmp_path, audio_extractors):
+    path = tone_video(tmp_path / "tone.mkv")
+    streams = video_streams(path, SquareDetector(), StreamConfig())
+    rec = clip_record(streams, audio_extractors, path=path)
+    via_load = clip_record(streams, audio_extractors, audio=audio_extractors.load(ClipEntry(str(path)))[1])
+    np.testing.assert_array_equal(rec.audio, via_load.audio)
+    with pytest.raises(ConfigError, match="path"):
+        clip_record(streams, audio_extractors)
+    assert Extractors.build(detector=SquareDetector(), audio=True).audio == PAPER_AUDIO

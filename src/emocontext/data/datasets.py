@@ -10,6 +10,16 @@ from a random initial frame"): with ``train=True`` a start frame is drawn per
 sample. Deviation: the paper does not say how far into the clip the start may
 fall; we draw it uniformly from the first half, so every sample keeps at least
 half of its clip. In evaluation the start is the first frame.
+
+Audio: when the store's records carry audio (``emocontext extract`` with an audio spec), each
+sample also gets the audio frames of the span its visual frames cover (frames whose centre lies
+between the first kept frame's timestamp and the first dropped frame's timestamp, so a random start
+or ``max_frames`` crops the audio to the same span, as the AV-LSTM's alignment assumes), and
+``collate`` pads them to ``audio`` (B, T_a, D_a) with ``audio_mask`` (B, T_a). Chao et al. 2016
+(section 3.3) PCA-whiten the audio features with a transform fitted on the training data:
+:func:`fit_audio_whitening` fits it on the training clips, ``audio_whitening=`` applies it (the
+same object to the training, validation and test datasets; :func:`emocontext.train.fit` stores it
+in the checkpoint).
 """
 
 from __future__ import annotations
@@ -21,11 +31,46 @@ import torch
 from torch.utils.data import Dataset
 
 from ..data.manifest import ClipEntry, Manifest
-from ..errors import ManifestError
-from ..features.store import FeatureStore
+from ..errors import ConfigError, ManifestError
+from ..features.audio import PCAWhitening
+from ..features.store import FeatureStore, Record
 from ..labels import LabelSet
 
-__all__ = ["FeatureSequenceDataset", "collate"]
+__all__ = ["FeatureSequenceDataset", "collate", "fit_audio_whitening", "as_whitening"]
+
+
+def as_whitening(whitening: PCAWhitening | dict | None) -> PCAWhitening | None:
+    """A :class:`PCAWhitening` from itself, its state dict (arrays, or lists as in a checkpoint's meta), or None."""
+    if whitening is None or isinstance(whitening, PCAWhitening):
+        return whitening
+    if isinstance(whitening, dict):
+        return PCAWhitening.from_state_dict({k: np.asarray(v) for k, v in whitening.items()})
+    raise ConfigError(f"audio_whitening must be a PCAWhitening, its state dict or None, got {type(whitening).__name__}")
+
+
+def _audio_frames(records: Sequence[Record]) -> list[np.ndarray]:
+    missing = sum(r.audio is None for r in records)
+    if missing:
+        raise ConfigError(
+            f"{missing} of {len(records)} clips have no audio features; extract the store with audio "
+            "(Extractors.build(audio=...))"
+        )
+    return [r.audio for r in records]
+
+
+def fit_audio_whitening(
+    store: FeatureStore, entries: Manifest | Sequence[ClipEntry], n_components: int | None = 50
+) -> PCAWhitening:
+    """PCA whitening fitted on every audio frame of ``entries`` (the training clips only).
+
+    Chao et al. 2016, section 3.3: the audio features are PCA-whitened, keeping 50 dimensions
+    (``n_components``, capped at ``D_a`` and at the number of frames).
+
+    Raises:
+        ConfigError: the clips have no audio features, or fewer than 2 audio frames in all.
+        KeyError: a clip is not in the store.
+    """
+    return PCAWhitening(n_components).fit(_audio_frames([store.get(e.clip_id) for e in entries]))
 
 
 class FeatureSequenceDataset(Dataset):
@@ -38,9 +83,15 @@ class FeatureSequenceDataset(Dataset):
         train: random start frame per sample (augmentation).
         max_frames: keep at most this many frames from the start (None = all).
         seed: seeds the random start frames; epoch ``e`` uses ``seed + e`` (:meth:`set_epoch`).
+        audio_whitening: a :class:`~emocontext.features.audio.PCAWhitening` fitted on the training
+            clips (:func:`fit_audio_whitening`), or its state dict (from a checkpoint's
+            ``meta["audio_whitening"]``), applied to every audio frame; None = raw features.
+
+    Samples carry ``audio`` ``(T_a, D_a)`` when every record has audio (:attr:`has_audio`).
 
     Raises:
         ManifestError: clips missing from the store (all listed), or unlabelled clips.
+        ConfigError: ``audio_whitening`` given but the clips have no audio, or another feature size.
     """
 
     def __init__(
@@ -52,6 +103,7 @@ class FeatureSequenceDataset(Dataset):
         train: bool = False,
         max_frames: int | None = None,
         seed: int = 0,
+        audio_whitening: PCAWhitening | dict | None = None,
     ):
         entries = list(entries)
         missing = [e.path for e in entries if e.clip_id not in store]
@@ -68,6 +120,14 @@ class FeatureSequenceDataset(Dataset):
         self.max_frames = max_frames
         self.seed = seed
         self.epoch = 0
+        self.has_audio = bool(self.records) and all(r.audio is not None for r in self.records)
+        self.audio_whitening = as_whitening(audio_whitening)
+        self.audio: list[np.ndarray] | None = None  # per clip (T_a, D_a) float32, whitened if asked
+        if self.audio_whitening is not None:
+            frames = _audio_frames(self.records)
+            self.audio = [self.audio_whitening.transform(a) for a in frames]
+        elif self.has_audio:
+            self.audio = [np.asarray(r.audio, np.float32) for r in self.records]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -83,6 +143,17 @@ class FeatureSequenceDataset(Dataset):
     def context_dim(self) -> int:
         return self.records[0].context.shape[1]
 
+    @property
+    def audio_dim(self) -> int:
+        """``D_a`` of the samples' ``audio`` (the whitening's output size when whitened).
+
+        Raises:
+            ConfigError: the clips have no audio features.
+        """
+        if self.audio is None:
+            raise ConfigError("these clips have no audio features: extract the store with audio")
+        return self.audio[0].shape[1]
+
     def __getitem__(self, i: int) -> dict:
         r = self.records[i]
         t = len(r)
@@ -92,7 +163,7 @@ class FeatureSequenceDataset(Dataset):
             start = int(rng.integers(0, t // 2 + 1))
         end = t if self.max_frames is None else min(t, start + self.max_frames)
         sl = slice(start, end)
-        return {
+        item = {
             "face": torch.from_numpy(r.face[sl]),
             "context": torch.from_numpy(r.context[sl]),
             "face_mask": torch.from_numpy(r.face_present[sl].astype(bool)),
@@ -101,6 +172,13 @@ class FeatureSequenceDataset(Dataset):
             "label": int(self.labels[i]),
             "index": i,
         }
+        if self.audio is not None:
+            # audio frames centred in [timestamps[start], timestamps[end]): the span the kept frames cover
+            lo = r.timestamps[start] if start > 0 else -np.inf
+            hi = r.timestamps[end] if end < t else np.inf
+            a0, a1 = np.searchsorted(r.audio_timestamps, [lo, hi], side="left")
+            item["audio"] = torch.from_numpy(np.ascontiguousarray(self.audio[i][a0:a1]))
+        return item
 
 
 def collate(items: list[dict]) -> dict:
@@ -109,6 +187,11 @@ def collate(items: list[dict]) -> dict:
     Returns a batch dict: ``face`` (B, T, D_f), ``context`` (B, T, D_c) or (B, T, C, h, w),
     ``face_probs`` (B, T, K), ``face_map`` (B, T, C, h, w), ``mask`` (B, T) bool, ``face_mask`` (B, T) bool,
     ``lengths`` (B,), ``label`` (B,), ``index`` (B,). Padded values are zeros.
+
+    When the samples have audio, also ``audio`` (B, T_a, D_a) float32 padded to the longest audio
+    (at least one column, so a batch of clips without audio frames still has the key: its
+    ``audio_mask`` is then all False), ``audio_mask`` (B, T_a) bool (True = a real audio frame)
+    and ``audio_lengths`` (B,).
     """
     lengths = torch.tensor([len(it["face"]) for it in items])
     t = int(lengths.max())
@@ -122,7 +205,7 @@ def collate(items: list[dict]) -> dict:
         return out
 
     mask = torch.arange(t)[None, :] < lengths[:, None]
-    return {
+    batch = {
         "face": pad("face"),
         "context": pad("context"),
         "face_probs": pad("face_probs"),
@@ -133,3 +216,13 @@ def collate(items: list[dict]) -> dict:
         "label": torch.tensor([it["label"] for it in items]),
         "index": torch.tensor([it["index"] for it in items]),
     }
+    if "audio" in items[0]:
+        audio_lengths = torch.tensor([len(it["audio"]) for it in items])
+        t_a = max(int(audio_lengths.max()), 1)
+        audio = torch.zeros((b, t_a, items[0]["audio"].shape[1]), dtype=torch.float32)
+        for j, it in enumerate(items):
+            audio[j, : len(it["audio"])] = it["audio"]
+        batch["audio"] = audio
+        batch["audio_mask"] = torch.arange(t_a)[None, :] < audio_lengths[:, None]
+        batch["audio_lengths"] = audio_lengths
+    return batch

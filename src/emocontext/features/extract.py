@@ -2,10 +2,14 @@
 
 For each clip: decode + detect + track + crop (:func:`emocontext.video.pipeline.video_streams`),
 then the frozen face CNN on the frames with a face and the context CNN on every
-frame. Decoding and detection of the next clip run in a background thread while
-the CNNs work on the current one. Finished clips are skipped on the next run, so
-an interrupted extraction resumes where it stopped; a clip that fails is
-reported, logged in ``failures.jsonl`` and skipped, and the others still run.
+frame. With an audio spec (``Extractors.build(audio=...)``) the clip's audio is
+decoded over the span the sampled frames cover and turned into per-audio-frame
+features (:func:`clip_audio`). Decoding, detection and the audio of the next clip
+run in a background thread while the CNNs work on the current one. Finished clips
+are skipped on the next run, so an interrupted extraction resumes where it stopped;
+a clip that fails is reported, logged in ``failures.jsonl`` and skipped, and the
+others still run. A clip without an audio track is not a failure: it gets 0 audio
+frames and a warning.
 """
 
 from __future__ import annotations
@@ -19,16 +23,113 @@ from pathlib import Path
 import numpy as np
 
 from ..data.manifest import ClipEntry, Manifest
-from ..errors import EmoContextError
+from ..errors import AudioDecodeError, ConfigError, EmoContextError
+from ..video.decode import is_image, read_audio
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
 from ..video.streams import Streams
+from .audio import PAPER_AUDIO, AudioFeatureSpec, audio_features
 from .backbones import ContextExtractor, FaceExtractor
 from .store import FeatureStore, Record
 
-__all__ = ["Extractors", "ExtractSummary", "extract", "clip_record"]
+__all__ = ["Extractors", "ExtractSummary", "extract", "clip_record", "clip_audio", "AUDIO_SPAN"]
 
 log = logging.getLogger(__name__)
+
+#: How the audio span is chosen (recorded in the store signature next to the audio spec): the span
+#: the sampled video frames cover, on their clock, silence where the track does not reach.
+AUDIO_SPAN = "sampled_frames/1"
+
+AudioArrays = tuple[np.ndarray, np.ndarray]  # features (T_a, D_a) float32, times (T_a,) float64 seconds
+
+
+def _stream_origins(path: str | Path) -> tuple[float, float]:
+    """Start times in seconds of the first video and the first audio stream on the container clock (0 if unknown)."""
+    import av
+
+    def start(stream) -> float:
+        if stream is None or stream.start_time is None or stream.time_base is None:
+            return 0.0
+        return float(stream.start_time * stream.time_base)
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            return start(c.streams.video[0] if c.streams.video else None), start(
+                c.streams.audio[0] if c.streams.audio else None
+            )
+    except av.FFmpegError:
+        return 0.0, 0.0
+
+
+def clip_audio(
+    path: str | Path,
+    timestamps: np.ndarray,
+    spec: AudioFeatureSpec = PAPER_AUDIO,
+    *,
+    fps: float,
+    end: float | None = None,
+) -> AudioArrays:
+    """Audio features of the span that a clip's sampled video frames cover.
+
+    The span is ``[timestamps[0], min(timestamps[-1] + 1 / fps, end))`` on the frames' clock
+    (seconds from the first video frame, as :func:`emocontext.video.decode.iter_frames` gives
+    them): frame ``k`` is on screen from ``timestamps[k]`` for one sampling period. The audio
+    stream's own start time is taken into account (CREMA-D's video starts 27 ms after its audio;
+    some phone videos start their audio seconds late). Parts of the span the audio track does not
+    reach are digital silence, so the features span exactly the visual frames, which is what the
+    AV-LSTM's coarse alignment ``p_t = t * T_a / T`` assumes (:mod:`emocontext.models.av_lstm`).
+
+    Args:
+        path: the clip's media file (its first audio stream is read mono at ``spec.sample_rate``).
+        timestamps: ``(T,)`` float64 seconds of the sampled video frames.
+        spec: the audio feature settings.
+        fps: the video sampling rate in Hz.
+        end: end of the clip in seconds on the same clock (``start + max_duration``), if limited.
+
+    Returns:
+        ``(features, times)``: float32 ``(T_a, D_a)`` and float64 ``(T_a,)``; audio frame ``a`` is
+        centred at ``timestamps[0] + a * hop / sample_rate``. A file without an audio track (or
+        with undecodable audio, or a track that misses the span entirely) gives ``T_a = 0`` and a
+        logged warning; a still image gives ``T_a = 0`` silently.
+    """
+    empty = np.zeros((0, spec.feature_dim), np.float32), np.zeros(0, np.float64)
+    timestamps = np.asarray(timestamps, np.float64)
+    if len(timestamps) == 0:
+        return empty
+    if is_image(path):
+        log.debug("%s: a still image has no audio; 0 audio frames", path)
+        return empty
+    t0 = float(timestamps[0])
+    t1 = float(timestamps[-1]) + 1.0 / fps
+    if end is not None:
+        t1 = min(t1, end)
+    sr = spec.sample_rate
+    try:
+        wave = read_audio(path, sample_rate=sr)
+    except AudioDecodeError as e:
+        log.warning("%s -- storing 0 audio frames for this clip (audio models see it as a clip without audio)", e)
+        return empty
+    video0, audio0 = _stream_origins(path)
+    i0 = int(round((t0 + video0 - audio0) * sr))  # sample of the audio track at the first frame
+    n = max(int(round((t1 - t0) * sr)), 1)
+    lo, hi = max(i0, 0), min(i0 + n, len(wave))
+    if hi <= lo:
+        log.warning(
+            "%s: the audio track (%.2f s from %.2f s) does not reach the frames' span %.2f-%.2f s; "
+            "storing 0 audio frames for this clip",
+            path,
+            len(wave) / sr,
+            audio0 - video0,
+            t0,
+            t1,
+        )
+        return empty
+    segment = np.zeros(n, np.float32)
+    segment[lo - i0 : hi - i0] = wave[lo:hi]
+    if hi - lo < n - spec.hop_length:
+        log.info("%s: audio covers %.2f of the frames' %.2f s; the rest is silence", path, (hi - lo) / sr, n / sr)
+    feats, times = audio_features(segment, sr, spec=spec)
+    return feats, t0 + np.asarray(times, np.float64)
 
 
 @dataclass
@@ -39,6 +140,7 @@ class Extractors:
     face: FaceExtractor
     context: ContextExtractor
     config: StreamConfig = StreamConfig()
+    audio: AudioFeatureSpec | None = None
 
     @classmethod
     def build(
@@ -49,46 +151,117 @@ class Extractors:
         spatial: bool = False,
         config: StreamConfig = StreamConfig(),
         face_weights: str | Path | None = None,
+        audio: AudioFeatureSpec | bool | None = None,
     ) -> Extractors:
+        """Build the extractors once.
+
+        Args:
+            audio: per-audio-frame features to extract too: an
+                :class:`~emocontext.features.audio.AudioFeatureSpec`, ``True`` for the paper's
+                (:data:`~emocontext.features.audio.PAPER_AUDIO`), or None/False for no audio.
+        """
+        if audio is True:
+            audio = PAPER_AUDIO
+        elif audio is False:
+            audio = None
+        elif audio is not None and not isinstance(audio, AudioFeatureSpec):
+            raise ConfigError(f"audio must be an AudioFeatureSpec, True/False or None, got {audio!r}")
         return cls(
             detector=create_detector(detector) if isinstance(detector, str) else detector,
             face=FaceExtractor(face_weights),
             context=ContextExtractor(context_backbone, spatial=spatial),
             config=config,
+            audio=audio,
         )
 
     def signature(self) -> dict:
-        """Recorded in the store: extractor identities, preprocessing and stream settings."""
-        return {
+        """Recorded in the store: extractor identities, preprocessing and stream settings (and audio, if any)."""
+        sig = {
             "face": self.face.signature,
             "context": self.context.signature,
             "detector": self.detector.name,
             "streams": self.config.signature(),
         }
+        if self.audio is not None:  # absent without audio, so stores made before audio existed still match
+            sig["audio"] = {**self.audio.signature(), "span": AUDIO_SPAN}
+        return sig
 
-    def streams(self, entry: ClipEntry, times: StageTimes | None = None) -> Streams:
+    def clip_config(self, entry: ClipEntry) -> StreamConfig:
+        """The stream settings for one clip: the manifest's start/end, if any, replace the config's."""
         cfg = self.config
         if entry.start is not None or entry.end is not None:
             start = entry.start or 0.0
             cfg = replace(cfg, start=start, max_duration=None if entry.end is None else entry.end - start)
+        return cfg
+
+    def streams(self, entry: ClipEntry, times: StageTimes | None = None) -> Streams:
         box = getattr(entry, "box", None)  # datasets that give the face box (ExpW) skip detection
         detector = self.detector if box is None else GivenBoxDetector(box)
-        return video_streams(entry.path, detector, cfg, times=times)
+        return video_streams(entry.path, detector, self.clip_config(entry), times=times)
+
+    def audio_features(
+        self,
+        path: str | Path,
+        timestamps: np.ndarray,
+        config: StreamConfig | None = None,
+        times: StageTimes | None = None,
+    ) -> AudioArrays | None:
+        """:func:`clip_audio` with this spec over the frames at ``timestamps`` (None without an audio spec).
+
+        ``config`` (default: :attr:`config`) gives the sampling rate and the clip's end.
+        """
+        if self.audio is None:
+            return None
+        cfg = config or self.config
+        end = None if cfg.max_duration is None else cfg.start + cfg.max_duration
+        t = time.perf_counter()
+        out = clip_audio(path, timestamps, self.audio, fps=cfg.fps, end=end)
+        if times is not None:
+            times.add("audio", time.perf_counter() - t)
+        return out
+
+    def load(self, entry: ClipEntry, times: StageTimes | None = None) -> tuple[Streams, AudioArrays | None]:
+        """The part of one clip that runs in the background thread: its streams and (with a spec) its audio."""
+        streams = self.streams(entry, times)
+        return streams, self.audio_features(entry.path, streams.timestamps, self.clip_config(entry), times)
 
 
-def clip_record(streams: Streams, extractors: Extractors, times: StageTimes | None = None) -> Record:
-    """Run the frozen CNNs on one clip's streams."""
+def clip_record(
+    streams: Streams,
+    extractors: Extractors,
+    times: StageTimes | None = None,
+    *,
+    audio: AudioArrays | None = None,
+    path: str | Path | None = None,
+) -> Record:
+    """Run the frozen CNNs on one clip's streams; with an audio spec, add its audio features.
+
+    Args:
+        streams: the clip's streams (``T`` frames).
+        extractors: the extractors.
+        times: stage timings to add to.
+        audio: ``(features (T_a, D_a), times (T_a,))`` already computed (:meth:`Extractors.load`
+            does it in the background thread); else, with an audio spec, the audio of ``path`` is
+            read here over the frames' span (:func:`clip_audio`, settings of ``extractors.config``).
+        path: the clip's file, needed with an audio spec when ``audio`` is not given.
+
+    Raises:
+        ConfigError: the extractors have an audio spec but neither ``audio`` nor ``path`` is given.
+    """
     times = times or StageTimes()
+    if extractors.audio is not None and audio is None:
+        if path is None:
+            raise ConfigError("these extractors compute audio features: pass the clip's path (or its audio)")
+        audio = extractors.audio_features(path, streams.timestamps, times=times)
     t0 = time.perf_counter()
     n = len(streams)
     present = streams.face_present
-    dim, k = extractors.face.spec.feature_dim, len(extractors.face.spec.labels)
-    face = np.zeros((n, dim), np.float32)
-    probs = np.zeros((n, k), np.float32)
-    h, w = (s // 32 for s in extractors.face.spec.input_size)
-    face_map = np.zeros((n, dim, h, w), np.float32)
-    if present.any():
-        face[present], probs[present], face_map[present] = extractors.face.run(streams.face[present])
+    # the face CNN on the frames with a face (none: it returns empty arrays of the right shapes)
+    feats, face_probs, maps = extractors.face.run(streams.face[present])
+    face = np.zeros((n, *feats.shape[1:]), np.float32)
+    probs = np.zeros((n, *face_probs.shape[1:]), np.float32)
+    face_map = np.zeros((n, *maps.shape[1:]), np.float32)
+    face[present], probs[present], face_map[present] = feats, face_probs, maps
     t1 = time.perf_counter()
     times.add("face_cnn", t1 - t0)
     context = extractors.context(streams.context)
@@ -102,6 +275,8 @@ def clip_record(streams: Streams, extractors: Extractors, times: StageTimes | No
         timestamps=streams.timestamps,
         boxes=streams.boxes,
         meta={"frame_size": list(streams.frame_size)},
+        audio=None if audio is None or extractors.audio is None else audio[0],
+        audio_timestamps=None if audio is None or extractors.audio is None else audio[1],
     )
 
 
@@ -111,6 +286,7 @@ class ExtractSummary:
     skipped: int = 0
     failed: list = field(default_factory=list)  # (path, message)
     times: StageTimes = field(default_factory=StageTimes)
+    no_audio: list = field(default_factory=list)  # paths extracted with audio asked for but 0 audio frames
 
 
 def extract(
@@ -130,7 +306,8 @@ def extract(
 
     Returns:
         An :class:`ExtractSummary`; failed clips are listed there and in the
-        store's ``failures.jsonl``, never raised.
+        store's ``failures.jsonl``, never raised. With audio, clips stored with
+        0 audio frames (no audio track) are listed in ``no_audio``.
 
     Raises:
         IncompatibleFeaturesError: the store was made by other extractors.
@@ -154,19 +331,21 @@ def extract(
     ]
     with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool:
         task = bar.add_task("", total=len(todo))
-        pending: Future | None = pool.submit(extractors.streams, todo[0], summary.times) if todo else None
+        pending: Future | None = pool.submit(extractors.load, todo[0], summary.times) if todo else None
         for i, entry in enumerate(todo):
             current = pending
-            pending = pool.submit(extractors.streams, todo[i + 1], summary.times) if i + 1 < len(todo) else None
+            pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
             bar.update(task, description=Path(entry.path).name)
             try:
-                streams = current.result()
-                record = clip_record(streams, extractors, summary.times)
+                streams, audio = current.result()
+                record = clip_record(streams, extractors, summary.times, audio=audio)
                 record.meta.update(entry.to_dict())
                 if getattr(entry, "box", None) is not None:  # a dataset's own face box (ExpW FaceEntry)
                     record.meta.update(face_id=entry.face_id, box=list(entry.box))
                 store.put(entry.clip_id, record)
                 summary.done += 1
+                if record.audio is not None and len(record.audio) == 0:
+                    summary.no_audio.append(entry.path)
             except EmoContextError as e:
                 summary.failed.append((entry.path, str(e)))
                 store.log_failure(entry.clip_id, entry.path, str(e))

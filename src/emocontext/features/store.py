@@ -6,6 +6,11 @@ Layout of a store directory::
     records/<key>.npz   one clip: arrays + its manifest entry as JSON
     failures.jsonl      clips that failed, one JSON line each (retried next run)
 
+A record holds the visual arrays of every clip and, when the store was made with an audio
+feature spec (its signature then has an ``"audio"`` entry), the clip's audio features and their
+times. Records without audio (stores made before audio existed, or without it) load with
+``audio = audio_timestamps = None``; the format version did not change.
+
 Every record is written to a temporary file in the same directory and moved
 into place with :func:`os.replace`, so a crash never leaves a half-written record
 and a finished record is never redone. The signature records which extractors
@@ -76,6 +81,12 @@ class Record:
         timestamps: ``(T,)`` float64 seconds.
         boxes: ``(T, 4)`` float32 xyxy face boxes in pixels of the original frame.
         meta: the manifest entry and clip facts (path, label, split, ...).
+        audio: ``(T_a, D_a)`` float32 per-audio-frame features
+            (:func:`emocontext.features.audio.audio_features`) over the span the sampled video
+            frames cover, or None when the store has no audio. ``T_a = 0`` for a clip without an
+            audio track. Stored as float32 (small, and float16 would blur the small spectral values).
+        audio_timestamps: ``(T_a,)`` float64 seconds, centre of each audio frame on the same clock
+            as ``timestamps`` (None with ``audio``).
     """
 
     face: np.ndarray
@@ -86,12 +97,20 @@ class Record:
     timestamps: np.ndarray
     boxes: np.ndarray
     meta: dict
+    audio: np.ndarray | None = None
+    audio_timestamps: np.ndarray | None = None
 
     ARRAYS = ("face", "face_probs", "face_map", "context", "face_present", "timestamps", "boxes")
     FLOATS = ("face", "face_probs", "face_map", "context")
+    AUDIO = ("audio", "audio_timestamps")  # optional: both or neither
 
     def __len__(self) -> int:
         return len(self.timestamps)
+
+    @property
+    def has_audio(self) -> bool:
+        """True when the record carries audio arrays (possibly of length 0)."""
+        return self.audio is not None
 
 
 class FeatureStore:
@@ -143,13 +162,28 @@ class FeatureStore:
         return [self.get_meta(p)["clip_id"] for p in sorted(self.records_dir.glob("*.npz"))]
 
     def put(self, clip_id: str, record: Record) -> None:
-        """Write one record atomically (float features stored as float16)."""
+        """Write one record atomically (visual float features stored as float16, audio as float32).
+
+        Raises:
+            ValueError: only one of ``audio``/``audio_timestamps`` is set, or their shapes disagree.
+        """
         arrays = {}
         for name in Record.ARRAYS:
             a = np.asarray(getattr(record, name))
             if name in Record.FLOATS:
                 a = a.astype(np.float16)
             arrays[name] = a
+        if (record.audio is None) != (record.audio_timestamps is None):
+            raise ValueError(f"{clip_id}: audio and audio_timestamps must be given together")
+        if record.audio is not None:
+            audio = np.asarray(record.audio, np.float32)
+            times = np.asarray(record.audio_timestamps, np.float64)
+            if audio.ndim != 2 or times.shape != (len(audio),):
+                raise ValueError(
+                    f"{clip_id}: audio must be (T_a, D_a) with audio_timestamps (T_a,), "
+                    f"got {audio.shape} and {times.shape}"
+                )
+            arrays.update(audio=audio, audio_timestamps=times)
         meta = {**record.meta, "clip_id": clip_id}
         buf = io.BytesIO()
         np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
@@ -162,10 +196,16 @@ class FeatureStore:
             raise KeyError(clip_id)
         with np.load(path) as z:
             arrays = {n: z[n] for n in Record.ARRAYS}
+            arrays.update({n: z[n] for n in Record.AUDIO if n in z.files})
             meta = json.loads(z["meta"].tobytes().decode())
         for n in Record.FLOATS:
             arrays[n] = arrays[n].astype(np.float32)
         return Record(meta=meta, **arrays)
+
+    @property
+    def has_audio(self) -> bool:
+        """True when the store was made with audio features (its signature has an ``"audio"`` entry)."""
+        return self.signature.get("audio") is not None
 
     @staticmethod
     def get_meta(path: Path) -> dict:

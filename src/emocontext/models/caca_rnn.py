@@ -448,7 +448,7 @@ class CNN2D3D(EmotionModel):
     ``temporal_stride``, ReLU; then the adaptive pooling: mean over the valid time steps and over
     all cells (any ``T``, ``H``, ``W``); Dropout, Linear(channels, K).
 
-    Shapes: ``face_map`` ``(B, T, C, H, W)`` (``C`` = 1280 and ``H = W`` = 2 for the project's
+    Shapes: ``face_map`` ``(B, T, C, H, W)`` (``C`` = 1280 and ``H = W`` = 4 for the project's
     64-px EfficientNet-Lite0 face CNN) -> ``logits`` ``(B, K)``.
 
     Masking: the face stream is the sequence of face frames (as in the paper, V-B): face frames

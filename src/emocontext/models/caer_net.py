@@ -98,6 +98,7 @@ PAPER_CHANNELS = (32, 64, 128, 256, 256)
 #: marks, so every meaningful combination is listed; "F+C+cA+fA" is the full model (the defaults).
 TABLE3_ABLATIONS: dict[str, dict[str, bool]] = {
     "F": {"use_face": True, "use_context": False, "context_attention": False, "fusion_attention": False},
+    "C": {"use_face": False, "use_context": True, "context_attention": False, "fusion_attention": False},
     "C+cA": {"use_face": False, "use_context": True, "context_attention": True, "fusion_attention": False},
     "F+C": {"use_face": True, "use_context": True, "context_attention": False, "fusion_attention": False},
     "F+C+cA": {"use_face": True, "use_context": True, "context_attention": True, "fusion_attention": False},

@@ -1,0 +1,59 @@
+"""Frozen extractors: the shipped face CNN's outputs, refusing weights of another architecture, real accuracy."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from emocontext.errors import WeightsError
+from emocontext.features.backbones import FACE_CNN, FaceExpressionCNN, FaceExtractor, face_weights_path
+from emocontext.labels import EKMAN7
+from tests.conftest import data_path
+
+
+def test_shipped_face_cnn_shapes_and_probabilities():
+    ex = FaceExtractor()
+    crops = np.random.default_rng(0).integers(0, 255, (5, 48, 48, 3), dtype=np.uint8)
+    feats, probs, maps = ex.run(crops)
+    assert feats.shape == (5, FACE_CNN.feature_dim) and probs.shape == (5, len(EKMAN7))
+    assert maps.shape == (5, FACE_CNN.feature_dim, *ex.map_size) and ex.map_size == (4, 4)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    # the pooled feature is the mean of the map (one network, two views)
+    np.testing.assert_allclose(maps.mean((2, 3)), feats, rtol=1e-4, atol=1e-4)
+    # no crops: empty arrays of the right shapes
+    f0, p0, m0 = ex.run(np.zeros((0, 48, 48, 3), np.uint8))
+    assert f0.shape == (0, 1280) and p0.shape == (0, 7) and m0.shape == (0, 1280, 4, 4)
+
+
+def test_weights_of_another_architecture_version_are_refused(tmp_path):
+    blob = torch.load(face_weights_path(), weights_only=True)
+    old = tmp_path / "v1.pt"
+    torch.save({**blob, "spec": {**blob["spec"], "version": "1"}}, old)
+    with pytest.raises(WeightsError, match="v1"):
+        FaceExtractor(old)
+    with pytest.raises(WeightsError, match="not found"):
+        FaceExtractor(tmp_path / "missing.pt")
+
+
+def test_random_weights_file_round_trip(tmp_path):
+    net = FaceExpressionCNN()
+    path = tmp_path / "w.pt"
+    torch.save({"state_dict": net.state_dict(), "spec": FACE_CNN.signature()}, path)
+    ex = FaceExtractor(path)
+    assert ex.signature["weights_sha256"] != FaceExtractor().signature["weights_sha256"]
+
+
+@pytest.mark.realdata
+def test_shipped_face_cnn_on_fer2013_privatetest_sample():
+    """A sanity bound, not the benchmark (benchmarks/face_cnn.md has the full split): catches broken preprocessing."""
+    root = data_path("fer2013", "test")
+    xs, ys = [], []
+    for k, name in enumerate(EKMAN7.names):
+        for f in sorted((root / name).glob("*.jpg"))[:60]:
+            xs.append(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB))
+            ys.append(k)
+    _, probs = FaceExtractor()(np.stack(xs))
+    acc = float((probs.argmax(1) == np.array(ys)).mean())
+    assert acc > 0.55, f"accuracy {acc:.3f} on {len(ys)} PrivateTest faces"

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import base64
+import html
+import re
+
+import pytest
+
+from emocontext.errors import ConfigError, EmoContextError, VideoDecodeError
+from emocontext.report import write_html_report
+from emocontext.report.html import select_key_frames
+from tests.report.conftest import NO_FACE, make_prediction
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+IMG_RE = re.compile(r'<img id="([^"]+)" class="([^"]+)" alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
+
+
+def _images(text: str) -> list[tuple[str, str, bytes]]:
+    return [(m[1], m[2], base64.b64decode(m[3], validate=True)) for m in IMG_RE.finditer(text)]
+
+
+def _expected_images(pred, k: int = 4) -> int:
+    """bars (when there are clip probabilities) + timeline + per key frame: face crop (with a face) + frame."""
+    picks = select_key_frames(pred, k)
+    return int(bool(pred.probabilities)) + 1 + sum(2 if pred.frames[i].face_present else 1 for i in picks)
+
+
+def _assert_self_contained(text: str) -> None:
+    low = text.lower()
+    for bad in ('src="http', "src='http", 'href="http', "href=", "<link", "<script", "url(", "@import", "<iframe"):
+        assert bad not in low, bad
+    assert low.count("<img") == len(IMG_RE.findall(text))  # every image is an embedded PNG
+
+
+def test_context_report_is_one_self_contained_file(tmp_path, video, context_prediction):
+    out = write_html_report(context_prediction, tmp_path / "out" / "report.html")
+    assert out == tmp_path / "out" / "report.html"
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temp file left behind
+    text = out.read_text("utf-8")
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    _assert_self_contained(text)
+    imgs = _images(text)
+    assert len(imgs) == _expected_images(context_prediction)
+    assert all(data.startswith(PNG_MAGIC) and len(data) > 100 for _, _, data in imgs)
+    ids = [i for i, _, _ in imgs]
+    assert len(set(ids)) == len(ids) and {"clip-probabilities", "timeline-plot"} <= set(ids)
+    # header: escaped file name (never raw), label and confidence, model, frame counts
+    assert html.escape(video.name) in text and video.name not in text
+    assert f'<div class="verdict" id="clip-label">{context_prediction.label} ' in text
+    assert f"{context_prediction.confidence:.1%}" in text
+    assert "caer_net_expw" in text and "7 / 10 sampled" in text
+    assert 'id="truncated"' not in text
+    # key frames: spread in time, one read from the context alone, with the fusion weights
+    assert text.count('class="card"') == 4
+    assert "context only (no face)" in text
+    assert "λ<sub>face</sub> = 0.00 &nbsp; λ<sub>context</sub> = 1.00" in text
+    assert "λ<sub>face</sub> = 0.60 &nbsp; λ<sub>context</sub> = 0.40" in text
+    # per-frame table: one row per sampled frame
+    table = text.split('<table class="frames">')[1].split("</table>")[0]
+    assert table.count("<tr") == 1 + context_prediction.num_frames
+
+
+def test_face_only_report_with_truncation_and_overwrite(tmp_path, face_prediction):
+    out = tmp_path / "r.html"
+    out.write_text("old")
+    face_prediction.truncated = True
+    write_html_report(face_prediction, out, key_frames=3)
+    text = out.read_text("utf-8")
+    _assert_self_contained(text)
+    assert len(_images(text)) == _expected_images(face_prediction, 3)
+    assert 'id="truncated"' in text and "broke off" in text
+    assert "λ" not in text.split('<section id="key-frames">')[1]  # no fusion weights for face-only models
+
+
+def test_no_face_report(tmp_path, video):
+    pred = make_prediction(video, context=False, no_face_everywhere=True)
+    text = write_html_report(pred, tmp_path / "r.html").read_text("utf-8")
+    _assert_self_contained(text)
+    assert '<div class="verdict none" id="clip-label">no face found</div>' in text
+    assert "clip-probabilities" not in text  # no bars without clip probabilities
+    assert len(_images(text)) == _expected_images(pred) == 1 + 4
+    assert "no face: no prediction for this frame" in text
+
+
+def test_report_with_other_video_path_and_no_key_frames(tmp_path, video, context_prediction):
+    context_prediction.path = "/nowhere/<moved>.mp4"
+    with pytest.raises(VideoDecodeError, match="no such file"):
+        write_html_report(context_prediction, tmp_path / "r.html")
+    assert not list(tmp_path.iterdir())  # nothing written on error
+    text = write_html_report(context_prediction, tmp_path / "r.html", video_path=video).read_text("utf-8")
+    assert "&lt;moved&gt;.mp4" in text and len(_images(text)) == _expected_images(context_prediction)
+    # key_frames=0: the video is not needed
+    text = write_html_report(context_prediction, tmp_path / "r0.html", key_frames=0).read_text("utf-8")
+    assert len(_images(text)) == 2 and 'id="key-frames"' not in text
+    with pytest.raises(ConfigError):
+        write_html_report(context_prediction, tmp_path / "r1.html", key_frames=-1)
+
+
+def test_unreadable_video_raises_library_error(tmp_path, context_prediction):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(EmoContextError, match="bad.mp4"):
+        write_html_report(context_prediction, tmp_path / "r.html", video_path=bad)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_select_key_frames(video, context_prediction, face_prediction):
+    picks = select_key_frames(context_prediction, 4)
+    times = [context_prediction.frames[i].timestamp for i in picks]
+    assert len(picks) == 4 and picks == sorted(picks)
+    assert any(i in NO_FACE for i in picks)  # a context-only frame is always shown
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= (1.8 / 5) - 1e-9  # spread in time
+    assert select_key_frames(context_prediction, 0) == []
+    assert select_key_frames(context_prediction, 20) == list(range(10))
+    # face-only: frames without probabilities are never picked while others exist
+    picks = select_key_frames(face_prediction, 4)
+    assert len(picks) == 4 and not set(picks) & set(NO_FACE)
+    # nothing to rank: evenly spread
+    pred = make_prediction(video, context=False, no_face_everywhere=True)
+    assert select_key_frames(pred, 4) == [0, 3, 6, 9]
