@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from emocontext.errors import WeightsError
-from emocontext.features.backbones import FACE_CNN, FaceExpressionCNN, FaceExtractor, face_weights_path
+from emocontext.features.backbones import (
+    FACE_CNN,
+    FaceExpressionCNN,
+    FaceExtractor,
+    face_weights_path,
+    fold_batch_norms,
+)
 from emocontext.labels import EKMAN7
 from tests.conftest import data_path
 
@@ -57,3 +63,20 @@ def test_shipped_face_cnn_on_fer2013_privatetest_sample():
     _, probs = FaceExtractor()(np.stack(xs))
     acc = float((probs.argmax(1) == np.array(ys)).mean())
     assert acc > 0.55, f"accuracy {acc:.3f} on {len(ys)} PrivateTest faces"
+
+
+def test_folding_batch_norms_keeps_the_output():
+    net = FaceExpressionCNN().eval()
+    g = torch.Generator().manual_seed(0)
+    for m in net.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    x = torch.randn(4, 3, 64, 64, generator=g)
+    with torch.inference_mode():
+        before = net.feature_map(x)
+        fold_batch_norms(net.trunk)
+        after = net.feature_map(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.trunk.modules())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
