@@ -94,3 +94,20 @@ def test_predict_every_real_clip(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "all.jsonl").read_text().splitlines()]
     assert len(lines) == 10  # 6 CREMA-D, 1 RAVDESS, 3 unlabelled
     assert all(x["label"] is not None for x in lines)
+
+
+def test_extract_with_audio_stores_it_and_warns_about_a_silent_clip(tmp_path):
+    from emocontext.features.store import FeatureStore
+
+    sr = 16000
+    (tmp_path / "in").mkdir()
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * sr) / sr)).astype(np.float32)
+    encode_video(tmp_path / "in" / "with_audio.mp4", numbered_frames(20), fps=10, audio=tone, sample_rate=sr)
+    encode_video(tmp_path / "in" / "silent.mp4", numbered_frames(20), fps=10)
+    r = _run("extract", tmp_path / "in", "-o", tmp_path / "store", "--detector", "haar", "--audio", "-q")
+    assert r.exit_code == 0, r.output
+    assert "1 clip(s) have no audio track" in r.output
+    store = FeatureStore(tmp_path / "store")
+    assert store.has_audio
+    by_name = {store.get(c).meta["path"].rsplit("/", 1)[-1]: store.get(c) for c in store.clip_ids()}
+    assert len(by_name["with_audio.mp4"].audio) > 10 and len(by_name["silent.mp4"].audio) == 0

@@ -263,6 +263,13 @@ def extract(
         str | None,
         typer.Option(help="Read INPUTS as the root of a dataset: caer, afew, cheavd, ravdess, crema-d, ckplus, expw."),
     ] = None,
+    audio: Annotated[
+        bool,
+        typer.Option(
+            help="Also store per-audio-frame features over each clip's sampled span (the audio-visual LSTM's "
+            "librosa descriptors, Chao et al.); clips without an audio track get none and a warning."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -296,11 +303,14 @@ def extract(
             context_backbone=context_backbone,
             spatial=spatial,
             config=StreamConfig(fps=fps, hide_face=hide_face),
+            audio=audio,
         )
         summary = run_extract(manifest, store, ex, progress=not quiet)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     out.print(f"{summary.done} clips extracted, {summary.skipped} already in {store}, {len(summary.failed)} failed")
+    if summary.no_audio:
+        err.print(f"[yellow]warning:[/] {len(summary.no_audio)} clip(s) have no audio track (0 audio frames stored)")
     for _path, msg in summary.failed:
         err.print(f"[red]failed:[/] {msg}", highlight=False, soft_wrap=True)
     if summary.failed:
