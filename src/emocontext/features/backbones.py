@@ -188,7 +188,7 @@ class FaceExpressionCNN(nn.Module):
     that opens the last resolution stage (block 11) has stride 1, so a 64 px face
     ends in a 4x4 map instead of 2x2. FER2013 faces are 48 px; at 2x2 the last
     stages see almost no spatial layout. Cost: +23 % time per face (3.2 vs 2.6 ms,
-    batch 64, 2 threads); the ImageNet weights are unchanged (stride is not a weight).
+    batch 64, 2 threads, before batch-norm folding); the ImageNet weights are unchanged (stride is not a weight).
     """
 
     LAST_STAGE_BLOCK = 11
@@ -273,8 +273,8 @@ class FaceExtractor:
     With :data:`FACE_CNN` (``test_time_flip``) every face is read twice, as is and mirrored: the
     feature map is the mean of the two (the mirror's flipped back), the feature its average pool,
     the probabilities the softmax of the head on that feature. This horizontal-flip test-time
-    augmentation is what the accuracy in ``benchmarks/face_cnn.md`` measures (+1.7 points on
-    FER2013 PrivateTest over one pass) at twice the CNN time.
+    augmentation is what the accuracy in ``benchmarks/face_cnn.md`` measures (+1.5 points on
+    FER2013 PrivateTest over one pass: 0.676 vs 0.661) at twice the CNN time.
 
     Args:
         weights: path of a weights file; default the shipped one.
