@@ -3,7 +3,7 @@
 CK+48 (``$EMOCONTEXT_DATA/ckplus48``) holds the last 3 frames of 327 real CK+
 sequences (7 classes including contempt). The frames are already face crops, so
 no detection runs: every frame goes through the project's frozen face CNN
-(features and 2x2 feature maps) and the sequences are written to a
+(features and 4x4 feature maps) and the sequences are written to a
 FeatureStore. Then, for each of 10 folds grouped by subject (no subject in both
 train and test), each model is trained with the paper's recipe (Adam 1e-4,
 batch 32; early stopping on the macro mAP of a validation fold of other subjects)
