@@ -230,8 +230,9 @@ def _print_one(pred) -> None:
 
 def _print_many(results) -> None:
     table = Table(title=f"{len(results)} files")
-    for c in ("file", "emotion", "confidence", "frames with face"):
-        table.add_column(c)
+    table.add_column("file", overflow="fold")  # wrap long paths: the file name must stay visible
+    for c in ("emotion", "confidence", "frames with face"):
+        table.add_column(c, no_wrap=True)
     for r in results:
         table.add_row(
             r.path,
