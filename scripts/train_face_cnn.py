@@ -283,6 +283,16 @@ def main() -> int:
     )
     ap.add_argument("--export", action="store_true", help="evaluate the best checkpoint and write package weights")
     ap.add_argument("--report", type=Path, default=None, help="with --export: write a markdown results file here")
+    ap.add_argument(
+        "--measure",
+        type=Path,
+        nargs="?",
+        const=Path("installed"),
+        default=None,
+        metavar="WEIGHTS",
+        help="only measure a weights file (default: the installed package's) through FaceExtractor: "
+        "PublicTest and PrivateTest accuracy and ms per face; trains and writes nothing",
+    )
     ap.add_argument("--export-to", type=Path, default=Path(__file__).resolve().parents[1] / "src/emocontext/weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -297,6 +307,25 @@ def main() -> int:
 
     if args.average:
         return average_epochs(args, xtr, xva, yva)
+
+    if args.measure is not None:
+        from emocontext.features.backbones import FaceExtractor, face_weights_path
+
+        weights = face_weights_path() if str(args.measure) == "installed" else args.measure
+        extractor = FaceExtractor(weights)
+        xte, yte = load_split(args.data, "test", cache)
+        res = {"weights": str(weights)}
+        for name, (x, y) in {"val_publictest": (xva, yva), "test_privatetest": (xte, yte)}.items():
+            _, probs = extractor(np.repeat(x[..., None], 3, axis=-1))
+            res[name] = round(float((probs.argmax(1) == y).mean()), 4)
+        crops = np.repeat(xte[:512, ..., None], 3, axis=-1)
+        extractor(crops[:64])
+        t0 = time.perf_counter()
+        extractor(crops)
+        res["ms_per_face_batch64"] = round((time.perf_counter() - t0) / len(crops) * 1000, 2)
+        res["torch_threads"] = torch.get_num_threads()
+        print(json.dumps(res, indent=2))
+        return 0
 
     if args.export:
         xte, yte = load_split(args.data, "test", cache)
