@@ -93,17 +93,35 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model, x: np.ndarray, y: np.ndarray, tta: bool = False, bs: int = 256) -> tuple[float, np.ndarray]:
+def evaluate(model, x: np.ndarray, y: np.ndarray, *, mirrored: bool = False, bs: int = 256) -> float:
+    """Accuracy of ``model`` on grey faces ``x`` ``(N, 48, 48)``; ``mirrored``: with the extractor's flip pass
+    (``FaceExpressionCNN.feature_map(mirrored=True)``, as :class:`~emocontext.features.backbones.FaceExtractor`)."""
     model.eval()
-    probs = []
+    hits = 0
     for i in range(0, len(x), bs):
         xb = normalise(torch.from_numpy(x[i : i + bs]).float()[:, None])
-        p = model(xb).softmax(-1)
-        if tta:
-            p = (p + model(xb.flip(-1)).softmax(-1)) / 2
-        probs.append(p)
-    p = torch.cat(probs).numpy()
-    return float((p.argmax(1) == y).mean()), p
+        logits = model.head(model.feature_map(xb, mirrored=mirrored).mean((2, 3)))
+        hits += int((logits.argmax(-1).numpy() == y[i : i + bs]).sum())
+    return hits / len(x)
+
+
+def measure_extractor(weights: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Accuracy per split and ms per face of what ships: the library's ``FaceExtractor`` on ``weights``
+    (grey faces given as RGB, the library's preprocessing and flip pass), batches of 64."""
+    from emocontext.features.backbones import FaceExtractor
+
+    extractor = FaceExtractor(weights)
+    res = {}
+    for name, (x, y) in splits.items():
+        _, probs = extractor(np.repeat(x[..., None], 3, axis=-1))
+        res[name] = float((probs.argmax(1) == y).mean())
+    crops = np.repeat(next(iter(splits.values()))[0][:512, ..., None], 3, axis=-1)
+    extractor(crops[:64])
+    t0 = time.perf_counter()
+    extractor(crops)
+    res["ms_per_face_face_extractor_batch64"] = (time.perf_counter() - t0) / len(crops) * 1000
+    res["torch_threads"] = torch.get_num_threads()
+    return res
 
 
 def average_epochs(args, xtr: np.ndarray, xva: np.ndarray, yva: np.ndarray) -> int:
@@ -140,26 +158,12 @@ def average_epochs(args, xtr: np.ndarray, xva: np.ndarray, yva: np.ndarray) -> i
     loader = [normalise(torch.from_numpy(xtr[i : i + 256]).float()[:, None]) for i in range(0, len(xtr), 256)]
     with torch.no_grad():
         torch.optim.swa_utils.update_bn(loader, model)
-    acc, _ = evaluate(model, xva, yva)
-    flip = evaluate_flip(model, xva, yva)
+    acc, flip = evaluate(model, xva, yva), evaluate(model, xva, yva, mirrored=True)
     names = ", ".join(f"{f.parent.name}/{f.stem}" for f in files)
     print(f"weight average of {names}: PublicTest accuracy {acc:.4f} (with the flip pass {flip:.4f})", flush=True)
     desc = f"weight average of {names}"
     save_atomic({"model": model.state_dict(), "epoch": desc, "val_acc": acc, "val_acc_flip": flip}, args.out / "swa.pt")
     return 0
-
-
-@torch.inference_mode()
-def evaluate_flip(model, x: np.ndarray, y: np.ndarray, bs: int = 256) -> float:
-    """Accuracy as :class:`~emocontext.features.backbones.FaceExtractor` computes it: feature maps of the face
-    and its mirror (flipped back) averaged, then the head."""
-    model.eval()
-    hits = 0
-    for i in range(0, len(x), bs):
-        xb = normalise(torch.from_numpy(x[i : i + bs]).float()[:, None])
-        m = (model.feature_map(xb) + model.feature_map(xb.flip(-1)).flip(-1)) / 2
-        hits += int((model.head(m.mean((2, 3))).argmax(-1).numpy() == y[i : i + bs]).sum())
-    return hits / len(x)
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -309,22 +313,12 @@ def main() -> int:
         return average_epochs(args, xtr, xva, yva)
 
     if args.measure is not None:
-        from emocontext.features.backbones import FaceExtractor, face_weights_path
+        from emocontext.features.backbones import face_weights_path
 
         weights = face_weights_path() if str(args.measure) == "installed" else args.measure
-        extractor = FaceExtractor(weights)
         xte, yte = load_split(args.data, "test", cache)
-        res = {"weights": str(weights)}
-        for name, (x, y) in {"val_publictest": (xva, yva), "test_privatetest": (xte, yte)}.items():
-            _, probs = extractor(np.repeat(x[..., None], 3, axis=-1))
-            res[name] = round(float((probs.argmax(1) == y).mean()), 4)
-        crops = np.repeat(xte[:512, ..., None], 3, axis=-1)
-        extractor(crops[:64])
-        t0 = time.perf_counter()
-        extractor(crops)
-        res["ms_per_face_batch64"] = round((time.perf_counter() - t0) / len(crops) * 1000, 2)
-        res["torch_threads"] = torch.get_num_threads()
-        print(json.dumps(res, indent=2))
+        res = measure_extractor(weights, {"test_privatetest": (xte, yte), "val_publictest": (xva, yva)})
+        print(json.dumps({"weights": str(weights), **res}, indent=2))
         return 0
 
     if args.export:
@@ -337,24 +331,11 @@ def main() -> int:
         model.load_state_dict({k: v.float() for k, v in sd16.items()})
         res = {"epoch": best["epoch"]}
         for name, (x, y) in {"val_publictest": (xva, yva), "test_privatetest": (xte, yte)}.items():
-            res[name + "_one_pass"] = evaluate(model, x, y)[0]  # the bare network, for reference
+            res[name + "_one_pass"] = evaluate(model, x, y)  # the bare network, for reference
         args.export_to.mkdir(parents=True, exist_ok=True)
         weights = args.export_to / FACE_WEIGHTS_FILE
         save_atomic({"state_dict": sd16, "spec": FACE_CNN.signature(), "results": dict(res)}, weights)
-        # accuracy and speed of what ships: the library's FaceExtractor on the shipped file (grey faces as
-        # RGB, the library's preprocessing and its test-time flip), batches of 64
-        from emocontext.features.backbones import FaceExtractor
-
-        extractor = FaceExtractor(weights)
-        for name, (x, y) in {"val_publictest": (xva, yva), "test_privatetest": (xte, yte)}.items():
-            _, probs = extractor(np.repeat(x[..., None], 3, axis=-1))
-            res[name] = float((probs.argmax(1) == y).mean())
-        crops = np.repeat(xte[:512, ..., None], 3, axis=-1)
-        extractor(crops[:64])
-        t0 = time.perf_counter()
-        extractor(crops)
-        res["ms_per_face_face_extractor_batch64"] = (time.perf_counter() - t0) / len(crops) * 1000
-        res["torch_threads"] = torch.get_num_threads()
+        res.update(measure_extractor(weights, {"test_privatetest": (xte, yte), "val_publictest": (xva, yva)}))
         print(json.dumps(res, indent=2))
         (args.out / "results.json").write_text(json.dumps(res, indent=2))
         if args.report:
@@ -411,7 +392,7 @@ def main() -> int:
                     f"lr {lr_at(step):.2e} {el:.0f}s (eta {el / (s + 1) * (steps_per_epoch - s - 1):.0f}s)",
                     flush=True,
                 )
-        acc, _ = evaluate(model, xva, yva)
+        acc = evaluate(model, xva, yva)
         history.append({"epoch": epoch, "loss": loss_sum / steps_per_epoch, "val_acc": acc, "sec": time.time() - t0})
         print(f"== epoch {epoch} train loss {loss_sum / steps_per_epoch:.4f} val acc {acc:.4f}", flush=True)
         if acc > best_acc:

@@ -23,6 +23,7 @@ from .errors import EmoContextError
 from .features.backbones import FaceExtractor
 from .video.faces import FaceDetector, create_detector
 from .video.pipeline import StageTimes, StreamConfig, video_streams
+from .video.streams import centre_square
 
 __all__ = ["FramePrediction", "Prediction", "Predictor", "default_model", "predict_file"]
 
@@ -220,8 +221,7 @@ class Predictor:
         else:
             label, conf, clip_probs = None, None, {}
         h, w = streams.frame_size
-        s = min(h, w)
-        x0, y0 = (w - s) // 2, (h - s) // 2
+        x0, y0, s = centre_square((h, w))
         return Prediction(
             path=str(path),
             label=label,

@@ -9,6 +9,7 @@ import pytest
 
 from emocontext.labels import EKMAN7
 from emocontext.predict import FramePrediction, Prediction
+from emocontext.video.streams import centre_square
 from tests.conftest import encode_video
 
 #: the synthetic video: 2 s at 10 fps, 64 x 48 px; the predictions sample it at 5 fps
@@ -111,8 +112,7 @@ def make_prediction(path: Path, *, context: bool, no_face_everywhere: bool = Fal
                 )
             )
     label, conf, probs = _clip(frames)
-    s = min(H, W)
-    x0, y0 = (W - s) // 2, (H - s) // 2
+    x0, y0, s = centre_square((H, W))
     return Prediction(
         path=str(path),
         label=label,

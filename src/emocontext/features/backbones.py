@@ -202,8 +202,16 @@ class FaceExpressionCNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(1280, num_classes)
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk.extract_features(x)
+    def feature_map(self, x: torch.Tensor, *, mirrored: bool = False) -> torch.Tensor:
+        """``(B, 1280, H/16, W/16)``; ``mirrored``: the mean with the map of the mirror image, flipped back.
+
+        With ``mirrored`` the faces and their mirrors go through the trunk as one batch of ``2B``.
+        """
+        if not mirrored:
+            return self.trunk.extract_features(x)
+        n = len(x)
+        both = self.trunk.extract_features(torch.cat([x, x.flip(-1)]))
+        return (both[:n] + both[n:].flip(-1)) / 2
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.feature_map(x).mean((2, 3))
@@ -314,12 +322,7 @@ class FaceExtractor:
         feats, probs, maps = [], [], []
         for i in range(0, len(crops), self.batch_size):
             x = _to_input(crops[i : i + self.batch_size], self.spec)
-            if self.spec.test_time_flip:  # one pass over the faces and their mirrors, mirror maps flipped back
-                n = len(x)
-                both = self.model.feature_map(torch.cat([x, x.flip(-1)]))
-                m = (both[:n] + both[n:].flip(-1)) / 2
-            else:
-                m = self.model.feature_map(x)
+            m = self.model.feature_map(x, mirrored=self.spec.test_time_flip)
             f = m.mean((2, 3))
             maps.append(m)
             feats.append(f)

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import VideoDecodeError
 from .decode import DEFAULT_FPS, iter_frames
 from .faces import FaceDetector, select_subject, track_faces
-from .streams import CONTEXT_SIZE, FACE_SIZE, Streams, context_crop, face_crop, hide_face
+from .streams import CONTEXT_SIZE, FACE_SIZE, Streams, centre_square, context_crop, face_crop, hide_face
 
 __all__ = ["StreamConfig", "StageTimes", "video_streams"]
 
@@ -72,9 +72,7 @@ class StageTimes:
 
 
 def _to_context_coords(box, frame_hw: tuple[int, int], size: int) -> np.ndarray:
-    h, w = frame_hw
-    s = min(h, w)
-    x0, y0 = (w - s) // 2, (h - s) // 2
+    x0, y0, s = centre_square(frame_hw)
     scale = size / s
     b = np.asarray(box, np.float64)
     return (b - [x0, y0, x0, y0]) * scale

@@ -104,6 +104,13 @@ def hide_face(frame: np.ndarray, box, *, margin: float = 0.1) -> np.ndarray:
     return out
 
 
+def centre_square(frame_hw: tuple[int, int]) -> tuple[int, int, int]:
+    """``(x0, y0, side)`` in pixels of the centre square of a frame of size ``(H, W)``: what the context stream sees."""
+    h, w = frame_hw
+    s = min(h, w)
+    return (w - s) // 2, (h - s) // 2, s
+
+
 def context_crop(frame: np.ndarray, *, size: int = CONTEXT_SIZE, hide=None) -> np.ndarray:
     """Centre square crop of the whole frame resized to ``(size, size, 3)`` uint8.
 
@@ -113,9 +120,7 @@ def context_crop(frame: np.ndarray, *, size: int = CONTEXT_SIZE, hide=None) -> n
     """
     if hide is not None:
         frame = hide_face(frame, hide)
-    h, w = frame.shape[:2]
-    s = min(h, w)
-    y0, x0 = (h - s) // 2, (w - s) // 2
+    x0, y0, s = centre_square(frame.shape[:2])
     crop = frame[y0 : y0 + s, x0 : x0 + s]
     interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
