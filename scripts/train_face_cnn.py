@@ -61,15 +61,19 @@ def load_split(root: Path, split: str, cache: Path) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
+#: Network input side in pixels; ``FACE_CNN.input_size`` unless ``--input-size`` says otherwise.
+INPUT_SIZE: tuple[int, int] = tuple(FACE_CNN.input_size)
+
+
 def normalise(x: torch.Tensor) -> torch.Tensor:
-    """(B, 1, h, w) float 0..255 -> (B, 3, 64, 64) normalised as FACE_CNN says."""
-    if tuple(x.shape[-2:]) != FACE_CNN.input_size:
-        x = F.interpolate(x, size=FACE_CNN.input_size, mode="bilinear", align_corners=False)
+    """(B, 1, h, w) float 0..255 -> (B, 3, *INPUT_SIZE) normalised as FACE_CNN says."""
+    if tuple(x.shape[-2:]) != INPUT_SIZE:
+        x = F.interpolate(x, size=INPUT_SIZE, mode="bilinear", align_corners=False)
     return ((x - FACE_CNN.mean[0]) / FACE_CNN.std[0]).expand(-1, 3, -1, -1)
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Batch augmentation of (B, 1, 48, 48) float 0..255 -> (B, 1, 64, 64)."""
+    """Batch augmentation of (B, 1, 48, 48) float 0..255 -> (B, 1, *INPUT_SIZE)."""
     b = x.shape[0]
     u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
     ang = (u(b) * 2 - 1) * math.radians(15)
@@ -78,15 +82,15 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     tx, ty = (u(b) * 2 - 1) * 0.2, (u(b) * 2 - 1) * 0.2  # +-10 % of the side in [-1, 1] coordinates
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, (b, 1, *FACE_CNN.input_size), align_corners=False)
+    grid = F.affine_grid(theta, (b, 1, *INPUT_SIZE), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     mean = out.mean((1, 2, 3), keepdim=True)
     contrast = 0.7 + 0.6 * u(b, 1, 1, 1)
     bright = (u(b, 1, 1, 1) * 2 - 1) * 0.3 * 128
     out = ((out - mean) * contrast + mean + bright).clamp(0, 255)
-    h, w = FACE_CNN.input_size
+    h, w = INPUT_SIZE
     for i in torch.nonzero(u(b) < 0.5).flatten().tolist():
-        s = int(8 + u(1).item() * 24)
+        s = int((8 + u(1).item() * 24) * h / 64)  # 1/8 to 1/2 of the side
         y0, x0 = int(u(1).item() * (h - s)), int(u(1).item() * (w - s))
         out[i, :, y0 : y0 + s, x0 : x0 + s] = u(1).item() * 255
     return out
@@ -268,6 +272,21 @@ def main() -> int:
         default=None,
         help="start from these weights (a best.pt/checkpoint.pt or the shipped fp16 file) instead of ImageNet",
     )
+    ap.add_argument(
+        "--input-size",
+        type=int,
+        default=FACE_CNN.input_size[0],
+        help="network input side in pixels (the 48 px faces are upsampled to it); export requires the "
+        "library's FACE_CNN.input_size",
+    )
+    ap.add_argument(
+        "--mixup",
+        type=float,
+        default=0.0,
+        metavar="ALPHA",
+        help="mixup (Zhang et al., ICLR 2018) of each batch with a shuffled copy, mixing weight ~ Beta(ALPHA, ALPHA); "
+        "0 = off",
+    )
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     ap.add_argument("--keep-epochs", action="store_true", help="also save every epoch's weights as epoch_<n>.pt")
     ap.add_argument(
@@ -299,6 +318,8 @@ def main() -> int:
     )
     ap.add_argument("--export-to", type=Path, default=Path(__file__).resolve().parents[1] / "src/emocontext/weights")
     args = ap.parse_args()
+    global INPUT_SIZE
+    INPUT_SIZE = (args.input_size, args.input_size)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "cache"
@@ -370,6 +391,7 @@ def main() -> int:
         g = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         torch.manual_seed(args.seed * 1000 + epoch)
         perm = torch.randperm(len(xtr), generator=g).numpy()
+        mix_rng = np.random.default_rng([args.seed, epoch])
         model.train()
         t0, loss_sum = time.time(), 0.0
         for s in range(steps_per_epoch):
@@ -380,7 +402,16 @@ def main() -> int:
             xb = augment(torch.from_numpy(xtr[idx]).float()[:, None], g)
             xb = ((xb - FACE_CNN.mean[0]) / FACE_CNN.std[0]).expand(-1, 3, -1, -1)
             xb = xb.contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(xb), torch.from_numpy(ytr[idx]), label_smoothing=0.1)
+            yb = torch.from_numpy(ytr[idx])
+            if args.mixup > 0:
+                lam = float(mix_rng.beta(args.mixup, args.mixup))
+                partner = torch.from_numpy(mix_rng.permutation(len(idx)))
+                logits = model(lam * xb + (1 - lam) * xb[partner])
+                loss = lam * F.cross_entropy(logits, yb, label_smoothing=0.1) + (1 - lam) * F.cross_entropy(
+                    logits, yb[partner], label_smoothing=0.1
+                )
+            else:
+                loss = F.cross_entropy(model(xb), yb, label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

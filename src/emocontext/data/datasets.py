@@ -181,19 +181,26 @@ class FeatureSequenceDataset(Dataset):
         return item
 
 
+#: Per-frame sample keys that :func:`collate` pads to ``(B, T, ...)``, in this order of preference for ``T``.
+FRAME_KEYS = ("face_mask", "face", "context", "face_probs", "face_map", "face_pixels", "context_pixels")
+
+
 def collate(items: list[dict]) -> dict:
     """Pad a list of samples to the longest one.
 
-    Returns a batch dict: ``face`` (B, T, D_f), ``context`` (B, T, D_c) or (B, T, C, h, w),
-    ``face_probs`` (B, T, K), ``face_map`` (B, T, C, h, w), ``mask`` (B, T) bool, ``face_mask`` (B, T) bool,
-    ``lengths`` (B,), ``label`` (B,), ``index`` (B,). Padded values are zeros.
+    Returns a batch dict with every per-frame key the samples have (:data:`FRAME_KEYS`), padded
+    with zeros: ``face`` (B, T, D_f), ``context`` (B, T, D_c) or (B, T, C, h, w), ``face_probs``
+    (B, T, K), ``face_map`` (B, T, C, h, w) from a feature store; ``face_pixels`` (B, T, 3, S, S) and
+    ``context_pixels`` (B, T, 3, c, c) from :class:`~.pixels.PixelClipDataset`; and ``mask`` (B, T)
+    bool, ``face_mask`` (B, T) bool, ``lengths`` (B,), ``label`` (B,), ``index`` (B,).
 
     When the samples have audio, also ``audio`` (B, T_a, D_a) float32 padded to the longest audio
     (at least one column, so a batch of clips without audio frames still has the key: its
     ``audio_mask`` is then all False), ``audio_mask`` (B, T_a) bool (True = a real audio frame)
     and ``audio_lengths`` (B,).
     """
-    lengths = torch.tensor([len(it["face"]) for it in items])
+    keys = [k for k in FRAME_KEYS if k in items[0]]
+    lengths = torch.tensor([len(it[keys[0]]) for it in items])
     t = int(lengths.max())
     b = len(items)
 
@@ -205,17 +212,14 @@ def collate(items: list[dict]) -> dict:
         return out
 
     mask = torch.arange(t)[None, :] < lengths[:, None]
-    batch = {
-        "face": pad("face"),
-        "context": pad("context"),
-        "face_probs": pad("face_probs"),
-        "face_map": pad("face_map"),
-        "face_mask": pad("face_mask") & mask,
-        "mask": mask,
-        "lengths": lengths,
-        "label": torch.tensor([it["label"] for it in items]),
-        "index": torch.tensor([it["index"] for it in items]),
-    }
+    batch = {k: pad(k) for k in keys}
+    batch.update(
+        face_mask=batch["face_mask"] & mask,
+        mask=mask,
+        lengths=lengths,
+        label=torch.tensor([it["label"] for it in items]),
+        index=torch.tensor([it["index"] for it in items]),
+    )
     if "audio" in items[0]:
         audio_lengths = torch.tensor([len(it["audio"]) for it in items])
         t_a = max(int(audio_lengths.max()), 1)

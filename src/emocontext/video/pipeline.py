@@ -23,7 +23,16 @@ import numpy as np
 from ..errors import VideoDecodeError
 from .decode import DEFAULT_FPS, iter_frames
 from .faces import FaceDetector, select_subject, track_faces
-from .streams import CONTEXT_SIZE, FACE_SIZE, Streams, centre_square, context_crop, face_crop, hide_face
+from .streams import (
+    CONTEXT_SIZE,
+    FACE_SIZE,
+    Streams,
+    centre_square,
+    context_crop,
+    context_frame,
+    face_crop,
+    hide_face,
+)
 
 __all__ = ["StreamConfig", "StageTimes", "video_streams"]
 
@@ -37,7 +46,10 @@ class StreamConfig:
         start: start offset in seconds.
         max_duration: seconds of video to read at most (None = all).
         face_size: side of the face crops in pixels.
-        context_size: side of the context frames in pixels.
+        context_size: side of the context frames in pixels (their height with ``context_width``).
+        context_width: None: the context stream is the centre square of the frame (Sun et al.);
+            a width in pixels: the whole frame resized to ``context_size x context_width``
+            (CAER-Net, section 5.1: 128 x 171).
         hide_face: black out the subject's face in the context stream (CAER-Net).
         face_margin: margin around the face box, fraction of its side.
     """
@@ -49,16 +61,35 @@ class StreamConfig:
     context_size: int = CONTEXT_SIZE
     hide_face: bool = False
     face_margin: float = 0.2
+    context_width: int | None = None
 
     def signature(self) -> dict:
         """What changes the features (the start offset and duration are per-clip, not recorded)."""
-        return {
+        sig = {
             "fps": self.fps,
             "face_size": self.face_size,
             "context_size": self.context_size,
             "hide_face": self.hide_face,
             "face_margin": self.face_margin,
         }
+        if self.context_width is not None:  # absent for the centre square, so older stores still match
+            sig["context_width"] = self.context_width
+        return sig
+
+    def context(self, image: np.ndarray) -> np.ndarray:
+        """The context stream's frame of ``image`` (RGB uint8 ``(H, W, 3)``), face not hidden."""
+        if self.context_width is None:
+            return context_crop(image, size=self.context_size)
+        return context_frame(image, size=(self.context_size, self.context_width))
+
+    def to_context_coords(self, box, frame_hw: tuple[int, int]) -> np.ndarray:
+        """xyxy ``box`` in pixels of a frame of size ``frame_hw`` -> pixels of its context frame."""
+        b = np.asarray(box, np.float64)
+        if self.context_width is None:
+            x0, y0, s = centre_square(frame_hw)
+            return (b - [x0, y0, x0, y0]) * (self.context_size / s)
+        h, w = frame_hw
+        return b * [self.context_width / w, self.context_size / h, self.context_width / w, self.context_size / h]
 
 
 @dataclass
@@ -69,13 +100,6 @@ class StageTimes:
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] += dt
-
-
-def _to_context_coords(box, frame_hw: tuple[int, int], size: int) -> np.ndarray:
-    x0, y0, s = centre_square(frame_hw)
-    scale = size / s
-    b = np.asarray(box, np.float64)
-    return (b - [x0, y0, x0, y0]) * scale
 
 
 def video_streams(
@@ -116,7 +140,7 @@ def video_streams(
         times.add("detect", t2 - t1)
         crops_per_frame.append([face_crop(img, d.box, size=config.face_size, margin=config.face_margin) for d in dets])
         if with_context:
-            contexts.append(context_crop(img, size=config.context_size))
+            contexts.append(config.context(img))
         dets_per_frame.append(dets)
         stamps.append(frame.timestamp)
         t = time.perf_counter()
@@ -133,7 +157,7 @@ def video_streams(
         j = int(np.argmin(np.abs(boxes - track.boxes[i]).sum(1)))
         faces[i] = crops_per_frame[i][j]
         if config.hide_face and with_context:
-            contexts[i] = hide_face(contexts[i], _to_context_coords(track.boxes[i], frame_hw, config.context_size))
+            contexts[i] = hide_face(contexts[i], config.to_context_coords(track.boxes[i], frame_hw))
     times.add("track", time.perf_counter() - t0)
     return Streams(
         face=faces,

@@ -26,6 +26,7 @@ __all__ = [
     "square_box",
     "face_crop",
     "context_crop",
+    "context_frame",
     "hide_face",
 ]
 
@@ -124,3 +125,20 @@ def context_crop(frame: np.ndarray, *, size: int = CONTEXT_SIZE, hide=None) -> n
     crop = frame[y0 : y0 + s, x0 : x0 + s]
     interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def context_frame(frame: np.ndarray, *, size: tuple[int, int] = (128, 171), hide=None) -> np.ndarray:
+    """The whole frame resized to ``size`` = ``(height, width)`` px, uint8 ``(height, width, 3)``.
+
+    CAER-Net's context input (Lee et al., ICCV 2019, section 5.1: frames "resized to 128x171", then
+    cropped to 112x112 by the training transform). The aspect ratio is not kept, as in the paper.
+
+    Args:
+        frame: RGB uint8 ``(H, W, 3)``.
+        hide: optional xyxy face box to black out first (face-hidden context).
+    """
+    if hide is not None:
+        frame = hide_face(frame, hide)
+    h, w = size
+    interp = cv2.INTER_AREA if frame.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(frame, (w, h), interpolation=interp)
