@@ -111,3 +111,28 @@ def test_extract_with_audio_stores_it_and_warns_about_a_silent_clip(tmp_path):
     assert store.has_audio
     by_name = {store.get(c).meta["path"].rsplit("/", 1)[-1]: store.get(c) for c in store.clip_ids()}
     assert len(by_name["with_audio.mp4"].audio) > 10 and len(by_name["silent.mp4"].audio) == 0
+
+
+def test_train_pixel_model_from_a_manifest(tmp_path):
+    """caer_net_s learns from the clips of a manifest (pixels), not from a feature store."""
+    rows = ["path,label,split"]
+    for i in range(12):
+        frames = numbered_frames(12, h=72, w=96)
+        frames[..., i % 2] = 255  # the label is the frame's colour
+        path = encode_video(tmp_path / f"c{i}.mp4", frames, fps=10)
+        rows.append(f"{path},{('happy', 'sad')[i % 2]},{('train', 'train', 'train', 'val', 'test', 'train')[i % 6]}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    r = _run(
+        "train", "--manifest", tmp_path / "m.csv", "--model", "caer_net_s", "-o", tmp_path / "run",
+        "--epochs", "1", "--detector", "haar", "--batch-size", "4",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["model"] == "caer_net_s" and "test" in summary["runs"][0]
+
+
+def test_train_tells_which_input_a_model_needs(tmp_path):
+    r = _run("train", "--model", "caer_net_s", "-o", tmp_path / "a")
+    assert r.exit_code == 1 and "--manifest" in r.output
+    r = _run("train", "--model", "caca_rnn_a", "-o", tmp_path / "b")
+    assert r.exit_code == 1 and "--store" in r.output

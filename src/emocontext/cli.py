@@ -355,9 +355,22 @@ def models() -> None:
 
 @app.command()
 def train(
-    store: Store,
     model: Annotated[str, typer.Option(help="Registry name (see `emocontext models`).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints; resumed if present).")],
+    store: Annotated[
+        Path | None, typer.Option("--store", "-s", help="Feature store made by `emocontext extract` (feature models).")
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pixel models (caer_net, caer_net_s): a manifest CSV, or a dataset root with --dataset; the clips "
+            "are decoded into memory at 10 fps."
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Read --manifest as the root of a dataset: caer, afew, ..., expw.")
+    ] = None,
+    detector: Detector = "mtcnn",
     epochs: Annotated[int, typer.Option(min=1)] = 60,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-4).")] = 1e-4,
@@ -369,19 +382,26 @@ def train(
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Train a model on the clips of a feature store (the paper's recipe by default).
+    """Train a model (the paper's recipe by default) and report validation and test metrics.
 
-    Clips, labels and splits come from the manifest recorded in the store at extraction. Without
-    a `val` split, 15 % of the non-test clips (grouped by subject when known) are held out.
+    Feature models (CACA-RNN family, CAAN, AV-LSTM, caer_net_features...) read a feature store:
+    clips, labels and splits come from the manifest recorded in it at extraction. Pixel models
+    (caer_net, caer_net_s) learn from the frames themselves: give the clips with --manifest
+    (CAER-Net section 5.1 input: 10 fps, faces 96x96, the whole face-hidden frame 128x171,
+    16-frame windows; datasets' own face boxes, as ExpW's, replace the detector).
+    Without a `val` split, 15 % of the non-test clips (grouped by subject when known) are held out.
     Checkpoints are written after every epoch: run the same command again to resume.
 
-    Example: emocontext train -s features/ --model caca_rnn_a -o runs/caca_a --seeds 5
+    Examples:
+      emocontext train -s features/ --model caca_rnn_a -o runs/caca_a --seeds 5
+      emocontext train --manifest ../shared/data/expw --dataset expw --model caer_net_s -o runs/caer_s
     """
     _setup_logging(verbose)
-    from .train import TrainConfig, train_seeds
+    from .models.registry import model_info
+    from .train import TrainConfig, split_train_val, train_pixel_seeds, train_seeds
 
     try:
-        st, labels, tr, va, te = _clips(store, label_set)
+        pixel_model = any(s.endswith("_pixels") for s in model_info(model).streams)
         cfg = TrainConfig(
             model=model,
             epochs=epochs,
@@ -392,11 +412,54 @@ def train(
             patience=patience,
             max_frames=max_frames,
         )
-        summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=out.print)
+        if pixel_model:
+            if manifest is None:
+                raise EmoContextError(f"{model} learns from pixels: give the clips with --manifest, not a store")
+            m = _manifest(manifest, dataset, label_set)
+            tr, va = split_train_val(m)
+            te = m.split("test")
+            from .video.faces import create_detector
+
+            summary = train_pixel_seeds(
+                cfg,
+                tr,
+                va,
+                te if len(te) else None,
+                m.label_set,
+                out_dir,
+                seeds=range(seeds),
+                detector=create_detector(detector),
+                progress=out.print,
+            )
+        else:
+            if store is None:
+                raise EmoContextError(f"{model} reads features: give the feature store with --store")
+            st, labels, tr, va, te = _clips(store, label_set)
+            summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=out.print)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     _print_summary([summary])
     out.print(f"checkpoints and metrics in {out_dir}")
+
+
+def _manifest(source: Path, dataset: str | None, label_set: str | None):
+    """A labelled manifest from a CSV or a dataset root (``--dataset``)."""
+    from .data.manifest import Manifest
+    from .labels import get_label_set
+
+    if dataset:
+        from .data.adapters import load_dataset
+
+        m = load_dataset(dataset, source)
+    else:
+        m = Manifest.from_csv(source, label_set=get_label_set(label_set) if label_set else None)
+    if any(e.label is None for e in m):
+        raise EmoContextError(f"{source}: every clip needs a label to train on")
+    if m.label_set is None:
+        from .train import infer_label_set
+
+        m.label_set = infer_label_set({e.label for e in m})
+    return m
 
 
 def _print_summary(summaries: list[dict], title: str = "results (median over seeds)") -> None:

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 
 from .data.datasets import FeatureSequenceDataset, collate, fit_audio_whitening
 from .data.manifest import ClipEntry, Manifest
+from .data.pixels import PixelClipDataset, average_windows, load_pixel_clips
 from .errors import ConfigError, EmoContextError
 from .features.store import FeatureStore, atomic_write_bytes, atomic_write_text
 from .labels import LABEL_SETS, LabelSet
@@ -56,6 +57,8 @@ __all__ = [
     "infer_label_set",
     "split_train_val",
     "train_seeds",
+    "train_pixel_seeds",
+    "clip_probs",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,19 @@ def predict_probs(model: torch.nn.Module, ds: FeatureSequenceDataset, batch_size
     for batch in _loader(ds, batch_size, False, 0):
         out.append(model(batch).logits.softmax(-1))
     return torch.cat(out).numpy()
+
+
+def clip_probs(model: torch.nn.Module, ds) -> np.ndarray:
+    """Class probabilities ``(N, K)`` of every clip of ``ds``, as the model's paper evaluates them.
+
+    Feature datasets: one pass per clip (:func:`predict_probs`). A :class:`~.data.pixels.PixelClipDataset`
+    whose clips are longer than its ``clip_len``: the mean over 16-frame windows overlapping by 8
+    (CAER-Net, section 5.1).
+    """
+    if isinstance(ds, PixelClipDataset) and ds.needs_windows:
+        view = ds.windows()
+        return average_windows(predict_probs(model, view), view.window_clip, len(ds))
+    return predict_probs(model, ds)
 
 
 def fit(
@@ -181,7 +197,7 @@ def fit(
             n += len(batch["label"])
         busy += time.perf_counter() - t0
         seen += n
-        probs = predict_probs(model, val_ds)
+        probs = clip_probs(model, val_ds)
         val_map = macro_map(val_ds.labels, probs, k)
         val_acc = float((probs.argmax(1) == val_ds.labels).mean())
         history.append({"epoch": epoch, "loss": total / max(n, 1), "val_map": val_map, "val_accuracy": val_acc})
@@ -212,7 +228,7 @@ def fit(
     if not best_path.exists():
         raise EmoContextError(f"{out}: no epoch finished, nothing to evaluate")
     best_model, _ = load_model(best_path)
-    val_metrics = evaluate_probs(val_ds.labels, predict_probs(best_model, val_ds), list(label_set.names))
+    val_metrics = evaluate_probs(val_ds.labels, clip_probs(best_model, val_ds), list(label_set.names))
     return TrainResult(
         best_epoch=best_epoch,
         val_metrics=val_metrics,
@@ -313,18 +329,82 @@ def train_seeds(
     (accuracy, macro mAP on val and test), ``parameters`` and ``clips_per_second``.
     Writes ``out_dir/summary.json`` and a confusion-matrix PNG per seed.
     """
-    out = Path(out_dir)
-    runs = []
     whitening = None
     if audio_pca and "audio" in model_info(config.model).streams:
         whitening = fit_audio_whitening(store, train, audio_pca)
     kw = {"max_frames": config.max_frames, "audio_whitening": whitening}
-    val_ds = FeatureSequenceDataset(store, val, label_set, **kw)
-    test_ds = FeatureSequenceDataset(store, test, label_set, **kw) if test else None
+
+    def dataset(entries, train_mode: bool = False, seed: int = 0) -> FeatureSequenceDataset:
+        return FeatureSequenceDataset(store, entries, label_set, train=train_mode, seed=seed, **kw)
+
+    return _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, progress)
+
+
+def train_pixel_seeds(
+    config: TrainConfig,
+    train: Sequence[ClipEntry],
+    val: Sequence[ClipEntry],
+    test: Sequence[ClipEntry] | None,
+    label_set: LabelSet,
+    out_dir: str | Path,
+    *,
+    seeds: Sequence[int] = (0,),
+    detector=None,
+    fps: float = 10.0,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """:func:`train_seeds` for the models that learn from pixels (``caer_net``, ``caer_net_s``).
+
+    The clips are decoded once (:func:`~.data.pixels.load_pixel_clips`: ``fps``, faces 96x96, the
+    whole face-hidden frame at 128x171) and kept in memory; clips that fail to decode are reported
+    through ``progress`` and left out. Training samples are random 16-frame windows with random
+    112x112 crops, flips and colour jitter; validation and test clips are predicted as the mean over
+    16-frame windows overlapping by 8 (CAER-Net, section 5.1). Returns what :func:`train_seeds` returns.
+    """
+    from .data.pixels import pixel_stream_config
+
+    loaded = {}
+    for name, entries in (("train", train), ("val", val), ("test", test or [])):
+        kept, clips, failed = load_pixel_clips(list(entries), detector=detector, config=pixel_stream_config(fps))
+        for path, why in failed:
+            if progress:
+                progress(f"skipped {path}: {why}")
+        loaded[name] = (kept, clips)
+        if progress and entries:
+            progress(f"{name}: {len(clips)} clips decoded ({sum(len(c) for c in clips)} frames)")
+    pixels = {id(e): c for kept, clips in loaded.values() for e, c in zip(kept, clips, strict=True)}
+
+    def dataset(entries, train_mode: bool = False, seed: int = 0) -> PixelClipDataset:
+        return PixelClipDataset(
+            [pixels[id(e)] for e in entries],
+            [e.label for e in entries],
+            label_set=label_set,
+            train=train_mode,
+            seed=seed,
+        )
+
+    return _seed_runs(
+        config,
+        dataset,
+        loaded["train"][0],
+        loaded["val"][0],
+        loaded["test"][0] or None,
+        label_set,
+        out_dir,
+        seeds,
+        progress,
+    )
+
+
+def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, progress) -> dict:
+    out = Path(out_dir)
+    runs = []
+    val_ds = dataset(val)
+    test_ds = dataset(test) if test else None
     result = None
     for seed in seeds:
         cfg = TrainConfig(**{**asdict(config), "seed": seed})
-        train_ds = FeatureSequenceDataset(store, train, label_set, train=True, seed=seed, **kw)
+        train_ds = dataset(train, True, seed)
         run_dir = out / f"seed{seed}"
         if progress:
             progress(f"[{cfg.model}] seed {seed}: {len(train_ds)} train / {len(val_ds)} val clips")
@@ -332,7 +412,7 @@ def train_seeds(
         run = {"seed": seed, "best_epoch": result.best_epoch, "val": _short(result.val_metrics)}
         if test_ds is not None:
             model, _ = load_model(result.checkpoint)
-            test_metrics = evaluate_probs(test_ds.labels, predict_probs(model, test_ds), list(label_set.names))
+            test_metrics = evaluate_probs(test_ds.labels, clip_probs(model, test_ds), list(label_set.names))
             plot_confusion(np.array(test_metrics["confusion"]), list(label_set.names), run_dir / "confusion_test.png")
             run["test"] = _short(test_metrics)
             atomic_write_text(run_dir / "test_metrics.json", json.dumps(test_metrics, indent=2))

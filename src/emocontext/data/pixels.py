@@ -157,6 +157,11 @@ class PixelClipDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def needs_windows(self) -> bool:
+        """Some clip is longer than one window: evaluate with :meth:`windows` to see all of it."""
+        return self._windows is None and any(len(c) > self.clip_len for c in self.clips)
+
     def windows(self, overlap: int = 8) -> PixelClipDataset:
         """An evaluation view with one sample per window of ``clip_len`` frames, windows overlapping by
         ``overlap`` frames (section 5.1); ``.window_clip`` ``(W,)`` maps each window to its clip, for
