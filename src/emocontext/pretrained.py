@@ -136,8 +136,8 @@ def load_context_model(path: str | Path | None = None) -> ContextModel:
             f"{path}: no context model file (train one with benchmarks/expw_ablation.py and "
             "scripts/export_context_model.py, or use the face-only model: --model face)"
         )
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: a model file from elsewhere cannot run code when it is loaded
+        blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise EmoContextError(f"{path}: not a readable model file ({e})") from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
