@@ -6,10 +6,8 @@ EfficientNet-Lite0 map). This script copies its ``best.pt`` to float16, records 
 the feature store it was trained on (so :class:`emocontext.Predictor` refuses other extractors)
 and its ExpW test results from the ablation's JSON.
 
-    python benchmarks/expw_ablation.py --store runs/expw_store --out benchmarks/expw_ablation.md
-    python scripts/export_context_model.py --store runs/expw_store \\
-        --checkpoint runs/expw_ablation/row6_caer_net_features/seed0/best.pt \\
-        --results benchmarks/expw_ablation.json
+    python benchmarks/expw_ablation.py --rows 0-7 --out benchmarks/expw_ablation.md
+    python scripts/export_context_model.py      # the row's checkpoint as the results JSON names it
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ ROW = "F+C+cA+fA (+ adaptive fusion) = CAER-Net"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", type=Path, default=Path("runs/expw_store"))
-    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the row's checkpoint in --results")
     ap.add_argument("--results", type=Path, default=Path("benchmarks/expw_ablation.json"))
     ap.add_argument("--row", default=ROW, help="which row of the results JSON the checkpoint is")
     ap.add_argument(
@@ -35,20 +33,21 @@ def main() -> None:
     )
     args = ap.parse_args()
     store = FeatureStore(args.store)
-    rows = {r["row"]: r for r in json.loads(args.results.read_text())}
+    rows = {r["row"]: r for r in json.loads(args.results.read_text()) if r.get("input", "features") == "features"}
     if args.row not in rows:
         raise SystemExit(f"{args.results}: no row {args.row!r} (rows: {', '.join(rows)})")
     r = rows[args.row]
+    checkpoint = args.checkpoint or Path(r["checkpoint"])
     card = {
         "data": "ExpW (5,705 faces in 5,408 web photos; the dataset's face boxes and train/val/test splits)",
         "recipe": "benchmarks/expw_ablation.py: Adam 1e-4, batch 32, early stopping on val macro mAP",
-        "command": "python benchmarks/expw_ablation.py && python scripts/export_context_model.py ...",
+        "command": "python benchmarks/expw_ablation.py --rows 0-7 && python scripts/export_context_model.py",
         "test_accuracy": r["accuracy"],
         "test_accuracy_ci95": r["accuracy_ci"],
         "test_macro_map": r["macro_map"],
         "test_macro_map_ci95": r["macro_map_ci"],
     }
-    out = export_context_model(args.checkpoint, store.signature, args.out, card=card)
+    out = export_context_model(checkpoint, store.signature, args.out, card=card)
     loaded = load_context_model(out)  # round trip: the file that ships loads
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {loaded.name}, labels {', '.join(loaded.labels)}")
     print(json.dumps(card, indent=2))
