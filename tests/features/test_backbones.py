@@ -24,13 +24,13 @@ def test_shipped_face_cnn_shapes_and_probabilities():
     crops = np.random.default_rng(0).integers(0, 255, (5, 48, 48, 3), dtype=np.uint8)
     feats, probs, maps = ex.run(crops)
     assert feats.shape == (5, FACE_CNN.feature_dim) and probs.shape == (5, len(EKMAN7))
-    assert maps.shape == (5, FACE_CNN.feature_dim, *ex.map_size) and ex.map_size == (4, 4)
+    assert maps.shape == (5, FACE_CNN.feature_dim, *ex.map_size) and ex.map_size == (5, 5)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
     # the pooled feature is the mean of the map (one network, two views)
     np.testing.assert_allclose(maps.mean((2, 3)), feats, rtol=1e-4, atol=1e-4)
     # no crops: empty arrays of the right shapes
     f0, p0, m0 = ex.run(np.zeros((0, 48, 48, 3), np.uint8))
-    assert f0.shape == (0, 1280) and p0.shape == (0, 7) and m0.shape == (0, 1280, 4, 4)
+    assert f0.shape == (0, 1280) and p0.shape == (0, 7) and m0.shape == (0, 1280, 5, 5)
 
 
 def test_weights_of_another_architecture_version_are_refused(tmp_path):

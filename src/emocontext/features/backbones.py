@@ -94,8 +94,8 @@ class ExtractorSpec:
 
 FACE_CNN = ExtractorSpec(
     name="face_cnn_fer2013",
-    version="2",
-    input_size=(64, 64),
+    version="3",
+    input_size=(80, 80),
     mean=LITE_MEAN,
     std=LITE_STD,
     grayscale=True,
@@ -180,15 +180,17 @@ def fold_batch_norms(net: nn.Module) -> nn.Module:
 class FaceExpressionCNN(nn.Module):
     """EfficientNet-Lite0 trunk with a 7-way facial-expression head.
 
-    Input ``(B, 3, H, W)`` normalised with :data:`FACE_CNN` (64x64 grey faces
+    Input ``(B, 3, H, W)`` normalised with :data:`FACE_CNN` (80x80 grey faces
     replicated to 3 channels). :meth:`features` gives ``(B, 1280)``,
     :meth:`feature_map` ``(B, 1280, H/16, W/16)``, ``forward`` logits ``(B, 7)``.
 
     Deviation from the stock EfficientNet-Lite0: the stride-2 depthwise convolution
-    that opens the last resolution stage (block 11) has stride 1, so a 64 px face
-    ends in a 4x4 map instead of 2x2. FER2013 faces are 48 px; at 2x2 the last
-    stages see almost no spatial layout. Cost: +23 % time per face (3.2 vs 2.6 ms,
-    batch 64, 2 threads, before batch-norm folding); the ImageNet weights are unchanged (stride is not a weight).
+    that opens the last resolution stage (block 11) has stride 1, so an 80 px face
+    ends in a 5x5 map instead of 3x3. FER2013 faces are 48 px; at stride 32 the last
+    stages see almost no spatial layout. Cost: +23 % time per face (measured at 64 px: 3.2
+    vs 2.6 ms, batch 64, 2 threads, before batch-norm folding); the ImageNet weights are
+    unchanged (stride is not a weight). Version 3 reads 80 px faces (version 2: 64 px, 1.8 points
+    lower on FER2013 PrivateTest; see ``benchmarks/face_cnn.md``).
     """
 
     LAST_STAGE_BLOCK = 11
@@ -281,8 +283,8 @@ class FaceExtractor:
     With :data:`FACE_CNN` (``test_time_flip``) every face is read twice, as is and mirrored: the
     feature map is the mean of the two (the mirror's flipped back), the feature its average pool,
     the probabilities the softmax of the head on that feature. This horizontal-flip test-time
-    augmentation is what the accuracy in ``benchmarks/face_cnn.md`` measures (+1.5 points on
-    FER2013 PrivateTest over one pass: 0.676 vs 0.661) at twice the CNN time.
+    augmentation is what the accuracy in ``benchmarks/face_cnn.md`` measures (+1.1 points on
+    FER2013 PrivateTest over one pass: 0.694 vs 0.683) at twice the CNN time.
 
     Args:
         weights: path of a weights file; default the shipped one.
@@ -318,7 +320,7 @@ class FaceExtractor:
 
     @torch.inference_mode()
     def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features ``(N, 1280)``, probabilities ``(N, 7)`` and last feature maps ``(N, 1280, 4, 4)`` (float32)."""
+        """Features ``(N, 1280)``, probabilities ``(N, 7)`` and last feature maps ``(N, 1280, 5, 5)`` (float32)."""
         feats, probs, maps = [], [], []
         for i in range(0, len(crops), self.batch_size):
             x = _to_input(crops[i : i + self.batch_size], self.spec)
