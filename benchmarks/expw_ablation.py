@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -179,6 +181,7 @@ def main() -> None:
             "train_clips_per_second": res.clips_per_second,
             "minutes": (time.perf_counter() - t1) / 60,
             "sizes": {k: len(v) for k, v in ds.items()},
+            "command": "python " + shlex.join(sys.argv),
         }
         results.append(row)
         print(json.dumps(row), flush=True)
@@ -215,12 +218,10 @@ def report(results: list[dict], args) -> str:
             f"| {p:.3f} [{pl:.3f}, {ph:.3f}] | {r['best_epoch']} / {r['epochs_run']} "
             f"| {r['train_clips_per_second']:.0f} |"
         )
+    commands = dict.fromkeys(r.get("command", "?") for r in results)  # in row order, each once
+    lines += ["", "Commands (a row already in the JSON beside this file is kept, not retrained):", ""]
+    lines += [f"    {c}" for c in commands] + [""]
     lines += [
-        "",
-        f"Command: `python benchmarks/expw_ablation.py --rows {args.rows or 'all'} --epochs {args.epochs} "
-        f"--pixel-epochs {args.pixel_epochs} --patience {args.patience} --out {args.out}` (rows already in the "
-        "JSON beside it are kept, not retrained).",
-        "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads.",
         "",
     ]
