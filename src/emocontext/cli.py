@@ -283,22 +283,12 @@ def extract(
     The store remembers which extractors made it and refuses to mix others in.
     """
     _setup_logging(verbose)
-    from .data.manifest import Manifest
     from .features.extract import Extractors
     from .features.extract import extract as run_extract
     from .video.pipeline import StreamConfig
 
     try:
-        if dataset:
-            from .data.adapters import load_dataset
-
-            if len(inputs) != 1:
-                raise EmoContextError("--dataset takes exactly one input: the dataset's root folder")
-            manifest = load_dataset(dataset, inputs[0])
-        elif len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
-            manifest = Manifest.from_csv(inputs[0])
-        else:
-            manifest = Manifest.from_paths(inputs)
+        manifest = _read_manifest(inputs, dataset)
         ex = Extractors.build(
             detector=detector,
             context_backbone=context_backbone,
@@ -415,7 +405,7 @@ def train(
         if pixel_model:
             if manifest is None:
                 raise EmoContextError(f"{model} learns from pixels: give the clips with --manifest, not a store")
-            m = _manifest(manifest, dataset, label_set)
+            m = _labelled_manifest(manifest, dataset, label_set)
             tr, va = split_train_val(m)
             te = m.split("test")
             from .video.faces import create_detector
@@ -442,17 +432,25 @@ def train(
     out.print(f"checkpoints and metrics in {out_dir}")
 
 
-def _manifest(source: Path, dataset: str | None, label_set: str | None):
-    """A labelled manifest from a CSV or a dataset root (``--dataset``)."""
+def _read_manifest(inputs: list[Path], dataset: str | None, label_set: str | None = None):
+    """The clips of a dataset root (``--dataset``), a manifest CSV, or folders and files."""
     from .data.manifest import Manifest
     from .labels import get_label_set
 
     if dataset:
         from .data.adapters import load_dataset
 
-        m = load_dataset(dataset, source)
-    else:
-        m = Manifest.from_csv(source, label_set=get_label_set(label_set) if label_set else None)
+        if len(inputs) != 1:
+            raise EmoContextError("--dataset takes exactly one input: the dataset's root folder")
+        return load_dataset(dataset, inputs[0])
+    if len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
+        return Manifest.from_csv(inputs[0], label_set=get_label_set(label_set) if label_set else None)
+    return Manifest.from_paths(inputs)
+
+
+def _labelled_manifest(source: Path, dataset: str | None, label_set: str | None):
+    """:func:`_read_manifest` of one source, every clip labelled, with a label set (inferred if not given)."""
+    m = _read_manifest([source], dataset, label_set)
     if any(e.label is None for e in m):
         raise EmoContextError(f"{source}: every clip needs a label to train on")
     if m.label_set is None:

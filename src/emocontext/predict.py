@@ -23,7 +23,6 @@ from .errors import EmoContextError
 from .features.backbones import FaceExtractor
 from .video.faces import FaceDetector, create_detector
 from .video.pipeline import StageTimes, StreamConfig, video_streams
-from .video.streams import centre_square
 
 __all__ = ["FramePrediction", "Prediction", "Predictor", "default_model", "predict_file"]
 
@@ -221,7 +220,6 @@ class Predictor:
         else:
             label, conf, clip_probs = None, None, {}
         h, w = streams.frame_size
-        x0, y0, s = centre_square((h, w))
         return Prediction(
             path=str(path),
             label=label,
@@ -234,7 +232,7 @@ class Predictor:
             fps=self.config.fps,
             truncated=streams.truncated,
             frame_size=(int(h), int(w)),
-            context_box=[float(x0), float(y0), float(x0 + s), float(y0 + s)] if with_context else None,
+            context_box=[float(v) for v in self.config.context_region((h, w))] if with_context else None,
         )
 
     def _context_model(self, streams, feats: np.ndarray, chunk: int = 32):

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 
 from .data.datasets import FeatureSequenceDataset, collate, fit_audio_whitening
 from .data.manifest import ClipEntry, Manifest
-from .data.pixels import PixelClipDataset, average_windows, load_pixel_clips
+from .data.pixels import PixelClipDataset, average_windows, load_pixel_clips, pixel_stream_config
 from .errors import ConfigError, EmoContextError
 from .features.store import FeatureStore, atomic_write_bytes, atomic_write_text
 from .labels import LABEL_SETS, LabelSet
@@ -361,8 +361,6 @@ def train_pixel_seeds(
     112x112 crops, flips and colour jitter; validation and test clips are predicted as the mean over
     16-frame windows overlapping by 8 (CAER-Net, section 5.1). Returns what :func:`train_seeds` returns.
     """
-    from .data.pixels import pixel_stream_config
-
     loaded = {}
     for name, entries in (("train", train), ("val", val), ("test", test or [])):
         kept, clips, failed = load_pixel_clips(list(entries), detector=detector, config=pixel_stream_config(fps))

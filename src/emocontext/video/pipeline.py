@@ -82,14 +82,19 @@ class StreamConfig:
             return context_crop(image, size=self.context_size)
         return context_frame(image, size=(self.context_size, self.context_width))
 
-    def to_context_coords(self, box, frame_hw: tuple[int, int]) -> np.ndarray:
-        """xyxy ``box`` in pixels of a frame of size ``frame_hw`` -> pixels of its context frame."""
-        b = np.asarray(box, np.float64)
+    def context_region(self, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        """xyxy pixels of a frame of size ``(H, W)`` that the context stream sees."""
         if self.context_width is None:
             x0, y0, s = centre_square(frame_hw)
-            return (b - [x0, y0, x0, y0]) * (self.context_size / s)
+            return x0, y0, x0 + s, y0 + s
         h, w = frame_hw
-        return b * [self.context_width / w, self.context_size / h, self.context_width / w, self.context_size / h]
+        return 0, 0, w, h
+
+    def to_context_coords(self, box, frame_hw: tuple[int, int]) -> np.ndarray:
+        """xyxy ``box`` in pixels of a frame of size ``frame_hw`` -> pixels of its context frame."""
+        x0, y0, x1, y1 = self.context_region(frame_hw)
+        sx, sy = (self.context_width or self.context_size) / (x1 - x0), self.context_size / (y1 - y0)
+        return (np.asarray(box, np.float64) - [x0, y0, x0, y0]) * [sx, sy, sx, sy]
 
 
 @dataclass
