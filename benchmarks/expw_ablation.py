@@ -21,6 +21,7 @@ and every run directory checkpoints each epoch, so a killed run resumes.
 
     python benchmarks/expw_ablation.py --rows 0-7 --out benchmarks/expw_ablation.md     # frozen features
     python benchmarks/expw_ablation.py --rows 8,13 --out benchmarks/expw_ablation.md    # + pixel rows
+    python benchmarks/expw_ablation.py --rows 14,15 --out benchmarks/expw_ablation.md   # + face dropout
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ from emocontext.train import TrainConfig, fit, load_model, manifest_from_store, 
 from emocontext.video.pipeline import StreamConfig
 
 T3 = TABLE3_ABLATIONS
+#: the row ``scripts/export_context_model.py`` ships: CAER-Net whose context-only path (frames
+#: without a face) is trained too (``face_dropout``, see ``emocontext.models.caer_net``)
+SHIPPED = "F+C+cA+fA = CAER-Net, face dropout 0.2"
 #: (title, input, model, options); input "features" (frozen CNNs) or "pixels" (trained from scratch)
 ROWS = [
     ("F (face only)", "features", "caer_net_features", T3["F"]),
@@ -65,6 +69,8 @@ ROWS = [
     ("F+C (concatenation)", "pixels", "caer_net_s", T3["F+C"]),
     ("F+C+cA (+ context attention)", "pixels", "caer_net_s", T3["F+C+cA"]),
     ("F+C+cA+fA (+ adaptive fusion) = CAER-Net-S", "pixels", "caer_net_s", T3["F+C+cA+fA"]),
+    ("F+C (concatenation), face dropout 0.2", "features", "caer_net_features", {**T3["F+C"], "face_dropout": 0.2}),
+    (SHIPPED, "features", "caer_net_features", {**T3["F+C+cA+fA"], "face_dropout": 0.2}),
 ]
 LR = {"features": 1e-4, "pixels": 3e-4}
 
@@ -176,6 +182,7 @@ def main() -> None:
             "accuracy_ci": bootstrap_ci(y, probs, accuracy),
             "macro_map": macro_map(y, probs, len(EKMAN7)),
             "macro_map_ci": bootstrap_ci(y, probs, lambda a, b: macro_map(a, b, len(EKMAN7))),
+            "val_macro_map": res.val_metrics.get("macro_map"),
             "best_epoch": res.best_epoch,
             "epochs_run": len(res.history),
             "train_clips_per_second": res.clips_per_second,

@@ -124,3 +124,17 @@ def test_bad_model_files(tmp_path):
         load_context_model(tmp_path / "junk.pt")
     with pytest.raises(EmoContextError, match="unknown model"):
         Predictor(model="scene")
+
+
+def test_shipped_context_model_matches_the_shipped_extractors(extractors, video, monkeypatch):
+    """The ExpW model in the package pairs with this install's face CNN and context CNN (re-export it
+    with scripts/export_context_model.py after retraining either), answers, and is not the default."""
+    shipped = load_context_model()
+    shipped.check_extractors(extractors[0].signature, extractors[1].signature, hide_face=True)
+    assert shipped.labels == EKMAN7.names
+    assert shipped.card["test_accuracy_no_face"] > 1 / len(EKMAN7)  # its context-only path was trained
+    monkeypatch.delenv("EMOCONTEXT_CONTEXT_WEIGHTS", raising=False)
+    assert Predictor(detector=FaceInFirstHalf()).model_name == "face_cnn_temporal_mean"
+    pred = Predictor(model="context", detector=FaceInFirstHalf()).predict(video)
+    assert pred.model == "caer_net_features_expw" and pred.label in EKMAN7.names
+    assert {f.source for f in pred.frames} == {"face+context", "context"}

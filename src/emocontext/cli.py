@@ -78,8 +78,10 @@ def predict(
         str | None,
         typer.Option(
             help="face: the face-expression CNN alone, averaged over the frames with a face. context: face + "
-            "scene (CAER-Net attention and fusion), needs a context model file ($EMOCONTEXT_CONTEXT_WEIGHTS). "
-            "Default: context when such a file is installed, else face.",
+            "scene (CAER-Net attention and fusion; the shipped one is trained on ExpW, or your own file "
+            "in $EMOCONTEXT_CONTEXT_WEIGHTS); it also answers for frames without a face and shows the "
+            "attention map and fusion weights. Default: face (the shipped context model does not beat it "
+            "on ExpW), context when $EMOCONTEXT_CONTEXT_WEIGHTS is set.",
             show_default=False,
         ),
     ] = None,
@@ -106,7 +108,7 @@ def predict(
 
       emocontext predict videos/ --jsonl results.jsonl --csv results.csv
 
-      emocontext predict clip.mp4 --model face
+      emocontext predict clip.mp4 --model context --report clip.html
     """
     _setup_logging(verbose)
     from .data.manifest import Manifest

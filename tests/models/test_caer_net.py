@@ -253,6 +253,22 @@ def test_no_face_in_the_whole_batch():
         assert (out.fusion_weights[..., 0] == 0).all()
 
 
+@pytest.mark.parametrize("name", ["caer_net_s", "caer_net_features"])
+def test_face_dropout_trains_the_context_only_path(name):
+    """In training some face frames go through the fused model as face-less (lambda_face = 0); never in eval."""
+    torch.manual_seed(0)
+    model = build(name, face_dropout=0.5)
+    batch = make_batch()
+    had_face = batch["face_mask"] & batch["mask"]
+    dropped = ~model.train()(batch).fusion_weights[..., 0].bool() & had_face
+    assert 0 < int(dropped.sum()) < int(had_face.sum())
+    with torch.no_grad():
+        kept = model.eval()(batch).fusion_weights[..., 0].bool()
+    assert torch.equal(kept & batch["mask"], had_face)
+    with pytest.raises(ConfigError, match="face_dropout"):
+        build(name, face_dropout=1.0)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_both_streams_are_used(name):
     model = build(name)

@@ -460,11 +460,22 @@ class _FrameCAER(EmotionModel):
     Subclasses implement :meth:`_inputs`, giving the face vectors of the face frames and the
     context maps of the valid frames; everything else (gathering valid frames only, fusion with
     face-less frames, scattering back, clip pooling) is here.
+
+    ``face_dropout`` (training only, fused models only; not in the paper, whose static model
+    always has a face crop): each frame's face is treated as missing with this probability, so
+    the context-only path that face-less frames take at inference (``lambda_face = 0``) is
+    trained too. Without it a fused model has never seen that path and its answer for a frame
+    without a face is the classifier's output on an input it was never trained on.
     """
 
-    def __init__(self, num_classes: int, *, use_face: bool, use_context: bool, head: _CAERHead):
+    def __init__(
+        self, num_classes: int, *, use_face: bool, use_context: bool, head: _CAERHead, face_dropout: float = 0.0
+    ):
         super().__init__(num_classes)
+        if not 0.0 <= face_dropout < 1.0:
+            raise ConfigError(f"face_dropout must be in [0, 1), got {face_dropout}")
         self.use_face, self.use_context = use_face, use_context
+        self.face_dropout = face_dropout if use_face and use_context else 0.0
         self.head = head
 
     def _inputs(
@@ -475,6 +486,8 @@ class _FrameCAER(EmotionModel):
 
     def _run(self, batch: dict[str, Tensor], like: Tensor) -> Output:
         mask, face_mask = batch_masks(batch, like)
+        if self.training and self.face_dropout > 0:  # train the context-only path of face-less frames
+            face_mask = face_mask & (torch.rand(face_mask.shape, device=face_mask.device) >= self.face_dropout)
         B, T = mask.shape
         counted = face_mask if not self.use_context else mask  # frames the model has an input for
         empty = self.head.empty_logits(like)  # (1, K)
@@ -550,6 +563,7 @@ class CAERNetS(_FrameCAER):
         fusion_hidden: int = 128,
         classifier_hidden: int = 128,
         dropout: float = 0.5,
+        face_dropout: float = 0.0,
     ):
         context_channels = tuple(context_channels or channels)
         head = _CAERHead(
@@ -567,7 +581,7 @@ class CAERNetS(_FrameCAER):
             dropout=dropout,
             dims=2,
         )
-        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head)
+        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head, face_dropout=face_dropout)
         self.face_encoder = CAEREncoder(dims=2, channels=channels) if use_face else None
         self.context_encoder = CAEREncoder(dims=2, channels=context_channels) if use_context else None
         self.streams = tuple(s for s, on in (("face_pixels", use_face), ("context_pixels", use_context)) if on)
@@ -651,6 +665,7 @@ class CAERNetFeatures(_FrameCAER):
         fusion_hidden: int = 128,
         classifier_hidden: int = 128,
         dropout: float = 0.5,
+        face_dropout: float = 0.0,
     ):
         head = _CAERHead(
             num_classes=num_classes,
@@ -667,7 +682,7 @@ class CAERNetFeatures(_FrameCAER):
             dropout=dropout,
             dims=2,
         )
-        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head)
+        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head, face_dropout=face_dropout)
         self.face_dim, self.context_dim = face_dim, context_dim
         self.streams = tuple(s for s, on in (("face", use_face), ("context", use_context)) if on)
 
@@ -892,6 +907,7 @@ def caer_net_s(
     fusion_hidden: int = 128,
     classifier_hidden: int = 128,
     dropout: float = 0.5,
+    face_dropout: float = 0.0,
 ) -> CAERNetS:
     """CAER-Net-S: 2D-CNN face and context streams per image, context attention, adaptive fusion."""
     return CAERNetS(
@@ -907,6 +923,7 @@ def caer_net_s(
         fusion_hidden=fusion_hidden,
         classifier_hidden=classifier_hidden,
         dropout=dropout,
+        face_dropout=face_dropout,
     )
 
 
@@ -925,6 +942,7 @@ def caer_net_features(
     fusion_hidden: int = 128,
     classifier_hidden: int = 128,
     dropout: float = 0.5,
+    face_dropout: float = 0.0,
 ) -> CAERNetFeatures:
     """CAER-Net attention + adaptive fusion per frame on a frozen face vector and context feature map."""
     if face_dim is None or context_dim is None:
@@ -942,4 +960,5 @@ def caer_net_features(
         fusion_hidden=fusion_hidden,
         classifier_hidden=classifier_hidden,
         dropout=dropout,
+        face_dropout=face_dropout,
     )
