@@ -41,10 +41,9 @@ from emocontext.data.pixels import load_pixel_clips
 from emocontext.features.backbones import (
     EFFNET_LITE0_IMAGENET,
     FACE_CNN,
-    FaceExpressionCNN,
     _to_input,
     build_efficientnet_lite0,
-    face_weights_path,
+    load_face_cnn,
 )
 from emocontext.labels import EKMAN7
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map
@@ -61,10 +60,7 @@ ROWS = [
 
 
 def trunks() -> dict[str, nn.Module]:
-    blob = torch.load(face_weights_path(), map_location="cpu", weights_only=True)
-    face = FaceExpressionCNN()
-    face.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-    return {"face": face.trunk.eval(), "context": build_efficientnet_lite0(pretrained=True).eval()}
+    return {"face": load_face_cnn().trunk.eval(), "context": build_efficientnet_lite0(pretrained=True).eval()}
 
 
 def stem(net: nn.Module, x: torch.Tensor) -> torch.Tensor:

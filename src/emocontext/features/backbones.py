@@ -46,6 +46,7 @@ __all__ = [
     "ContextExtractor",
     "build_efficientnet_lite0",
     "face_weights_path",
+    "load_face_cnn",
 ]
 
 #: Normalisation of the EfficientNet-Lite TF originals, (x - 127) / 128. Checked on
@@ -255,9 +256,14 @@ def _sha256_prefix(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-@lru_cache(maxsize=2)
-def _load_face_cnn(path: str) -> FaceExpressionCNN:
-    p = Path(path)
+def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
+    """The face CNN from a weights file (default: the shipped one), float32, batch norms unfolded
+    (trainable: fine-tuning starts here; :class:`FaceExtractor` folds them for inference).
+
+    Raises:
+        WeightsError: the file is missing, unreadable, or made for another architecture version.
+    """
+    p = Path(path or face_weights_path())
     if not p.exists():
         raise WeightsError(f"face CNN weights not found at {p}; train them with scripts/train_face_cnn.py")
     try:
@@ -273,6 +279,13 @@ def _load_face_cnn(path: str) -> FaceExpressionCNN:
             f"{p} holds face CNN weights for {made_for['name']} v{made_for['version']}; this emocontext runs "
             f"{FACE_CNN.name} v{FACE_CNN.version} (retrain with scripts/train_face_cnn.py or use a matching release)"
         )
+    return model
+
+
+@lru_cache(maxsize=2)
+def _load_face_cnn(path: str) -> FaceExpressionCNN:
+    """:func:`load_face_cnn`, batch norms folded, in eval mode; one copy per weights file."""
+    model = load_face_cnn(path)
     fold_batch_norms(model.trunk)
     return model.eval().to(memory_format=torch.channels_last)
 
