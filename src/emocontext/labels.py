@@ -34,6 +34,9 @@ class LabelSet:
 
 #: The canonical Ekman-7 names used across the project (FER2013 and ExpW order).
 EKMAN7 = LabelSet("ekman7", ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+#: Ekman-7 plus contempt, in that order (FER+, Barsoum et al., ICMI 2016): the face CNN's classes since
+#: version 4. The first seven ids are EKMAN7's, so a 7-class answer is the argmax over ids 0-6.
+EKMAN8 = LabelSet("ekman8", (*EKMAN7.names, "contempt"))
 #: CHEAVD 2.0 / MEC 2017 (Sun et al., MEC 2017, section V-A).
 CHEAVD8 = LabelSet("cheavd8", ("happy", "sad", "angry", "surprise", "disgust", "worried", "anxious", "neutral"))
 #: CK+ with contempt (Lucey et al. 2010).
@@ -43,7 +46,7 @@ RAVDESS8 = LabelSet("ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fe
 #: CREMA-D file-name codes ANG DIS FEA HAP NEU SAD.
 CREMAD6 = LabelSet("cremad6", ("angry", "disgust", "fear", "happy", "neutral", "sad"))
 
-LABEL_SETS = {s.name: s for s in (EKMAN7, CHEAVD8, CKPLUS7, RAVDESS8, CREMAD6)}
+LABEL_SETS = {s.name: s for s in (EKMAN7, EKMAN8, CHEAVD8, CKPLUS7, RAVDESS8, CREMAD6)}
 
 #: Spellings used by datasets' folders and codes, mapped to the canonical names.
 SYNONYMS = {
