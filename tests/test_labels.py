@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from emocontext.errors import ManifestError
 from emocontext.labels import (
     CHEAVD8,
     CKPLUS7,
+    CREMAD6,
     EKMAN7,
+    EKMAN8,
     RAVDESS8,
     canonical,
     get_label_set,
     label_mapping,
+    restrict_probabilities,
 )
 
 
@@ -43,3 +47,26 @@ def test_label_mapping_defaults_and_overrides():
     assert label_mapping(None, EKMAN7) == {n: n for n in EKMAN7.names}
     with pytest.raises(ManifestError, match=r"'worried' -> 'calm'"):
         label_mapping(CHEAVD8, "ekman7", {"worried": "calm"})
+
+
+def test_ekman8_extends_ekman7_with_contempt_last():
+    assert EKMAN8.names[:7] == EKMAN7.names and EKMAN8.names[7] == "contempt"
+    assert label_mapping(EKMAN8, EKMAN7)["contempt"] is None
+    assert label_mapping(CKPLUS7, EKMAN8)["contempt"] == "contempt"
+
+
+def test_restrict_probabilities_maps_contempt_out_and_renormalises():
+    p = np.array([[0.1, 0.0, 0.0, 0.2, 0.0, 0.0, 0.2, 0.5], [0, 0, 0, 0, 0, 0, 0, 1.0]])
+    q = restrict_probabilities(p, EKMAN8, EKMAN7)
+    assert q.shape == (2, 7)
+    np.testing.assert_allclose(q[0], [0.2, 0, 0, 0.4, 0, 0, 0.4])
+    np.testing.assert_array_equal(q[1], 0)  # nothing left: zeros, not NaN
+    six = restrict_probabilities(p[:1], EKMAN8, CREMAD6)
+    assert six.shape == (1, 6) and abs(six.sum() - 1) < 1e-9
+
+
+def test_restrict_probabilities_refuses_missing_classes_and_wrong_width():
+    with pytest.raises(ManifestError, match="no contempt"):
+        restrict_probabilities(np.ones((1, 7)) / 7, EKMAN7, CKPLUS7)
+    with pytest.raises(ManifestError, match="8 columns"):
+        restrict_probabilities(np.ones((1, 8)) / 8, EKMAN7, EKMAN7)

@@ -91,11 +91,15 @@ def get_label_set(name: str | LabelSet) -> LabelSet:
 #: - RAVDESS ``calm`` -> ``neutral``: calm is a low-arousal, near-neutral face in RAVDESS
 #:   (Livingstone & Russo 2018); merging it keeps the data. Pass ``{"calm": None}`` to drop it instead.
 #: - CK+ ``contempt`` -> dropped: Ekman-7 has no contempt, and CK+ 6/7-class protocols leave it out.
+#: - EKMAN8 ``contempt`` -> dropped for Ekman-7 targets (e.g. a FER+ label on FER2013's 7 classes); to score an
+#:   8-class model on a 7-class dataset, use :func:`restrict_probabilities` (contempt mapped out).
 #: - CHEAVD ``worried`` and ``anxious`` have no Ekman equivalent and no default (fear is the nearest,
 #:   but merging is a modelling decision): give a mapping, e.g. ``{"worried": None, "anxious": None}``.
 DEFAULT_MAPPINGS: dict[tuple[str, str], dict[str, str | None]] = {
     ("ravdess8", "ekman7"): {"calm": "neutral"},
+    ("ravdess8", "ekman8"): {"calm": "neutral"},
     ("ckplus7", "ekman7"): {"contempt": None},
+    ("ekman8", "ekman7"): {"contempt": None},
 }
 
 
@@ -133,3 +137,33 @@ def label_mapping(
             f"(expected one of: {', '.join(target.names)}, or None to drop)"
         )
     return result
+
+
+def restrict_probabilities(probs, source: LabelSet | str, target: LabelSet | str):
+    """Probabilities over ``source``'s classes -> over ``target``'s, renormalised: the explicit way to read an
+    8-class face model (:data:`EKMAN8`) on a 7-class dataset (contempt mapped out) or on CREMA-D's six.
+
+    Args:
+        probs: ``(..., len(source))`` array of probabilities (numpy or anything ``numpy.asarray`` takes).
+
+    Returns:
+        ``(..., len(target))`` float array; rows whose mass on ``target``'s classes is zero stay zero.
+
+    Raises:
+        ManifestError: ``target`` has a class that ``source`` lacks (no silent mixing of label sets), or the
+            last axis of ``probs`` is not ``len(source)``.
+    """
+    import numpy as np
+
+    source, target = get_label_set(source), get_label_set(target)
+    p = np.asarray(probs, dtype=np.float64)
+    if p.shape[-1] != len(source):
+        raise ManifestError(f"probabilities have {p.shape[-1]} columns; label set {source.name} has {len(source)}")
+    missing = [n for n in target.names if n not in source.names]
+    if missing:
+        raise ManifestError(
+            f"cannot read {source.name} probabilities as {target.name}: {source.name} has no {', '.join(missing)}"
+        )
+    out = p[..., [source.names.index(n) for n in target.names]]
+    total = out.sum(-1, keepdims=True)
+    return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
