@@ -12,10 +12,18 @@ from typer.testing import CliRunner
 from emocontext.cli import app
 from emocontext.data.datasets import FeatureSequenceDataset, collate
 from emocontext.data.manifest import ClipEntry, Manifest
-from emocontext.errors import ConfigError
+from emocontext.errors import ConfigError, IncompatibleFeaturesError
 from emocontext.features.store import FeatureStore, Record
 from emocontext.labels import CREMAD6, EKMAN7
-from emocontext.train import TrainConfig, fit, load_model, manifest_from_store, predict_probs, train_seeds
+from emocontext.train import (
+    TrainConfig,
+    check_features,
+    fit,
+    load_model,
+    manifest_from_store,
+    predict_probs,
+    train_seeds,
+)
 from tests.conftest import data_path
 from tests.data.test_datasets import audio_store
 
@@ -106,6 +114,21 @@ def test_resume_refuses_other_config(tmp_path):
     )
     with pytest.raises(Exception, match="another configuration"):
         fit(TrainConfig(model="face_rnn", epochs=2, lr=1.0), tr, va, tmp_path / "r", label_set=EKMAN7)
+
+
+def test_checkpoint_refuses_features_of_another_extractor(tmp_path):
+    """A model trained on one face CNN's features is never evaluated on another's (e.g. 7-class v3 vs 8-class v4)."""
+    store, entries = synthetic_store(tmp_path / "s", n=12)
+    tr, va = _datasets(store, entries)
+    cfg = TrainConfig(model="face_rnn", epochs=1, model_kwargs={"hidden_size": 8, "embed_dim": 8})
+    fit(cfg, tr, va, tmp_path / "r", label_set=EKMAN7)
+    _, meta = load_model(tmp_path / "r" / "best.pt")
+    check_features(meta, store)  # the same store: fine
+    other = FeatureStore(tmp_path / "other", {**SIG, "face": {"name": "synthetic", "version": "4"}})
+    with pytest.raises(IncompatibleFeaturesError, match="face"):
+        check_features(meta, other)
+    with pytest.warns(UserWarning, match="does not record"):
+        check_features({k: v for k, v in meta.items() if k != "features"}, other)
 
 
 def test_seeds_report_median(tmp_path):

@@ -494,11 +494,12 @@ def evaluate(
     """Evaluate a trained model: accuracy, macro mAP, per-class AP and the confusion matrix."""
     from .data.datasets import FeatureSequenceDataset
     from .metrics import evaluate_probs, plot_confusion
-    from .train import load_model, predict_probs
+    from .train import check_features, load_model, predict_probs
 
     try:
         model, meta = load_model(checkpoint)
         st, labels, tr, va, te = _clips(store, meta["label_set"])
+        check_features(meta, st)
         entries = {"train": tr, "val": va, "test": te}.get(split)
         if not entries:
             raise EmoContextError(f"{store}: no clips in split {split!r}")

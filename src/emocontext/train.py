@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 from .data.datasets import FeatureSequenceDataset, collate, fit_audio_whitening
 from .data.manifest import ClipEntry, Manifest
 from .data.pixels import PixelClipDataset, average_windows, load_pixel_clips, pixel_stream_config
-from .errors import ConfigError, EmoContextError
+from .errors import ConfigError, EmoContextError, IncompatibleFeaturesError
 from .features.store import FeatureStore, atomic_write_bytes, atomic_write_text
 from .labels import LABEL_SETS, LabelSet
 from .metrics import evaluate_probs, macro_map, plot_confusion
@@ -162,6 +162,9 @@ def fit(
         "label_set": label_set.name,
         "labels": list(label_set.names),
         "dims": dims,
+        # the feature store's signature (extractor names, versions, weights checksums, stream settings): a
+        # checkpoint is only ever evaluated on features made the same way (check_features)
+        "features": getattr(train_ds, "signature", None),
     }
     if whitening is not None:
         meta["audio_whitening"] = whitening
@@ -169,6 +172,8 @@ def fit(
     start, history, best_key, best_epoch, stale = 0, [], (-1.0, -1.0), -1, 0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck["meta"].get("features", meta["features"]) != meta["features"]:
+            raise IncompatibleFeaturesError(f"{ckpt_path} was trained on other features; use a new --out directory")
         if ck["meta"]["config"] != meta["config"] or ck["meta"].get("audio_whitening") != whitening:
             raise ConfigError(f"{ckpt_path} was made with another configuration; use a new --out directory")
         model.load_state_dict(ck["model"])
@@ -259,6 +264,35 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     model = create_model(cfg["model"], num_classes=len(meta["labels"]), **meta["dims"], **cfg["model_kwargs"])
     model.load_state_dict(ck["model"])
     return model.eval(), meta
+
+
+def check_features(meta: dict, store: FeatureStore) -> None:
+    """Refuse to evaluate a checkpoint on features made by other extractors (e.g. a model trained on face CNN
+    version 3, 7 classes, run on a version-4 store).
+
+    Raises:
+        IncompatibleFeaturesError: the checkpoint's recorded store signature differs from ``store``'s.
+
+    Checkpoints written before signatures were recorded carry none: they get a warning, not an error.
+    """
+    import warnings
+
+    from .features.store import signature_diff
+
+    made_with = meta.get("features")
+    if made_with is None:
+        warnings.warn(
+            "this checkpoint does not record which features it was trained on (written by an older emocontext); "
+            "make sure the store was extracted with the same face CNN version",
+            stacklevel=2,
+        )
+        return
+    diff = signature_diff(made_with, store.signature)
+    if diff:
+        raise IncompatibleFeaturesError(
+            f"the checkpoint was trained on other features than the store {store.root} holds: {diff}. "
+            "Re-extract the store with the checkpoint's extractors, or retrain on this store."
+        )
 
 
 def manifest_from_store(store: FeatureStore, label_set: LabelSet | None = None) -> Manifest:

@@ -114,6 +114,7 @@ class FeatureSequenceDataset(Dataset):
                 + (" ..." if len(missing) > 5 else "")
             )
         self.entries = entries
+        self.signature = store.signature  # what made the features: a checkpoint records it (train.fit)
         self.labels = np.array([label_set.index(e.label) for e in entries], np.int64)
         self.records = [store.get(e.clip_id) for e in entries]
         self.train = train

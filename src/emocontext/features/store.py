@@ -221,6 +221,11 @@ def _canon(d: dict) -> str:
     return json.dumps(d, sort_keys=True, default=list)
 
 
+def signature_diff(a: dict, b: dict) -> str:
+    """``"key: stored ... vs requested ..."`` for every top-level key where two signatures differ ("" if none)."""
+    return _diff(a, b)
+
+
 def _diff(a: dict, b: dict) -> str:
     keys = sorted(set(a) | set(b))
     out = []
