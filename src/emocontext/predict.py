@@ -258,14 +258,11 @@ class Predictor:
                 "mask": torch.ones(1, m, dtype=torch.bool),
                 "face_mask": torch.from_numpy(streams.face_present[i : i + m])[None],
             }
-            with torch.inference_mode():
-                out = self.context_model.model(batch)
-            probs.append(out.frame_logits[0].softmax(-1).numpy())
+            p, att, fw = self.context_model.frame_outputs(batch)
+            probs.append(p)
             h, w = maps.shape[-2:]
-            att = out.spatial_attention
-            attention.append(att[0].numpy() if att is not None else np.full((m, h, w), 1.0 / (h * w), np.float32))
-            fw = out.fusion_weights
-            fusion.append(fw[0].numpy() if fw is not None else np.tile([0.5, 0.5], (m, 1)).astype(np.float32))
+            attention.append(att if att is not None else np.full((m, h, w), 1.0 / (h * w), np.float32))
+            fusion.append(fw if fw is not None else np.tile([0.5, 0.5], (m, 1)).astype(np.float32))
             self.times.add("context_model", time.perf_counter() - t1)
         return np.concatenate(probs), np.concatenate(attention), np.concatenate(fusion)
 

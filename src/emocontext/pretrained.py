@@ -7,6 +7,15 @@ extractors and stream settings it was trained on. :func:`load_context_model` ref
 with different extractors (another face CNN, a pooled instead of spatial context map, the face
 not hidden): the head would silently read features it has never seen.
 
+Optionally the file also holds a **face-only model** (the ``F`` row of CAER-Net's Table 3 on the same
+features) and a ``face_weight`` w in [0, 1] fitted on validation data: on frames with a face the answer is
+the linear weighted ensemble (Sun et al., MEC 2017, Table II) ``(1 - w) p_CAER + w p_face``; frames without a
+face get CAER-Net's context-only answer. Deviation from CAER-Net, and why: on ExpW the fused model alone
+scores below the face alone (``benchmarks/expw_ablation.md``); mixing in the face model with a weight chosen
+on validation data keeps the scene's evidence where it helps and makes the model lean on the face where the
+scene says little. The reported fusion weights are then the effective ones:
+``lambda_face = w + (1 - w) lambda_face^CAER``, ``lambda_context = (1 - w) lambda_context^CAER``.
+
 How it is trained and what it scores: ``src/emocontext/weights/MODEL_CARD.md``.
 """
 
@@ -18,6 +27,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import EmoContextError, IncompatibleFeaturesError
@@ -52,6 +62,40 @@ class ContextModel:
     labels: tuple[str, ...]
     extraction: dict
     card: dict = field(default_factory=dict)
+    face_model: EmotionModel | None = None
+    face_weight: float = 0.0
+
+    @torch.inference_mode()
+    def frame_outputs(self, batch: dict) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Per-frame probabilities ``(T, K)``, spatial attention ``(T, h, w)`` (None if the model has none) and
+        effective fusion weights ``(T, 2)`` = ``(lambda_face, lambda_context)`` for a batch of one clip
+        (``batch["face_mask"]`` ``(1, T)`` says which frames have a face); see the module docstring."""
+        out = self.model(batch)
+        probs = out.frame_logits[0].float().softmax(-1)
+        fusion = None if out.fusion_weights is None else out.fusion_weights[0].float()
+        if self.face_model is not None and self.face_weight > 0:
+            w = self.face_weight * batch["face_mask"][0].float()[:, None]  # (T, 1): 0 on face-less frames
+            face_probs = self.face_model(batch).frame_logits[0].float().softmax(-1)
+            probs = (1 - w) * probs + w * face_probs
+            if fusion is not None:
+                fusion = torch.cat([w + (1 - w) * fusion[:, :1], (1 - w) * fusion[:, 1:]], dim=-1)
+        att = out.spatial_attention
+        return (
+            probs.numpy(),
+            None if att is None else att[0].numpy(),
+            None if fusion is None else fusion.numpy(),
+        )
+
+    @torch.inference_mode()
+    def clip_probabilities(self, batch: dict, *, face_weight: float | None = None) -> torch.Tensor:
+        """Clip probabilities ``(B, K)`` of a batch of clips: ``(1 - w) softmax(CAER logits) + w softmax(face
+        logits)`` for clips with at least one face (``w`` = ``face_weight``, default this model's)."""
+        w = self.face_weight if face_weight is None else face_weight
+        probs = self.model(batch).logits.float().softmax(-1)
+        if self.face_model is None or w == 0:
+            return probs
+        has_face = batch["face_mask"].any(1).float()[:, None] * w
+        return (1 - has_face) * probs + has_face * self.face_model(batch).logits.float().softmax(-1)
 
     def check_extractors(self, face_signature: dict, context_signature: dict, hide_face: bool) -> None:
         """Raise :class:`IncompatibleFeaturesError` unless the extractors are the ones it was trained on."""
@@ -89,8 +133,26 @@ def context_model_path() -> Path:
     return Path(str(resources.files("emocontext") / "weights" / CONTEXT_MODEL_FILE))
 
 
+def _model_entry(checkpoint: str | Path) -> tuple[dict, dict]:
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    meta = ck["meta"]
+    entry = {
+        "model": meta["config"]["model"],
+        "model_kwargs": meta["config"]["model_kwargs"],
+        "dims": meta["dims"],
+        "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()},
+    }
+    return entry, meta
+
+
 def export_context_model(
-    checkpoint: str | Path, extraction: dict, out: str | Path, *, card: dict | None = None
+    checkpoint: str | Path,
+    extraction: dict,
+    out: str | Path,
+    *,
+    card: dict | None = None,
+    face_checkpoint: str | Path | None = None,
+    face_weight: float = 0.0,
 ) -> Path:
     """Write a training checkpoint (``best.pt`` of :func:`emocontext.train.fit`) as a shippable float16 file.
 
@@ -99,21 +161,23 @@ def export_context_model(
         extraction: the signature of the feature store it was trained on (``FeatureStore.signature``).
         out: destination file; written atomically.
         card: provenance and results to keep beside the weights.
+        face_checkpoint: optional face-only model trained on the same store and labels (module docstring).
+        face_weight: its weight w in [0, 1] on frames with a face.
+
+    Raises:
+        EmoContextError: ``face_weight`` outside [0, 1], or the face model's labels differ.
     """
     from .features.store import atomic_write_bytes
 
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    meta = ck["meta"]
-    blob = {
-        "format": FORMAT,
-        "model": meta["config"]["model"],
-        "model_kwargs": meta["config"]["model_kwargs"],
-        "dims": meta["dims"],
-        "labels": list(meta["labels"]),
-        "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()},
-        "extraction": extraction,
-        "card": card or {},
-    }
+    entry, meta = _model_entry(checkpoint)
+    blob = {"format": FORMAT, **entry, "labels": list(meta["labels"]), "extraction": extraction, "card": card or {}}
+    if not 0.0 <= face_weight <= 1.0:
+        raise EmoContextError(f"face_weight must be in [0, 1], got {face_weight}")
+    if face_checkpoint is not None:
+        face_entry, face_meta = _model_entry(face_checkpoint)
+        if list(face_meta["labels"]) != blob["labels"]:
+            raise EmoContextError(f"{face_checkpoint}: labels {face_meta['labels']} differ from {blob['labels']}")
+        blob["face_model"], blob["face_weight"] = face_entry, float(face_weight)
     import io
 
     buf = io.BytesIO()
@@ -142,12 +206,20 @@ def load_context_model(path: str | Path | None = None) -> ContextModel:
         raise EmoContextError(f"{path}: not a readable model file ({e})") from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise EmoContextError(f"{path}: not an emocontext context model file")
-    model = create_model(blob["model"], num_classes=len(blob["labels"]), **blob["dims"], **blob["model_kwargs"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    k = len(blob["labels"])
+    face = blob.get("face_model")
     return ContextModel(
-        model=model.eval(),
+        model=_build(blob, k),
         name=blob["model"],
         labels=tuple(blob["labels"]),
         extraction=blob["extraction"],
         card=blob.get("card", {}),
+        face_model=None if face is None else _build(face, k),
+        face_weight=float(blob.get("face_weight", 0.0)),
     )
+
+
+def _build(entry: dict, num_classes: int) -> EmotionModel:
+    model = create_model(entry["model"], num_classes=num_classes, **entry["dims"], **entry["model_kwargs"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in entry["state_dict"].items()})
+    return model.eval()
