@@ -277,7 +277,7 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
 
 def manifest_from_store(store: FeatureStore, label_set: LabelSet | None = None) -> Manifest:
     """The labelled clips of a store, rebuilt from the manifest entries recorded at extraction."""
-    from .data.adapters import FaceEntry
+    from .data.manifest import FaceEntry
 
     entries = []
     for path in sorted(store.records_dir.glob("*.npz")):

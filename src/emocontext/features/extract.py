@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.manifest import ClipEntry, Manifest
-from ..errors import AudioDecodeError, ConfigError, EmoContextError
+from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
+from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError
 from ..video.decode import is_image, read_audio
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
@@ -311,7 +311,14 @@ def extract(
 
     Raises:
         IncompatibleFeaturesError: the store was made by other extractors.
+        ManifestError: two entries have the same clip id (they would be one record: nothing is extracted).
     """
+    dup = duplicate_clip_ids(manifest)
+    if dup:
+        raise ManifestError(
+            f"{manifest.name}: {len(dup)} clips listed more than once, which would overwrite each other's "
+            f"features: {'; '.join(dup[:10])}"
+        )
     if not isinstance(store, FeatureStore):
         store = FeatureStore(store, extractors.signature())
     elif store.signature != extractors.signature():
@@ -320,6 +327,7 @@ def extract(
     todo = [e for e in manifest if e.clip_id not in store]
     summary.skipped = len(manifest) - len(todo)
 
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [
@@ -335,7 +343,7 @@ def extract(
         for i, entry in enumerate(todo):
             current = pending
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
-            bar.update(task, description=Path(entry.path).name)
+            bar.update(task, description=escape(Path(entry.path).name))
             try:
                 streams, audio = current.result()
                 record = clip_record(streams, extractors, summary.times, audio=audio)
