@@ -153,17 +153,33 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds an input may take before it is a hang")
     ap.add_argument("--seconds", type=float, default=0.4, help="seconds of each input decoded at 5 fps")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("fuzz_decode.md"))
+    ap.add_argument(
+        "--progress", type=Path, default=None, help="JSON lines of the inputs done; an existing one resumes"
+    )
+    ap.add_argument(
+        "--chunk", type=int, default=250, help="inputs per worker process; the report is rewritten after each"
+    )
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fuzz-decode-"))
     seed_list = seeds(folder)
-    progress = folder / "progress.jsonl"
+    progress = args.progress or folder / "progress.jsonl"
     t0 = time.time()
-    start = 0
+    done = [json.loads(x)["k"] for x in progress.read_text().splitlines()] if progress.exists() else []
+    start = max(done, default=-1) + 1
     died = []
     ctx = mp.get_context("fork")
     while start < args.n:
         p = ctx.Process(
-            target=worker, args=(start, args.n, seed_list, str(folder), args.timeout, str(progress), args.seconds)
+            target=worker,
+            args=(
+                start,
+                min(start + args.chunk, args.n),
+                seed_list,
+                str(folder),
+                args.timeout,
+                str(progress),
+                args.seconds,
+            ),
         )
         p.start()
         p.join()

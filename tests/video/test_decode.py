@@ -178,3 +178,39 @@ def test_real_clips_decode():
     assert len(a) == pytest.approx(1.87 * 16000, rel=0.05)
     with pytest.raises(AudioDecodeError):
         read_audio(root / "ravdess/01-01-08-02-01-01-19.mp4")
+
+
+# ------------------------------------------------------- fuzzing (bounded; benchmarks/fuzz_decode.py runs 10,000)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fuzz_seeds(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seeds")
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (6, 32, 48, 3), dtype=np.uint8)
+    return [encode_video(d / "a.mp4", frames).read_bytes(), encode_video(d / "b.flv", frames, codec="flv").read_bytes()]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    which=st.integers(0, 1),
+    edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255), st.integers(1, 64)), min_size=1, max_size=6),
+    cut=st.floats(0.05, 1.0),
+)
+def test_mutated_files_give_frames_or_one_clear_error(tmp_path, fuzz_seeds, which, edits, cut):
+    """Corrupted bytes, overwritten runs and truncation: frames, or a one-line VideoDecodeError naming the file."""
+    data = bytearray(fuzz_seeds[which])
+    for pos, value, length in edits:
+        i = int(pos * (len(data) - 1))
+        data[i : i + length] = bytes([value]) * len(data[i : i + length])
+    path = tmp_path / ("fuzz.mp4" if which == 0 else "fuzz.flv")
+    path.write_bytes(bytes(data[: max(1, int(len(data) * cut))]))
+    try:
+        probe(path)
+        frames = list(iter_frames(path, fps=5, max_duration=0.6))
+        assert all(f.image.dtype == np.uint8 and f.image.ndim == 3 for f in frames)
+    except VideoDecodeError as e:
+        assert str(path) in str(e) and "\n" not in str(e)

@@ -118,6 +118,12 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _check_codec(vs, path: Path) -> None:
+    """A video stream whose codec FFmpeg does not know has no codec context (found by fuzzing)."""
+    if vs.codec_context is None:
+        raise VideoDecodeError(f"{path}: the video stream's codec is unknown or unsupported")
+
+
 def _declared_end(container, vs) -> float | None:
     """End time in seconds (the stream's clock) that the header declares for the video stream, or None."""
     tb = vs.time_base
@@ -142,6 +148,7 @@ def probe(path: str | Path) -> VideoInfo:
         if not container.streams.video:
             raise VideoDecodeError(f"{path}: no video stream")
         vs = container.streams.video[0]
+        _check_codec(vs, path)
         duration = None
         if vs.duration is not None and vs.time_base is not None:
             duration = float(vs.duration * vs.time_base)
@@ -202,6 +209,7 @@ def iter_frames(
         if not container.streams.video:
             raise VideoDecodeError(f"{path}: no video stream")
         vs = container.streams.video[0]
+        _check_codec(vs, path)
         vs.thread_type = "AUTO"
         tb = vs.time_base
         rate = float(vs.average_rate) if vs.average_rate else 25.0
