@@ -136,3 +136,152 @@ def test_train_tells_which_input_a_model_needs(tmp_path):
     assert r.exit_code == 1 and "--manifest" in r.output
     r = _run("train", "--model", "caca_rnn_a", "-o", tmp_path / "b")
     assert r.exit_code == 1 and "--store" in r.output
+
+
+# ------------------------------------------------------------------ issue 13: what a new user hit
+
+
+def test_brackets_in_names_and_messages_print_exactly(tmp_path, noface_video):
+    take = tmp_path / "take[red] 1.mp4"
+    take.write_bytes(noface_video.read_bytes())
+    r = _run("predict", take)
+    assert r.exit_code == 0 and "take[red] 1.mp4" in r.output, r.output
+    r = _run("predict", tmp_path / "clip[draft].mp4")
+    assert r.exit_code == 1 and "clip[draft].mp4: no such file" in r.output, r.output
+
+
+def test_dlib_hint_keeps_its_brackets():
+    pytest.importorskip("typer")
+    try:
+        import dlib  # noqa: F401
+
+        pytest.skip("dlib is installed: no hint to print")
+    except ImportError:
+        pass
+    r = _run("predict", "x.mp4", "--detector", "dlib")
+    assert r.exit_code == 1 and "emocontext[dlib]" in r.output, r.output
+
+
+def test_folder_outputs_never_collide_and_a_report_file_name_is_refused(tmp_path):
+    src = tmp_path / "in"
+    for rel in ("a/clip.mp4", "b/clip.mp4", "a/clip.mkv"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        encode_video(src / rel, numbered_frames(3), fps=5)
+    r = _run("predict", src, "--report", tmp_path / "R", "--annotate", tmp_path / "A", "-q")
+    assert r.exit_code == 0, r.output
+    reports = sorted(p.relative_to(tmp_path / "R").as_posix() for p in (tmp_path / "R").rglob("*.html"))
+    assert reports == ["a/clip.mkv.html", "a/clip.mp4.html", "b/clip.html"]
+    videos = sorted(p.relative_to(tmp_path / "A").as_posix() for p in (tmp_path / "A").rglob("*.mp4"))
+    assert videos == ["a/clip.mkv.mp4", "a/clip.mp4.mp4", "b/clip.mp4"]
+    r = _run("predict", src / "a" / "clip.mp4", src / "b" / "clip.mp4", "--report", tmp_path / "two.html")
+    assert r.exit_code == 2 and "name a folder" in r.output and not (tmp_path / "two.html").exists()
+
+
+def test_bad_input_matrix_every_file_in_every_table(tmp_path, noface_video):
+    import av
+
+    d = tmp_path / "in"
+    d.mkdir()
+    expected = _bad_files(d)
+    full = encode_video(
+        d / "full.flv", np.random.default_rng(0).integers(0, 255, (40, 64, 96, 3), np.uint8), codec="flv"
+    )
+    (d / "cut.flv").write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 5])
+    full.unlink()
+    with av.open(str(d / "audio only.m4a"), "w") as c:
+        s = c.add_stream("aac", rate=16000, layout="mono")
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate = 16000
+        for p in [*s.encode(af), *s.encode()]:
+            c.mux(p)
+    (d / "audio only.mp4").write_bytes((d / "audio only.m4a").read_bytes())
+    (d / "ok [v2].mp4").write_bytes(noface_video.read_bytes())
+    empty_dir = tmp_path / "nothing here"
+    empty_dir.mkdir()
+    args = [d / "missing.mp4", d, empty_dir]
+    r = _run(
+        "predict",
+        *args,
+        "--jsonl",
+        tmp_path / "o.jsonl",
+        "--csv",
+        tmp_path / "o.csv",
+        "--frames-csv",
+        tmp_path / "f.csv",
+    )
+    assert r.exit_code == 1
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    by_name = {row["path"].split("/")[-1]: row for row in rows}
+    assert set(by_name) == {
+        "missing.mp4",
+        "empty.mp4",
+        "text.mp4",
+        "truncated.mp4",
+        "cut.flv",
+        "audio only.mp4",
+        "ok [v2].mp4",
+        "nothing here",
+    }
+    assert by_name["ok [v2].mp4"]["status"] == "ok" and by_name["nothing here"]["status"] == "error"
+    for name, message in expected.items():
+        assert by_name[name]["status"] == "error" and message in by_name[name]["error"], (name, by_name[name])
+    assert "no video stream" in by_name["audio only.mp4"]["error"]
+    assert by_name["cut.flv"]["status"] == "ok" and by_name["cut.flv"]["truncated"] is True
+    assert "breaks off part-way" in r.output
+    import csv
+
+    table = list(csv.DictReader(open(tmp_path / "o.csv")))
+    assert len(table) == 8 and {row["status"] for row in table} == {"ok", "error"}
+    assert {row["path"].split("/")[-1] for row in csv.DictReader(open(tmp_path / "f.csv"))} == set(by_name)
+    assert "8 files (6 failed)" in r.output and "6 of 8 files failed" in r.output
+    for line in r.output.splitlines():  # every error is one line naming its file
+        if line.startswith("error:"):
+            assert any(n in line for n in by_name), line
+
+
+def test_unwritable_output_is_one_line_and_leaves_nothing(tmp_path, noface_video):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    r = _run("predict", noface_video, "--jsonl", blocker / "out.jsonl")
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and "cannot write" in lines[0] and "file.txt" in lines[0], r.output
+    assert not list(tmp_path.glob("**/*.jsonl"))
+
+
+def test_quiet_one_file_prints_one_line(noface_video):
+    r = _run("predict", noface_video, "-q")
+    assert r.exit_code == 0 and r.output.strip() == f"{noface_video}\tno face"
+
+
+def test_version_option_and_max_duration_zero():
+    from emocontext import __version__
+
+    r = _run("--version")
+    assert r.exit_code == 0 and __version__ in r.output
+    r = _run("predict", "x.mp4", "--max-duration", "0")
+    assert r.exit_code == 2 and "max-duration" in r.output
+
+
+def test_help_is_not_cut_at_80_columns(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    r = _run("extract", "--help")
+    assert "--context-backbone" in r.output and "…" not in r.output
+    r = _run("compare", "--help")
+    assert "caca_rnn_b" in r.output and "…" not in r.output
+    r = _run("models")
+    assert "caca_rnn_a" in r.output and "caca_rnn_b" in r.output
+
+
+def test_weights_download_unknown_name():
+    r = _run("weights", "download", "nope")
+    assert r.exit_code == 2 and "known: yunet" in r.output
+
+
+def test_sample_clip_ships_and_predicts(tmp_path):
+    from emocontext.samples import sample_video
+
+    assert sample_video().is_file() and (sample_video().parent / "NOTICE").is_file()
+    r = _run("predict", "--sample", "--json", tmp_path / "s.json")
+    assert r.exit_code == 0, r.output
+    d = json.loads((tmp_path / "s.json").read_text())
+    assert d["label"] is not None and d["frames_with_face"] >= 10 and len(d["persons"]) >= 1

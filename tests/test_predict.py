@@ -138,3 +138,196 @@ def test_shipped_context_model_matches_the_shipped_extractors(extractors, video,
     pred = Predictor(model="context", detector=FaceInFirstHalf()).predict(video)
     assert pred.model == "caer_net_features_expw" and pred.label in EKMAN7.names
     assert {f.source for f in pred.frames} == {"face+context", "context"}
+
+
+# ------------------------------------------------------------------ every person, one code path, --detector none
+
+from tests.video.test_persons import TwoFaces  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def two_face_clip(tmp_path_factory):
+    frames = np.zeros((10, 64, 96, 3), np.uint8)
+    frames[:, :, :48] = (200, 60, 60)
+    frames[:, :, 48:] = (60, 60, 200)
+    return encode_video(tmp_path_factory.mktemp("v") / "two.mp4", frames, fps=5)
+
+
+def test_every_person_gets_their_own_emotion_and_the_top_level_stays_the_subjects(two_face_clip):
+    p = Predictor(model="face", detector=TwoFaces()).predict(two_face_clip)
+    assert [q.person_id for q in p.persons] == [1, 2] and p.subject_id == 1
+    assert [q.subject for q in p.persons] == [True, False]
+    one, two = p.persons
+    assert (one.frames_with_face, two.frames_with_face) == (10, 6) and two.first_seen == pytest.approx(0.8)
+    assert one.label == p.label and one.probabilities == p.probabilities and p.frames == one.frames
+    assert two.label is not None and two.probabilities != one.probabilities  # read from its own (blue) face
+    assert [f.face_present for f in two.frames] == [False] * 4 + [True] * 6
+    d = p.to_dict()
+    assert d["status"] == "ok" and [q["person_id"] for q in d["persons"]] == [1, 2]
+    assert "frames" not in p.to_dict(frames=False)["persons"][1]
+    subject_only = Predictor(model="face", detector=TwoFaces(), person="subject").predict(two_face_clip)
+    assert [q.person_id for q in subject_only.persons] == [1] and subject_only.label == p.label
+
+
+def test_frame_rows_and_dataframe(two_face_clip, monkeypatch):
+    import sys
+
+    p = Predictor(model="face", detector=TwoFaces()).predict(two_face_clip)
+    rows = list(p.frame_rows())
+    assert len(rows) == 20 and {r["person_id"] for r in rows} == {1, 2}
+    row = next(r for r in rows if r["person_id"] == 2 and r["face_present"])
+    assert row["x1"] == pytest.approx(56.0) and sum(row[f"p_{k}"] for k in p.labels) == pytest.approx(1, abs=1e-3)
+    df = p.to_dataframe()
+    assert df.shape[0] == 20 and {"timestamp", "person_id", "x1", "p_happy"} <= set(df.columns)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="pip install pandas"):
+        p.to_dataframe()
+
+
+def test_prediction_and_extraction_share_the_face_features(two_face_clip):
+    """One code path: the probabilities predict reports are the ones extract stores (item 2 of issue 13)."""
+    from emocontext.data.manifest import ClipEntry
+    from emocontext.features.extract import Extractors, clip_record
+
+    predictor = Predictor(model="face", detector=TwoFaces(), person="subject")
+    p = predictor.predict(two_face_clip)
+    ex = Extractors(detector=TwoFaces(), face=predictor.face, context=ContextExtractor())
+    record = clip_record(ex.streams(ClipEntry(str(two_face_clip))), ex)
+    got = np.array([[f.probabilities[k] for k in p.labels] for f in p.frames])
+    np.testing.assert_allclose(got, record.face_probs, atol=1e-4)
+
+
+def test_context_model_reads_every_person_with_their_own_face_hidden(model_file, two_face_clip):
+    p = Predictor(model="context", detector=TwoFaces(), context_weights=model_file).predict(two_face_clip)
+    assert len(p.persons) == 2
+    one, two = p.persons
+    # person 2 is absent in the first 4 frames: read from the scene there, like a file without a face
+    assert [f.source for f in two.frames[:5]] == ["context"] * 4 + ["face+context"]
+    assert all(f.probabilities is not None for f in two.frames) and two.label in EKMAN7.names
+
+
+def test_emocontext_predict_is_the_module_and_callable():
+    import types
+
+    import emocontext
+    import emocontext.predict as module
+
+    assert isinstance(module, types.ModuleType) and emocontext.predict is module
+    assert callable(emocontext.predict) and module.Predictor is Predictor
+
+
+def _whole_frame_labels(images):
+    face = FaceExtractor()
+    _, probs = face(np.stack(images))
+    return [face.spec.labels[i] for i in probs.argmax(1)], probs
+
+
+def _cli_none_jsonl(folder, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from emocontext.cli import app
+
+    out = tmp_path / "out.jsonl"
+    r = CliRunner().invoke(app, ["predict", str(folder), "--detector", "none", "--jsonl", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    return {json.loads(line)["path"]: json.loads(line) for line in out.read_text().splitlines()}
+
+
+def test_detector_none_gives_what_the_face_cnn_gives_the_images(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    images = []
+    for i in range(4):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (48, 48), dtype=np.uint8), (5, 5), 0)
+        cv2.imwrite(str(folder / f"{i}.png"), img)
+        images.append(cv2.cvtColor(cv2.imread(str(folder / f"{i}.png")), cv2.COLOR_BGR2RGB))
+    labels, probs = _whole_frame_labels(images)
+    got = _cli_none_jsonl(folder, tmp_path)
+    for i, (label, pr) in enumerate(zip(labels, probs, strict=True)):
+        d = got[str((folder / f"{i}.png").resolve())]
+        assert d["label"] == label and d["frames_with_face"] == 1 and d["frames"][0]["box"] == [0, 0, 48, 48]
+        np.testing.assert_allclose(list(d["probabilities"].values()), pr, atol=1e-3)
+
+
+@pytest.mark.realdata
+def test_detector_none_on_real_fer2013_faces(tmp_path):
+    import shutil
+
+    import cv2
+
+    from tests.conftest import data_path
+
+    root = data_path("fer2013", "test")
+    folder = tmp_path / "fer"
+    folder.mkdir()
+    images, names = [], []
+    for cls in sorted(d.name for d in root.iterdir() if d.is_dir()):
+        for src in sorted((root / cls).glob("*.jpg"))[:2]:
+            dst = folder / f"{cls}_{src.name}"
+            shutil.copy(src, dst)
+            names.append(dst)
+            images.append(cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB))
+    labels, _ = _whole_frame_labels(images)
+    got = _cli_none_jsonl(folder, tmp_path)
+    assert [got[str(n.resolve())]["label"] for n in names] == labels
+
+
+@pytest.mark.realdata
+def test_multi_face_photo_every_face_is_a_person():
+    from emocontext.video.decode import read_frames
+    from emocontext.video.faces import create_detector
+    from tests.conftest import data_path
+
+    path = data_path("images", "multi_face.jpg")
+    detector = create_detector("mtcnn")
+    found = detector.detect(read_frames(path).frames[0])
+    p = Predictor(model="face", detector=detector).predict(path)
+    assert len(found) >= 4 and len(p.persons) == len(found)
+    assert all(q.label in p.labels and q.frames_with_face == 1 for q in p.persons)
+    assert sum(q.subject for q in p.persons) == 1 and p.label == next(q.label for q in p.persons if q.subject)
+    xs = [q.frames[0].box[0] for q in p.persons]
+    assert xs == sorted(xs)  # one frame: ids from left to right
+
+
+def _crossing_clip(path):
+    """Two real faces (the shipped clip's face, and its mirror image tinted) walking past each other."""
+
+    from emocontext.samples import sample_video
+    from emocontext.video.decode import read_frames
+    from emocontext.video.faces import create_detector
+    from emocontext.video.streams import face_crop
+
+    frame = read_frames(sample_video(), max_duration=0.2).frames[0]
+    box = max(create_detector("mtcnn").detect(frame), key=lambda d: d.area).box
+    a = face_crop(frame, box, size=84, margin=0.3)
+    b = np.ascontiguousarray(a[:, ::-1, ::-1])  # mirrored, red and blue swapped: another person
+    frames = []
+    n = 30
+    for t in range(n):
+        img = np.full((220, 340, 3), 120, np.uint8)
+        xa = int(round(8 + (340 - 84 - 16) * t / (n - 1)))
+        xb = int(round(340 - 84 - 8 - (340 - 84 - 16) * t / (n - 1)))
+        img[70 : 70 + 84, xb : xb + 84] = b  # behind
+        img[50 : 50 + 84, xa : xa + 84] = a  # in front
+        frames.append(img)
+    return encode_video(path, np.stack(frames), fps=10)
+
+
+def test_two_people_crossing_keep_their_ids(tmp_path):
+    clip = _crossing_clip(tmp_path / "crossing.mp4")
+    p = Predictor(model="face").predict(clip)
+    main = sorted(p.persons, key=lambda q: -q.frames_with_face)[:2]
+    assert len(main) == 2 and all(q.frames_with_face >= 10 for q in main), [q.frames_with_face for q in p.persons]
+    directions = []
+    for q in main:
+        xs = [f.box[0] for f in q.frames if f.face_present]
+        steps = np.diff(xs)
+        assert (steps > -6).all() or (steps < 6).all(), xs  # each person keeps moving one way: ids not swapped
+        directions.append(np.sign(xs[-1] - xs[0]))
+    assert sorted(directions) == [-1, 1]
+    assert all(q.label is not None for q in main)

@@ -112,8 +112,23 @@ def test_resume_refuses_other_config(tmp_path):
         tmp_path / "r",
         label_set=EKMAN7,
     )
-    with pytest.raises(Exception, match="another configuration"):
+    with pytest.raises(Exception, match="another configuration") as e:
         fit(TrainConfig(model="face_rnn", epochs=2, lr=1.0), tr, va, tmp_path / "r", label_set=EKMAN7)
+    # the refusal names every setting that differs, with both values
+    assert "lr: 0.0001 (checkpoint) vs 1.0 (now)" in str(e.value) and "epochs: 1 (checkpoint) vs 2" in str(e.value)
+    assert "batch_size" not in str(e.value)
+
+
+def test_history_counts_epochs_from_one_like_the_console(tmp_path):
+    store, entries = synthetic_store(tmp_path / "s", n=12)
+    tr, va = _datasets(store, entries)
+    printed = []
+    cfg = TrainConfig(model="face_rnn", epochs=2, patience=5, model_kwargs={"hidden_size": 8, "embed_dim": 8})
+    result = fit(cfg, tr, va, tmp_path / "r", label_set=EKMAN7, progress=printed.append)
+    on_disk = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert [h["epoch"] for h in on_disk] == [1, 2] and [h["epoch"] for h in result.history] == [1, 2]
+    assert printed[0].startswith("epoch 1/2") and printed[1].startswith("epoch 2/2")
+    assert result.best_epoch in (1, 2)
 
 
 def test_checkpoint_refuses_features_of_another_extractor(tmp_path):

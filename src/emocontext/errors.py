@@ -37,3 +37,7 @@ class ManifestError(EmoContextError):
 
 class ConfigError(EmoContextError):
     """An option or argument has an invalid value."""
+
+
+class OutputError(EmoContextError):
+    """An output file or folder cannot be written (no space left, permission denied, a path that is a file)."""

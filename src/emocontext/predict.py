@@ -6,25 +6,47 @@ over the face and the scene) loaded from a context model file; the package ships
 ExpW. The default is ``"face"`` (:func:`default_model`): on the ExpW test faces the shipped
 context model does not beat the face alone (``benchmarks/expw_ablation.md``).
 
-Still images are one-frame videos.
+Every person: the faces are tracked into persons (ids stable across frames, see
+:mod:`emocontext.video.pipeline`); each person gets their own face stream, emotion over time and
+clip emotion (and, with the context model, the shared scene with their own face hidden):
+:attr:`Prediction.persons`. The top-level answer is the subject's (the most persistent, then
+largest, person), as before persons existed.
+
+Still images are one-frame videos. ``emocontext.predict`` is this module, and calling it runs
+:func:`predict_file`: ``emocontext.predict("clip.mp4")``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
+import types
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import EmoContextError
+from .errors import ConfigError, EmoContextError
 from .features.backbones import FaceExtractor
+from .features.extract import face_features
 from .video.faces import FaceDetector, create_detector
 from .video.pipeline import StageTimes, StreamConfig, video_streams
+from .video.streams import Streams
 
-__all__ = ["FramePrediction", "Prediction", "Predictor", "default_model", "predict_file"]
+__all__ = [
+    "FramePrediction",
+    "PersonPrediction",
+    "Prediction",
+    "Predictor",
+    "default_model",
+    "predict_file",
+    "PERSON_MODES",
+]
+
+#: ``person=`` values of :class:`Predictor`: every person, or the subject only (faster with many faces).
+PERSON_MODES = ("all", "subject")
 
 
 def default_model() -> str:
@@ -68,8 +90,34 @@ class FramePrediction:
 
 
 @dataclass
+class PersonPrediction:
+    """One person (a face track) of a file: their own emotion over time and clip emotion.
+
+    Attributes:
+        person_id: 1, 2, ... in order of first appearance, then from left to right; the same person keeps
+            the id across frames.
+        subject: this person is the file's subject (the top-level answer of :class:`Prediction`).
+        label, confidence, probabilities: the person's clip emotion (None / empty when the model had nothing
+            to read for them).
+        frames_with_face: sampled frames with this person's face.
+        first_seen, last_seen: timestamps in seconds of their first and last face.
+        frames: one :class:`FramePrediction` per sampled frame (``face_present`` False where they are absent).
+    """
+
+    person_id: int
+    subject: bool
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float]
+    frames_with_face: int
+    first_seen: float | None
+    last_seen: float | None
+    frames: list[FramePrediction] = field(default_factory=list)
+
+
+@dataclass
 class Prediction:
-    """The emotion of the person in one file.
+    """The emotion of the person in one file (the subject), and of every other person in it.
 
     Attributes:
         path: the input file.
@@ -84,6 +132,8 @@ class Prediction:
         context_box: xyxy pixels of the region of the original frame that the context stream saw
             (the centre square crop) and that ``FramePrediction.attention`` covers; None for
             face-only models.
+        persons: every person found (``person="all"``) or the subject alone (``person="subject"``), in id order.
+        subject_id: ``person_id`` of the subject, None without a face.
     """
 
     path: str
@@ -98,17 +148,77 @@ class Prediction:
     truncated: bool = False
     frame_size: tuple[int, int] | None = None
     context_box: list[float] | None = None
+    persons: list[PersonPrediction] = field(default_factory=list)
+    subject_id: int | None = None
 
     @property
     def no_face(self) -> bool:
         return self.frames_with_face == 0
 
+    @property
+    def labels(self) -> list[str]:
+        """The model's emotion names, in class order (empty when no frame had probabilities)."""
+        for f in self.frames:
+            if f.probabilities:
+                return list(f.probabilities)
+        for person in self.persons:
+            for f in person.frames:
+                if f.probabilities:
+                    return list(f.probabilities)
+        return list(self.probabilities)
+
     def to_dict(self, *, frames: bool = True) -> dict:
+        """JSON-ready dict: every field, ``no_face`` and ``status: "ok"``.
+
+        ``frames=False`` drops the per-frame lists (the file's and every person's).
+        """
         d = asdict(self)
         d["no_face"] = self.no_face
+        d["status"] = "ok"
         if not frames:
             d.pop("frames")
+            for person in d["persons"]:
+                person.pop("frames")
         return d
+
+    def frame_rows(self) -> Iterator[dict]:
+        """One flat dict per person per sampled frame (the ``--frames-csv`` rows, :meth:`to_dataframe`).
+
+        Columns: ``path, person_id, subject, timestamp, face_present, x1, y1, x2, y2, source, label``
+        (the frame's top emotion), ``lambda_face``, then ``p_<emotion>`` for every emotion. A file without
+        any person gives its frames with an empty ``person_id``.
+        """
+        names = self.labels
+        people = [(p.person_id, p.subject, p.frames) for p in self.persons] or [(None, False, self.frames)]
+        for pid, is_subject, frames in people:
+            for f in frames:
+                box = f.box or [None] * 4
+                probs = f.probabilities or {}
+                row = {
+                    "path": self.path,
+                    "person_id": pid,
+                    "subject": is_subject,
+                    "timestamp": f.timestamp,
+                    "face_present": f.face_present,
+                    **dict(zip(("x1", "y1", "x2", "y2"), box, strict=True)),
+                    "source": f.source,
+                    "label": max(probs, key=probs.get) if probs else None,
+                    "lambda_face": None if f.fusion_weights is None else f.fusion_weights.get("face"),
+                }
+                row.update({f"p_{k}": probs.get(k) for k in names})
+                yield row
+
+    def to_dataframe(self):
+        """The :meth:`frame_rows` as a pandas ``DataFrame`` (one row per person per sampled frame).
+
+        Raises:
+            ImportError: pandas is not installed (``pip install pandas``).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Prediction.to_dataframe needs pandas: pip install pandas") from None
+        return pd.DataFrame(list(self.frame_rows()))
 
     def to_json(self, **kw) -> str:
         return json.dumps(self.to_dict(**kw), indent=2)
@@ -141,6 +251,8 @@ class Predictor:
         max_duration: read at most this many seconds of each file (None = all).
         face_weights: another face CNN weights file (default: the shipped one).
         context_weights: another context model file (default: the shipped one).
+        person: ``"all"`` (default): every person gets a prediction in ``Prediction.persons``;
+            ``"subject"``: only the subject is read (faster when many faces are in view).
 
     Raises:
         EmoContextError: unknown model, missing weights; IncompatibleFeaturesError when the context
@@ -158,10 +270,14 @@ class Predictor:
         max_duration: float | None = None,
         face_weights: str | Path | None = None,
         context_weights: str | Path | None = None,
+        person: str = "all",
     ):
         model = model or default_model()
         if model not in self.MODELS:
             raise EmoContextError(f"unknown model {model!r}; choose one of {', '.join(self.MODELS)}")
+        if person not in PERSON_MODES:
+            raise ConfigError(f"unknown person mode {person!r}; choose one of {', '.join(PERSON_MODES)}")
+        self.person = person
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.face = FaceExtractor(face_weights)
         self.context_model = None
@@ -177,28 +293,82 @@ class Predictor:
             self.config = StreamConfig(fps=fps, max_duration=max_duration, hide_face=hide)
             self.model_name = f"{self.context_model.name}_expw"
         else:
-            self.labels = self.face.spec.labels
+            self.labels = list(self.face.spec.labels)
             self.config = StreamConfig(fps=fps, max_duration=max_duration)
             self.model_name = "face_cnn_temporal_mean"
         self.times = StageTimes()
 
     def predict(self, path: str | Path) -> Prediction:
-        """Predict one video or image file.
+        """Predict one video or image file: the subject at the top level, every person in ``persons``.
 
         Raises:
             VideoDecodeError: the file is missing, empty, corrupt or has no video stream.
         """
         with_context = self.context_model is not None
-        streams = video_streams(path, self.detector, self.config, times=self.times, with_context=with_context)
+        streams = video_streams(
+            path,
+            self.detector,
+            self.config,
+            times=self.times,
+            with_context=with_context,
+            persons=self.person == "all",
+        )
+        n = len(streams)
+        persons = []
+        subject = None
+        for person in streams.persons:
+            frames, clip = self._read(streams.for_person(person.person_id))
+            present = person.face_present
+            stamps = streams.timestamps[present]
+            persons.append(
+                PersonPrediction(
+                    person_id=person.person_id,
+                    subject=person.person_id == streams.subject_id,
+                    label=clip[0],
+                    confidence=clip[1],
+                    probabilities=clip[2],
+                    frames_with_face=int(present.sum()),
+                    first_seen=round(float(stamps[0]), 4) if len(stamps) else None,
+                    last_seen=round(float(stamps[-1]), 4) if len(stamps) else None,
+                    frames=frames,
+                )
+            )
+            if persons[-1].subject:
+                subject = persons[-1]
+        if subject is not None:
+            frames, (label, conf, clip_probs) = (
+                subject.frames,
+                (subject.label, subject.confidence, subject.probabilities),
+            )
+        else:
+            frames, (label, conf, clip_probs) = self._read(streams)  # no person: the scene alone, or nothing
+        h, w = streams.frame_size
+        return Prediction(
+            path=str(path),
+            label=label,
+            confidence=conf,
+            probabilities=clip_probs,
+            num_frames=n,
+            frames_with_face=int(streams.face_present.sum()),
+            frames=frames,
+            model=self.model_name,
+            fps=self.config.fps,
+            truncated=streams.truncated,
+            frame_size=(int(h), int(w)),
+            context_box=[float(v) for v in self.config.context_region((h, w))] if with_context else None,
+            persons=persons,
+            subject_id=streams.subject_id,
+        )
+
+    def _read(self, streams: Streams) -> tuple[list[FramePrediction], tuple]:
+        """Per-frame predictions of one person's streams and their clip emotion ``(label, confidence, probs)``."""
+        with_context = self.context_model is not None
         n = len(streams)
         present = streams.face_present
         t0 = time.perf_counter()
-        feats = np.zeros((n, self.face.spec.feature_dim), np.float32)
-        probs = np.zeros((n, len(self.labels)), np.float32)
-        if present.any():
-            feats[present], face_probs = self.face(streams.face[present])
-            if not with_context:
-                probs[present] = face_probs
+        # the same per-frame features as `emocontext extract` stores (one code path for training and prediction)
+        feats, face_probs, _ = face_features(self.face, streams.face, present)
+        probs = face_probs if not with_context else np.zeros((n, len(self.labels)), np.float32)
         self.times.add("face_cnn", time.perf_counter() - t0)
         attention = fusion = None
         if with_context:
@@ -221,24 +391,8 @@ class Predictor:
         if valid.any():
             clip = probs[valid].mean(0)
             k = int(clip.argmax())
-            label, conf, clip_probs = self.labels[k], float(clip[k]), _as_dict(self.labels, clip)
-        else:
-            label, conf, clip_probs = None, None, {}
-        h, w = streams.frame_size
-        return Prediction(
-            path=str(path),
-            label=label,
-            confidence=conf,
-            probabilities=clip_probs,
-            num_frames=n,
-            frames_with_face=int(present.sum()),
-            frames=frames,
-            model=self.model_name,
-            fps=self.config.fps,
-            truncated=streams.truncated,
-            frame_size=(int(h), int(w)),
-            context_box=[float(v) for v in self.config.context_region((h, w))] if with_context else None,
-        )
+            return frames, (self.labels[k], float(clip[k]), _as_dict(self.labels, clip))
+        return frames, (None, None, {})
 
     def _context_model(self, streams, feats: np.ndarray, chunk: int = 32):
         """Frame probabilities ``(T, K)``, context attention ``(T, h, w)`` and fusion weights ``(T, 2)``."""
@@ -291,3 +445,14 @@ def predict_file(path: str | Path, **kwargs) -> Prediction:
     For many files build one :class:`Predictor` and call :meth:`Predictor.predict`, so the models load once.
     """
     return Predictor(**kwargs).predict(path)
+
+
+class _CallableModule(types.ModuleType):
+    """``emocontext.predict`` is this module (``import emocontext.predict`` works) and also callable."""
+
+    def __call__(self, path: str | Path, **kwargs) -> Prediction:
+        """``emocontext.predict(path, **kwargs) -> Prediction``: see :func:`predict_file`."""
+        return predict_file(path, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

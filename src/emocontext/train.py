@@ -80,8 +80,16 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
 
 
+def _config_differences(old: dict, new: dict) -> list[str]:
+    """``"lr: 0.0001 (checkpoint) vs 1.0 (now)"`` for every setting that differs between two configs."""
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} (checkpoint) vs {new.get(k)!r} (now)" for k in keys if old.get(k) != new.get(k)]
+
+
 @dataclass
 class TrainResult:
+    """What :func:`fit` returns. ``best_epoch`` and ``history[i]["epoch"]`` count from 1, as the console does."""
+
     best_epoch: int
     val_metrics: dict
     history: list
@@ -174,8 +182,14 @@ def fit(
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["meta"].get("features", meta["features"]) != meta["features"]:
             raise IncompatibleFeaturesError(f"{ckpt_path} was trained on other features; use a new --out directory")
-        if ck["meta"]["config"] != meta["config"] or ck["meta"].get("audio_whitening") != whitening:
-            raise ConfigError(f"{ckpt_path} was made with another configuration; use a new --out directory")
+        diff = _config_differences(ck["meta"]["config"], meta["config"])
+        if ck["meta"].get("audio_whitening") != whitening:
+            diff.append("audio whitening (fitted on other training clips)")
+        if diff:
+            raise ConfigError(
+                f"{ckpt_path} was made with another configuration ({'; '.join(diff)}); "
+                "run with the same settings to resume, or use a new --out directory"
+            )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         start, history = ck["epoch"] + 1, ck["history"]
@@ -205,7 +219,7 @@ def fit(
         probs = clip_probs(model, val_ds)
         val_map = macro_map(val_ds.labels, probs, k)
         val_acc = float((probs.argmax(1) == val_ds.labels).mean())
-        history.append({"epoch": epoch, "loss": total / max(n, 1), "val_map": val_map, "val_accuracy": val_acc})
+        history.append({"epoch": epoch + 1, "loss": total / max(n, 1), "val_map": val_map, "val_accuracy": val_acc})
         if (val_map, val_acc) > best_key:  # macro mAP first, accuracy breaks ties
             best_key, best_epoch, stale = (val_map, val_acc), epoch, 0
             _save({"model": model.state_dict(), "meta": {**meta, "epoch": epoch}}, best_path)
@@ -235,7 +249,7 @@ def fit(
     best_model, _ = load_model(best_path)
     val_metrics = evaluate_probs(val_ds.labels, clip_probs(best_model, val_ds), list(label_set.names))
     return TrainResult(
-        best_epoch=best_epoch,
+        best_epoch=best_epoch + 1,
         val_metrics=val_metrics,
         history=history,
         checkpoint=best_path,
@@ -297,7 +311,7 @@ def check_features(meta: dict, store: FeatureStore) -> None:
 
 def manifest_from_store(store: FeatureStore, label_set: LabelSet | None = None) -> Manifest:
     """The labelled clips of a store, rebuilt from the manifest entries recorded at extraction."""
-    from .data.adapters import FaceEntry
+    from .data.manifest import FaceEntry
 
     entries = []
     for path in sorted(store.records_dir.glob("*.npz")):

@@ -50,3 +50,116 @@ def test_csv_needs_path_column(tmp_path):
 def test_split_filter():
     m = Manifest([ClipEntry("a", "happy", "train"), ClipEntry("b", "sad", "test")], label_set=EKMAN7)
     assert [e.path for e in m.split("test")] == ["b"]
+
+
+def test_face_entries_survive_a_csv_round_trip(tmp_path):
+    """Issue 13: to_csv dropped face_id and box, so two faces of one photo became one clip."""
+    from emocontext.data.manifest import FaceEntry
+
+    img = tmp_path / "photo.jpg"
+    img.write_bytes(b"x")
+    faces = [
+        FaceEntry(str(img), "sad", "train", "photo.jpg", face_id=0, box=(1.5, 2.0, 30.25, 40.0), score=0.9),
+        FaceEntry(str(img), "angry", "train", "photo.jpg", face_id=1, box=(50.0, 2.0, 90.0, 40.0), score=None),
+    ]
+    Manifest(faces, label_set=EKMAN7).to_csv(tmp_path / "m.csv")
+    back = Manifest.from_csv(tmp_path / "m.csv", label_set=EKMAN7)
+    assert list(back) == faces and len({e.clip_id for e in back}) == 2
+
+
+def test_csv_duplicate_rows_are_refused(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\nb.mp4,sad\na.mp4,sad\n")
+    with pytest.raises(ManifestError, match=r"more than once.*rows 1, 3"):
+        Manifest.from_csv(tmp_path / "m.csv", check_files=False)
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [("a.mp4,happy,x", "start is not a number"), ("a.mp4,happy,2,1", "must be after start"), (",happy", "empty path")],
+)
+def test_csv_bad_numbers_name_the_line(tmp_path, row, message):
+    (tmp_path / "m.csv").write_text(f"path,label,start,end\n{row}\n")
+    with pytest.raises(ManifestError, match=rf"line 2: .*{message}"):
+        Manifest.from_csv(tmp_path / "m.csv", check_files=False)
+
+
+# ------------------------------------------------------------------ properties (Hypothesis)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from emocontext.data.manifest import FaceEntry  # noqa: E402
+from emocontext.labels import LABEL_SETS, SYNONYMS, canonical, label_mapping  # noqa: E402
+
+_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
+    lambda s: s.strip() == s
+)
+_num = st.floats(min_value=0, max_value=1e5, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def _entries(draw):
+    n = draw(st.integers(0, 6))
+    out = []
+    for i in range(n):
+        kw = dict(
+            path=f"/data/{draw(_text)}/{i}.mp4",
+            label=draw(st.none() | st.sampled_from(EKMAN7.names)),
+            split=draw(st.none() | st.sampled_from(["train", "val", "test"])),
+            group=draw(st.none() | _text),
+        )
+        if draw(st.booleans()):
+            start = draw(_num)
+            kw.update(start=start, end=start + draw(st.floats(0.001, 100)))
+        if draw(st.booleans()):
+            x1, y1 = draw(_num), draw(_num)
+            box = (x1, y1, x1 + draw(st.floats(1, 500)), y1 + draw(st.floats(1, 500)))
+            out.append(FaceEntry(**kw, face_id=i, box=box, score=draw(st.none() | _num)))
+        else:
+            out.append(ClipEntry(**kw))
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=_entries())
+def test_property_csv_round_trip_loses_nothing(tmp_path, entries):
+    """Any manifest written with to_csv reads back equal: paths, labels, windows, faces, boxes, scores."""
+    Manifest(entries, label_set=EKMAN7).to_csv(tmp_path / "m.csv")
+    back = Manifest.from_csv(tmp_path / "m.csv", label_set=EKMAN7, check_files=False)
+    assert list(back) == entries
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cells=st.lists(st.lists(st.text(max_size=8), min_size=1, max_size=7), max_size=5))
+def test_property_parser_never_crashes(tmp_path, cells):
+    """Arbitrary cells under the manifest header: a Manifest or a ManifestError, never another exception."""
+    import csv
+
+    with open(tmp_path / "m.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "split", "group", "start", "end", "face_id"])
+        w.writerows(cells)
+    try:
+        m = Manifest.from_csv(tmp_path / "m.csv", check_files=False)
+    except ManifestError as e:
+        assert "\n" not in str(e).split(":")[0]
+    else:
+        assert len({e.clip_id for e in m}) == len(m)
+
+
+@given(label=st.sampled_from(sorted({*SYNONYMS, *SYNONYMS.values()})), pad=st.sampled_from(["", " ", "\t"]))
+def test_property_canonical_is_idempotent_and_case_blind(label, pad):
+    c = canonical(pad + label.upper() + pad)
+    assert c == canonical(label) == canonical(c)
+
+
+@given(
+    source=st.sampled_from(sorted(LABEL_SETS)),
+    target=st.sampled_from(sorted(LABEL_SETS)),
+)
+def test_property_label_mapping_targets_stay_in_the_target_set(source, target):
+    m = label_mapping(source, target)
+    assert all(v is None or v in LABEL_SETS[target].names for v in m.values())
+    shared = set(LABEL_SETS[source].names) & set(LABEL_SETS[target].names)
+    assert all(m[n] == n for n in shared)  # shared names map to themselves

@@ -4,6 +4,7 @@ import base64
 import html
 import re
 
+import numpy as np
 import pytest
 
 from emocontext.errors import ConfigError, EmoContextError, VideoDecodeError
@@ -118,3 +119,33 @@ def test_select_key_frames(video, context_prediction, face_prediction):
     # nothing to rank: evenly spread
     pred = make_prediction(video, context=False, no_face_everywhere=True)
     assert select_key_frames(pred, 4) == [0, 3, 6, 9]
+
+
+def test_key_frames_show_the_moment_against_the_answer_and_never_repeat_one(video):
+    """Issue 13: four frames at ~76 % happy were shown, not the 38 % one."""
+    from emocontext.predict import FramePrediction, Prediction
+
+    def probs(h):
+        return {"happy": h, "sad": round(1 - h, 4)}
+
+    values = [0.76, 0.76, 0.76, 0.76, 0.38, 0.76, 0.76, 0.76, 0.75, 0.76]
+    frames = [FramePrediction(i * 0.2, True, [1, 1, 20, 20], probs(v), "face") for i, v in enumerate(values)]
+    pred = Prediction(str(video), "happy", 0.72, probs(0.72), 10, 10, frames, fps=5.0)
+    picks = select_key_frames(pred, 4)
+    assert 4 in picks  # the 38 % moment
+    shown = [tuple(frames[i].probabilities.items()) for i in picks]
+    assert len(set(shown)) == len(shown) and len(picks) >= 3  # no moment shown twice
+
+
+def test_still_image_report_has_no_empty_timeline(tmp_path):
+    import cv2
+
+    from emocontext.predict import FramePrediction, Prediction
+    from emocontext.report import write_html_report
+
+    img = tmp_path / "photo.png"
+    cv2.imwrite(str(img), np.full((40, 60, 3), 128, np.uint8))
+    f = FramePrediction(0.0, True, [5, 5, 30, 30], {"happy": 0.8, "sad": 0.2}, "face")
+    pred = Prediction(str(img), "happy", 0.8, {"happy": 0.8, "sad": 0.2}, 1, 1, [f], frame_size=(40, 60))
+    text = write_html_report(pred, tmp_path / "r.html").read_text()
+    assert 'id="timeline-plot"' not in text and 'id="keyframe-0-face"' in text

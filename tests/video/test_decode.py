@@ -28,9 +28,36 @@ def test_start_offset_and_max_duration(cfr):
     assert [frame_index(f, 20) for f in clip.frames] == [6, 8, 10, 12]
 
 
-def test_higher_rate_than_file_repeats_frames(cfr):
+def test_higher_rate_than_file_gives_each_frame_once(cfr):
+    # 20 fps asked of a 10 fps file: each decoded frame once, at the first target time it covers (the issue:
+    # --fps 100 on a 30 fps clip gave 187 "frames" from 56)
     clip = read_frames(cfr, fps=20, max_duration=0.5)
-    assert [frame_index(f, 20) for f in clip.frames] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert [frame_index(f, 20) for f in clip.frames] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(clip.timestamps, [0.0, 0.1, 0.2, 0.3, 0.4], atol=0.051)
+    whole = read_frames(cfr, fps=100)
+    assert len(whole.frames) == 20 and len({frame_index(f, 20) for f in whole.frames}) == 20
+
+
+def test_truncated_flv_is_flagged(tmp_path):
+    """An FLV cut at a packet boundary ends without a decoding error: the header's duration tells (issue 13)."""
+    rng = np.random.default_rng(0)
+    full = encode_video(tmp_path / "full.flv", rng.integers(0, 255, (40, 64, 96, 3), dtype=np.uint8), codec="flv")
+    cut = tmp_path / "cut.flv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 5])
+    assert read_frames(cut).truncated
+    assert not read_frames(full).truncated
+    assert not read_frames(full, max_duration=1.0).truncated  # stopping early on purpose is not truncation
+
+
+@pytest.mark.realdata
+def test_truncated_real_flv_is_flagged(tmp_path):
+    src = data_path("videos", "crema-d", "1001_DFA_HAP_XX.flv")
+    cut = tmp_path / "cut.flv"
+    cut.write_bytes(src.read_bytes()[:150_000])  # the issue's reproduction: first 150 kB of a 1.9 s clip
+    clip = read_frames(cut)
+    assert clip.truncated and 1 <= len(clip.frames) < 9
+    for p in sorted(src.parent.glob("*.flv")) + sorted(data_path("videos", "unlabeled").glob("*")):
+        assert not read_frames(p).truncated, p  # whole files are not flagged
 
 
 def test_variable_frame_rate(tmp_path):
@@ -95,7 +122,7 @@ def test_truncated_file_keeps_frames_before_the_break(tmp_path):
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) // 2])
     clip = read_frames(cut, fps=5)
-    assert 1 <= len(clip.frames) < 15
+    assert 1 <= len(clip.frames) < 15 and clip.truncated
 
 
 def test_truncated_mp4_without_index_is_an_error(tmp_path):
@@ -151,3 +178,39 @@ def test_real_clips_decode():
     assert len(a) == pytest.approx(1.87 * 16000, rel=0.05)
     with pytest.raises(AudioDecodeError):
         read_audio(root / "ravdess/01-01-08-02-01-01-19.mp4")
+
+
+# ------------------------------------------------------- fuzzing (bounded; benchmarks/fuzz_decode.py runs 10,000)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fuzz_seeds(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seeds")
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (6, 32, 48, 3), dtype=np.uint8)
+    return [encode_video(d / "a.mp4", frames).read_bytes(), encode_video(d / "b.flv", frames, codec="flv").read_bytes()]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    which=st.integers(0, 1),
+    edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255), st.integers(1, 64)), min_size=1, max_size=6),
+    cut=st.floats(0.05, 1.0),
+)
+def test_mutated_files_give_frames_or_one_clear_error(tmp_path, fuzz_seeds, which, edits, cut):
+    """Corrupted bytes, overwritten runs and truncation: frames, or a one-line VideoDecodeError naming the file."""
+    data = bytearray(fuzz_seeds[which])
+    for pos, value, length in edits:
+        i = int(pos * (len(data) - 1))
+        data[i : i + length] = bytes([value]) * len(data[i : i + length])
+    path = tmp_path / ("fuzz.mp4" if which == 0 else "fuzz.flv")
+    path.write_bytes(bytes(data[: max(1, int(len(data) * cut))]))
+    try:
+        probe(path)
+        frames = list(iter_frames(path, fps=5, max_duration=0.6))
+        assert all(f.image.dtype == np.uint8 and f.image.ndim == 3 for f in frames)
+    except VideoDecodeError as e:
+        assert str(path) in str(e) and "\n" not in str(e)

@@ -31,13 +31,13 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ConfigError, ManifestError
 from ..labels import CHEAVD8, CKPLUS7, CREMAD6, EKMAN7, RAVDESS8, LabelSet, canonical, get_label_set, label_mapping
-from .manifest import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES, ClipEntry, Manifest
+from .manifest import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES, ClipEntry, FaceEntry, Manifest
 
 __all__ = [
     "DATASETS",
@@ -484,29 +484,6 @@ def ckplus_sequences(root: str | Path) -> list[CKSequence]:
 
 
 # ------------------------------------------------------------------------------------------------ ExpW
-
-
-@dataclass(frozen=True)
-class FaceEntry(ClipEntry):
-    """A :class:`ClipEntry` for one labelled face of an image that may hold several (ExpW).
-
-    Attributes (besides ClipEntry's):
-        face_id: index of the face in its image, as the dataset numbers them.
-        box: ``(x1, y1, x2, y2)`` face box, float pixels of the image file (xyxy).
-        score: the dataset's face-detector confidence, or None.
-
-    :attr:`clip_id` is ``"<path>#face<face_id>"``, so faces of one image are distinct clips (feature
-    store keys, predictions). :meth:`ClipEntry.to_dict` and :meth:`Manifest.to_csv` write the ClipEntry
-    columns only: face id and box are not kept by the generic CSV.
-    """
-
-    face_id: int = 0
-    box: tuple[float, float, float, float] | None = None
-    score: float | None = None
-
-    @property
-    def clip_id(self) -> str:
-        return f"{super().clip_id}#face{self.face_id}"
 
 
 _EXPW_LAYOUT = (

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.manifest import ClipEntry, Manifest
-from ..errors import AudioDecodeError, ConfigError, EmoContextError
+from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
+from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError
 from ..video.decode import is_image, read_audio
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
@@ -32,7 +32,7 @@ from .audio import PAPER_AUDIO, AudioFeatureSpec, audio_features
 from .backbones import ContextExtractor, FaceExtractor
 from .store import FeatureStore, Record
 
-__all__ = ["Extractors", "ExtractSummary", "extract", "clip_record", "clip_audio", "AUDIO_SPAN"]
+__all__ = ["Extractors", "ExtractSummary", "extract", "clip_record", "clip_audio", "face_features", "AUDIO_SPAN"]
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,33 @@ class Extractors:
         return streams, self.audio_features(entry.path, streams.timestamps, self.clip_config(entry), times)
 
 
+def face_features(
+    face: FaceExtractor, crops: np.ndarray, present: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face CNN over a face stream: per-frame features, probabilities and feature maps, zeros where no face.
+
+    The one function that turns face crops into per-frame features, for ``extract`` (what models train on)
+    and for :class:`~emocontext.predict.Predictor` (what they are applied to), so the two cannot drift.
+
+    Args:
+        face: the frozen face CNN.
+        crops: uint8 ``(T, H, W, 3)`` RGB face crops (any size: the extractor resizes to its input).
+        present: bool ``(T,)``: frames with a face; only those go through the CNN.
+
+    Returns:
+        float32 features ``(T, D)``, probabilities ``(T, K)`` (K = the extractor's classes) and maps
+        ``(T, D, h, w)``; all zeros where ``present`` is False.
+    """
+    present = np.asarray(present, bool)
+    n = len(present)
+    feats, probs, maps = face.run(crops[present])
+    out_f = np.zeros((n, *feats.shape[1:]), np.float32)
+    out_p = np.zeros((n, *probs.shape[1:]), np.float32)
+    out_m = np.zeros((n, *maps.shape[1:]), np.float32)
+    out_f[present], out_p[present], out_m[present] = feats, probs, maps
+    return out_f, out_p, out_m
+
+
 def clip_record(
     streams: Streams,
     extractors: Extractors,
@@ -254,14 +281,8 @@ def clip_record(
             raise ConfigError("these extractors compute audio features: pass the clip's path (or its audio)")
         audio = extractors.audio_features(path, streams.timestamps, times=times)
     t0 = time.perf_counter()
-    n = len(streams)
     present = streams.face_present
-    # the face CNN on the frames with a face (none: it returns empty arrays of the right shapes)
-    feats, face_probs, maps = extractors.face.run(streams.face[present])
-    face = np.zeros((n, *feats.shape[1:]), np.float32)
-    probs = np.zeros((n, *face_probs.shape[1:]), np.float32)
-    face_map = np.zeros((n, *maps.shape[1:]), np.float32)
-    face[present], probs[present], face_map[present] = feats, face_probs, maps
+    face, probs, face_map = face_features(extractors.face, streams.face, present)
     t1 = time.perf_counter()
     times.add("face_cnn", t1 - t0)
     context = extractors.context(streams.context)
@@ -311,7 +332,14 @@ def extract(
 
     Raises:
         IncompatibleFeaturesError: the store was made by other extractors.
+        ManifestError: two entries have the same clip id (they would be one record: nothing is extracted).
     """
+    dup = duplicate_clip_ids(manifest)
+    if dup:
+        raise ManifestError(
+            f"{manifest.name}: {len(dup)} clips listed more than once, which would overwrite each other's "
+            f"features: {'; '.join(dup[:10])}"
+        )
     if not isinstance(store, FeatureStore):
         store = FeatureStore(store, extractors.signature())
     elif store.signature != extractors.signature():
@@ -320,6 +348,7 @@ def extract(
     todo = [e for e in manifest if e.clip_id not in store]
     summary.skipped = len(manifest) - len(todo)
 
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [
@@ -335,7 +364,7 @@ def extract(
         for i, entry in enumerate(todo):
             current = pending
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
-            bar.update(task, description=Path(entry.path).name)
+            bar.update(task, description=escape(Path(entry.path).name))
             try:
                 streams, audio = current.result()
                 record = clip_record(streams, extractors, summary.times, audio=audio)

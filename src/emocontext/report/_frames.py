@@ -48,11 +48,15 @@ def scale_box(box: Sequence[float] | None, prediction: Prediction, shape: tuple[
 
 
 class NearestFrame:
-    """Nearest :class:`FramePrediction` by timestamp (seconds), with a limit beyond the analysed range."""
+    """Nearest :class:`FramePrediction` by timestamp (seconds), with a limit beyond the analysed range.
 
-    def __init__(self, prediction: Prediction):
-        order = sorted(range(len(prediction.frames)), key=lambda i: prediction.frames[i].timestamp)
-        self.frames = [prediction.frames[i] for i in order]
+    ``frames``: another list than ``prediction.frames`` (a person's, :attr:`PersonPrediction.frames`).
+    """
+
+    def __init__(self, prediction: Prediction, frames: Sequence[FramePrediction] | None = None):
+        frames = prediction.frames if frames is None else frames
+        order = sorted(range(len(frames)), key=lambda i: frames[i].timestamp)
+        self.frames = [frames[i] for i in order]
         self.times = [f.timestamp for f in self.frames]
         step = 1.0 / prediction.fps if prediction.fps and prediction.fps > 0 else 0.2
         #: a time further than this from every sampled frame has no prediction

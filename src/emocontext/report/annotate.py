@@ -2,11 +2,13 @@
 
 :func:`write_annotated_video` re-encodes the video at its **native** frame rate (every decoded
 frame, with its own presentation time, so variable-frame-rate files keep their timing) as
-H.264 (``libx264``, ``yuv420p``) in an MP4 (or MOV / MKV) container; audio is dropped. Each
-frame shows, from the sampled frame of the prediction nearest in time:
+H.264 (``libx264``, ``yuv420p``) in an MP4 (or MOV / MKV) container, with the input's audio
+track (copied; re-encoded as AAC when the container cannot hold its codec; left out with a
+warning if neither works). Each frame shows, from the sampled frame of the prediction nearest
+in time:
 
-* the face box (green) with the clip label and the frame's top emotion and probability next
-  to it;
+* the subject's face box (green) with the clip label and the frame's top emotion and probability
+  next to it; every other person's box (orange) with their id, top emotion and probability;
 * a panel in the corner overlapping the face least with one bar per emotion (the sampled frame's
   probabilities, the current top one outlined) under a header with the clip label; frames too
   small for the labelled panel (under ~ 250 px) get bars only, coloured by emotion as in the report;
@@ -195,20 +197,41 @@ def _compact_panel(img, header, rows, probs, avoid, row, ch, fs, thick) -> tuple
     return x0, y0, x0 + pw, y0 + ph
 
 
+_OTHER_BOX = (255, 150, 40)
+
+
+def _draw_others(img: np.ndarray, prediction: Prediction, others, scale: float, thick: int) -> None:
+    """Box, ``P<id>`` and top emotion of every person other than the subject."""
+    for person_id, f in others:
+        if f is None or not f.face_present:
+            continue
+        box = scale_box(f.box, prediction, img.shape)
+        draw_box(img, box, color=_OTHER_BOX, thickness=max(1, round(min(img.shape[:2]) / 240)))
+        top = top_emotion(f.probabilities)
+        text = f"P{person_id}" + (f" {top[0]} {top[1]:.0%}" if top else "")
+        x1, y1 = int(box[0]), int(box[1])
+        (tw, th), base = cv2.getTextSize(text, _FONT, scale * 0.8, thick)
+        y = y1 - 4 if y1 - th - 4 >= 0 else int(box[3]) + th + 4
+        _blend_rect(img, x1, y - th - 2, x1 + tw + 4, y + base, alpha=0.65)
+        _text(img, text, (x1 + 2, y), scale * 0.8, thick, _OTHER_BOX)
+
+
 def annotate_frame(
     image_rgb: np.ndarray,
     prediction: Prediction,
     frame: FramePrediction | None,
     *,
     analysed: bool = True,
+    others: Sequence[tuple[int, FramePrediction | None]] = (),
 ) -> np.ndarray:
     """Draw one sampled frame's prediction on an image (see the module docstring for what is drawn).
 
     Args:
         image_rgb: RGB uint8 ``(H, W, 3)``; not modified.
         prediction: the clip prediction (label, emotion names, ``frame_size`` for box scaling).
-        frame: the sampled frame to show, or None (then only the clip label and a note).
+        frame: the subject's sampled frame to show, or None (then only the clip label and a note).
         analysed: False when the image lies outside the analysed part of the file.
+        others: ``(person_id, frame)`` of every other person at this time (drawn with their id).
 
     Returns:
         A new RGB uint8 image of the same shape.
@@ -230,7 +253,8 @@ def annotate_frame(
         header.append(("no face (context only)" if probs else "no face", _WARN))
     lines = []
     if prediction.label is not None:
-        lines.append(f"clip: {prediction.label}")
+        who = f"P{prediction.subject_id} " if len(prediction.persons) > 1 and prediction.subject_id else ""
+        lines.append(f"{who}clip: {prediction.label}")
     top = top_emotion(probs)
     if top is not None:
         lines.append(f"{top[0]} {top[1]:.0%}")
@@ -246,6 +270,7 @@ def annotate_frame(
                 max(avoid[3], label_rect[3]),
             ]
     _panel(img, header, names, probs, avoid, scale, thick)
+    _draw_others(img, prediction, others, scale, thick)
     if box is not None:
         draw_box(img, box, thickness=max(1, round(min(h, w) / 240)))
         _label_near_box(img, box, lines, scale, thick)
@@ -362,6 +387,64 @@ def _native_frames(container, vs, rate: Fraction, path: Path):
         raise VideoDecodeError(f"{path}: the video stream has no frames")
 
 
+_COPYABLE_AUDIO = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus"},
+    "mov": {"aac", "mp3", "ac3", "alac", "pcm_s16le"},
+}
+
+
+def _add_audio(video: Path, src: Path, fmt: str) -> bool:
+    """Put the first audio track of ``src`` into ``video`` (in place): copied, or re-encoded as AAC.
+
+    Returns False (with a logged warning) when ``src`` has no audio or it cannot be carried over; ``video``
+    is then left as it was.
+    """
+    import av
+
+    try:
+        with av.open(str(src), metadata_errors="ignore") as a_in:
+            if not a_in.streams.audio:
+                return False
+    except av.FFmpegError:
+        return False
+    merged = video.with_name(video.name + ".av" + video.suffix)
+    try:
+        with (
+            av.open(str(src), metadata_errors="ignore") as a_in,
+            av.open(str(video)) as v_in,
+            av.open(str(merged), "w", format=fmt) as o,
+        ):
+            a_src, v_src = a_in.streams.audio[0], v_in.streams.video[0]
+            v_out = o.add_stream_from_template(v_src)
+            copy = a_src.codec_context.name in _COPYABLE_AUDIO.get(fmt, {"aac", "mp3", "opus", "vorbis", "flac"})
+            if copy:
+                a_out = o.add_stream_from_template(a_src)
+            else:
+                a_out = o.add_stream("aac", rate=a_src.codec_context.sample_rate or 44100)
+            for packet in v_in.demux(v_src):
+                if packet.dts is not None:
+                    packet.stream = v_out
+                    o.mux(packet)
+            if copy:
+                for packet in a_in.demux(a_src):
+                    if packet.dts is not None:
+                        packet.stream = a_out
+                        o.mux(packet)
+            else:
+                for frame in a_in.decode(a_src):
+                    frame.pts = None
+                    for packet in a_out.encode(frame):
+                        o.mux(packet)
+                for packet in a_out.encode():
+                    o.mux(packet)
+        os.replace(merged, video)
+        return True
+    except (av.FFmpegError, ValueError, TypeError) as e:
+        log.warning("%s: the audio track could not be carried over (%s); the annotated video has none", src, e)
+        merged.unlink(missing_ok=True)
+        return False
+
+
 def write_annotated_video(
     prediction: Prediction, out_path: str | Path, *, video_path: str | Path | None = None
 ) -> Path:
@@ -397,11 +480,15 @@ def write_annotated_video(
         allowed = ", ".join(sorted(VIDEO_SUFFIXES)) + (", or an image suffix" if still else "")
         raise ConfigError(f"{out}: unsupported output suffix {suffix or '(none)'}; use {allowed}")
     nearest = NearestFrame(prediction)
+    people = [(p.person_id, NearestFrame(prediction, p.frames)) for p in prediction.persons if not p.subject]
+
+    def others(t: float):
+        return [(pid, near(t)) for pid, near in people]
 
     if still:
         image = next(iter_frames(src)).image
         frame = nearest(0.0) or (prediction.frames[0] if prediction.frames else None)
-        annotated = annotate_frame(image, prediction, frame)
+        annotated = annotate_frame(image, prediction, frame, others=others(0.0))
         tmp = _tmp_for(out)
         try:
             if suffix in IMAGE_SUFFIXES:
@@ -429,9 +516,10 @@ def write_annotated_video(
             enc = _Encoder(tmp, VIDEO_SUFFIXES[suffix], rate)
             for image, t in _native_frames(container, vs, rate, src):
                 f = nearest(t)  # None: further than one sampling period from every sampled frame
-                enc.add(annotate_frame(image, prediction, f, analysed=f is not None), t)
+                enc.add(annotate_frame(image, prediction, f, analysed=f is not None, others=others(t)), t)
             enc.close()
             enc = None
+            _add_audio(tmp, src, VIDEO_SUFFIXES[suffix])
             return _finish(tmp, out)
         except BaseException:
             if enc is not None:

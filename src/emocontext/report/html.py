@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,11 +101,14 @@ def select_key_frames(prediction: Prediction, k: int = 4) -> list[int]:
     """Indices into ``prediction.frames`` of up to ``k`` frames worth showing, in time order.
 
     Rule: frames with probabilities are ranked by the probability of the clip label (or of
-    their own top emotion when the clip has no label); the best ones are taken greedily while
-    keeping them at least ``duration / (k + 1)`` seconds apart, so they spread over the clip
-    (the gap is dropped if that leaves slots empty). When ``k >= 2`` and some frame was read
-    from the context alone (no face), the best such frame is always included. Without any
-    frame with probabilities (face-only model, no face) the frames are spread evenly in time.
+    their own top emotion when the clip has no label); the best one is taken first. When
+    ``k >= 2`` the frame **least** like the clip label is taken too when it differs from the
+    best by 0.15 or more (the moment that goes against the clip's answer), and the best frame
+    read from the context alone (no face), if any. The other slots go greedily to the best
+    frames at least ``duration / (k + 1)`` seconds from those chosen, so they spread over the
+    clip (the gap is dropped if that leaves slots empty), and never to two frames with the same
+    probabilities (one moment shown twice). Without any frame with probabilities (face-only
+    model, no face) the frames are spread evenly in time.
 
     Args:
         prediction: the prediction.
@@ -135,22 +136,28 @@ def select_key_frames(prediction: Prediction, k: int = 4) -> list[int]:
         return max(p.values())
 
     ranked = sorted(scored, key=lambda i: (-score(i), times[i]))
-    chosen: list[int] = []
-    context_only = [i for i in ranked if _is_context_only(frames[i])]
-    if k >= 2 and context_only and len(context_only) < len(ranked):
+    chosen: list[int] = [ranked[0]]
+
+    def same_moment(i: int) -> bool:
+        return any(frames[i].probabilities == frames[j].probabilities for j in chosen)
+
+    if k >= 2 and score(ranked[0]) - score(ranked[-1]) >= 0.15:
+        chosen.append(ranked[-1])  # the moment least like the clip's answer
+    context_only = [i for i in ranked if _is_context_only(frames[i]) and i not in chosen]
+    if len(chosen) < k and context_only and len(context_only) < len(ranked):
         chosen.append(context_only[0])
     gap = (times.max() - times.min()) / (k + 1)
     for i in ranked:
         if len(chosen) >= k:
             break
-        if i not in chosen and all(abs(times[i] - times[j]) >= gap for j in chosen):
+        if i not in chosen and not same_moment(i) and all(abs(times[i] - times[j]) >= gap for j in chosen):
             chosen.append(i)
-    for i in ranked:  # fill what the spacing left empty
+    for i in ranked:  # fill what the spacing left empty, still without repeating a moment
         if len(chosen) >= k:
             break
-        if i not in chosen:
+        if i not in chosen and not same_moment(i):
             chosen.append(i)
-    return sorted(chosen, key=lambda i: (times[i], i))
+    return sorted(chosen[:k], key=lambda i: (times[i], i))
 
 
 def _fmt_p(p: float | None) -> str:
@@ -234,6 +241,40 @@ def _frame_table(prediction: Prediction) -> str:
     return '<table class="frames">' + "".join(rows) + "</table>"
 
 
+def _persons_section(prediction: Prediction, src: Path) -> str:
+    """Every person with their id, face (at their most confident frame), emotion and when they are seen."""
+    persons = [p for p in prediction.persons if p.frames_with_face]
+    if len(persons) < 2:
+        return ""
+
+    def best(p) -> int:
+        idx = [i for i, f in enumerate(p.frames) if f.face_present]
+        return max(idx, key=lambda i: max((p.frames[i].probabilities or {"": 0.0}).values()))
+
+    picks = [best(p) for p in persons]
+    images = grab_frames(src, prediction.fps, [persons[k].frames[i].timestamp for k, i in enumerate(picks)])
+    rows = [
+        "<tr><th>person</th><th>face</th><th>emotion</th><th>confidence</th><th>frames with a face</th>"
+        "<th>seen (s)</th></tr>"
+    ]
+    for p, i, img in zip(persons, picks, images, strict=True):
+        box = scale_box(p.frames[i].box, prediction, img.shape)
+        face = _img(image_png(face_crop(img, box, size=96)), id=f"person-{p.person_id}-face", cls="face", alt="face")
+        who = f"{p.person_id}" + (" (subject)" if p.subject else "")
+        seen = "" if p.first_seen is None else f"{p.first_seen:.2f} – {p.last_seen:.2f}"
+        rows.append(
+            f'<tr id="person-{p.person_id}"><td>{_e(who)}</td><td>{face}</td><td>{_e(p.label or "–")}</td>'
+            f"<td class='num'>{_e(_fmt_p(p.confidence))}</td>"
+            f"<td class='num'>{p.frames_with_face} / {prediction.num_frames}</td><td>{_e(seen)}</td></tr>"
+        )
+    return (
+        f'<section id="persons"><h2>Every person ({len(persons)})</h2>'
+        '<p class="note">Each face track is a person with its own emotion; the verdict above is the '
+        "subject's (the most persistent, then largest, face).</p>"
+        f'<table class="persons">{"".join(rows)}</table></section>'
+    )
+
+
 def render_html_report(prediction: Prediction, *, video_path: str | Path | None = None, key_frames: int = 4) -> str:
     """The report as an HTML string (see :func:`write_html_report`, which writes it to a file).
 
@@ -296,15 +337,17 @@ def render_html_report(prediction: Prediction, *, video_path: str | Path | None 
         out.append('<p class="note">No clip probabilities: the model had nothing to read.</p>')
     out.append("</section>")
     # timeline
-    out.append('<section id="timeline"><h2>Emotion over time</h2>')
-    out.append(_img(figure_png(timeline_figure(prediction)), id="timeline-plot", cls="plot", alt="timeline"))
-    note = "One line per emotion, one point per sampled frame; grey bands: frames without a face."
-    if any(f.fusion_weights is not None for f in prediction.frames):
-        note += (
-            " Lower axis: λ<sub>face</sub>, the weight of the face stream in the fusion "
-            "(1 − λ<sub>face</sub> = λ<sub>context</sub>, the weight of the scene)."
-        )
-    out.append(f'<p class="note">{note}</p></section>')
+    out.append(_persons_section(prediction, src))
+    if len(prediction.frames) > 1:
+        out.append('<section id="timeline"><h2>Emotion over time</h2>')
+        out.append(_img(figure_png(timeline_figure(prediction)), id="timeline-plot", cls="plot", alt="timeline"))
+        note = "One line per emotion, one point per sampled frame; grey bands: frames without a face."
+        if any(f.fusion_weights is not None for f in prediction.frames):
+            note += (
+                " Lower axis: λ<sub>face</sub>, the weight of the face stream in the fusion "
+                "(1 − λ<sub>face</sub> = λ<sub>context</sub>, the weight of the scene)."
+            )
+        out.append(f'<p class="note">{note}</p></section>')
     # key frames
     if key_frames > 0:
         out.append('<section id="key-frames"><h2>Key frames</h2>')
@@ -353,17 +396,9 @@ def write_html_report(
     Raises:
         VideoDecodeError: the video cannot be read (missing, empty, corrupt, no video stream).
         ConfigError: ``key_frames < 0``.
+        OutputError: the file cannot be written (nothing is left behind).
     """
+    from ..outputs import atomic_write_text
+
     text = render_html_report(prediction, video_path=video_path, key_frames=key_frames)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write_text(out_path, text)

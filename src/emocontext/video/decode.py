@@ -118,6 +118,22 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _check_codec(vs, path: Path) -> None:
+    """A video stream whose codec FFmpeg does not know has no codec context (found by fuzzing)."""
+    if vs.codec_context is None:
+        raise VideoDecodeError(f"{path}: the video stream's codec is unknown or unsupported")
+
+
+def _declared_end(container, vs) -> float | None:
+    """End time in seconds (the stream's clock) that the header declares for the video stream, or None."""
+    tb = vs.time_base
+    if vs.duration is not None and tb is not None:
+        return float(((vs.start_time or 0) + vs.duration) * tb)
+    if container.duration is not None:
+        return (container.duration + (container.start_time or 0)) / 1_000_000
+    return None
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Container facts of a video (or image) file without decoding frames.
 
@@ -132,6 +148,7 @@ def probe(path: str | Path) -> VideoInfo:
         if not container.streams.video:
             raise VideoDecodeError(f"{path}: no video stream")
         vs = container.streams.video[0]
+        _check_codec(vs, path)
         duration = None
         if vs.duration is not None and vs.time_base is not None:
             duration = float(vs.duration * vs.time_base)
@@ -161,11 +178,14 @@ def iter_frames(
 
     Args:
         path: video file (any container/codec FFmpeg reads) or still image.
-        fps: target sampling rate in Hz (> 0).
+        fps: target sampling rate in Hz (> 0). Above the file's own frame rate every decoded frame is
+            yielded once (no copies), so fewer frames than ``fps x duration`` come out.
         start: offset in seconds from the first frame (fixed in evaluation, random
             in training: see :func:`random_start`).
         max_duration: stop after this many seconds of video (None = to the end).
-        status: if given, ``status["truncated"]`` is set True when decoding broke off.
+        status: if given, ``status["truncated"]`` is set True when decoding broke off, or when the
+            file ended more than ``max(0.5 s, 3 frame periods)`` before the duration its header
+            declares (a file cut off at a packet boundary, as a partial FLV download).
 
     Yields:
         :class:`Frame` with RGB uint8 ``(H, W, 3)`` images, timestamps relative to
@@ -189,6 +209,7 @@ def iter_frames(
         if not container.streams.video:
             raise VideoDecodeError(f"{path}: no video stream")
         vs = container.streams.video[0]
+        _check_codec(vs, path)
         vs.thread_type = "AUTO"
         tb = vs.time_base
         rate = float(vs.average_rate) if vs.average_rate else 25.0
@@ -200,9 +221,11 @@ def iter_frames(
                 origin = float(base * tb)
             except av.FFmpegError:
                 container.seek(0)
+        declared_end = _declared_end(container, vs)
         k = 0  # index of the next target time
         n_out = 0
         prev = None  # (av.VideoFrame, relative timestamp)
+        shown = False  # prev was already emitted: a decoded frame is emitted at most once
         decoded = 0
         try:
             for frame in container.decode(vs):
@@ -211,16 +234,18 @@ def iter_frames(
                 if origin is None:
                     origin = t_abs
                 t = t_abs - origin
-                # emit the previous frame for every target time it covers
+                # emit the previous frame at the first target time it covers (once: asking for more frames
+                # per second than the file has gives each decoded frame once, not copies of it)
                 while prev is not None and start + k / fps < t:
                     target = start + k / fps
                     if target >= end:
                         return
-                    if target >= prev[1]:
+                    if target >= prev[1] and not shown:
                         yield Frame(prev[0].to_ndarray(format="rgb24"), target, n_out)
                         n_out += 1
+                        shown = True
                     k += 1
-                prev = (frame, t)
+                prev, shown = (frame, t), False
                 if start + k / fps >= end:
                     return
         except av.FFmpegError as e:
@@ -233,11 +258,24 @@ def iter_frames(
             raise VideoDecodeError(f"{path}: the video stream has no frames")
         # the last frame stays on screen for one frame period
         last_end = prev[1] + 1.0 / rate
+        if declared_end is not None and origin is not None and end > declared_end - origin:
+            missing = declared_end - origin - last_end
+            if missing > max(0.5, 3.0 / rate) and not (status or {}).get("truncated"):
+                # the file ends without an error before the duration its header declares (a cut-off FLV)
+                log.warning(
+                    "%s: the file ends at %.2f s but declares %.2f s (truncated?); keeping the frames before the end",
+                    path,
+                    last_end,
+                    declared_end - origin,
+                )
+                if status is not None:
+                    status["truncated"] = True
         while start + k / fps < min(last_end, end):
             target = start + k / fps
-            if target >= prev[1]:
+            if target >= prev[1] and not shown:
                 yield Frame(prev[0].to_ndarray(format="rgb24"), target, n_out)
                 n_out += 1
+                shown = True
             k += 1
         if n_out == 0:
             raise VideoDecodeError(f"{path}: no frame at or after start={start:.2f} s (video ends at {prev[1]:.2f} s)")

@@ -70,7 +70,10 @@ __all__ = [
     "Track",
     "FaceTrack",
     "track_faces",
+    "appearance_vector",
     "select_subject",
+    "subject_track",
+    "WholeFrameDetector",
     "detect_track",
     "YUNET_URL",
     "YUNET_SHA256",
@@ -1111,8 +1114,29 @@ class GivenBoxDetector:
         return [Detection(_clip_box(self.box, w, h), self.score)]
 
 
+class WholeFrameDetector:
+    """Not a detector (``--detector none``): every frame IS the face, as in pre-cropped or aligned face datasets.
+
+    Returns the whole frame as the box. :func:`~emocontext.video.pipeline.video_streams` then feeds the
+    frame to the face CNN as it is, with no margin and no resize to the usual crop size, so a folder of
+    FER2013 images gets exactly what the face CNN's own evaluation reads (deepface calls this
+    ``detector_backend="skip"``).
+    """
+
+    name = "none"
+    whole_frame = True
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        h, w = _check_frame(frame).shape[:2]
+        return [Detection((0.0, 0.0, float(w), float(h)), 1.0)]
+
+
+_DETECTORS["none"] = WholeFrameDetector
+
+
 def create_detector(name: str = "mtcnn", **kwargs) -> FaceDetector:
-    """Build a face detector by name: ``"mtcnn"`` (default, offline), ``"yunet"``, ``"haar"`` or ``"dlib"``.
+    """Build a face detector by name: ``"mtcnn"`` (default, offline), ``"yunet"``, ``"haar"``, ``"dlib"``, or
+    ``"none"`` (:class:`WholeFrameDetector`: the frame is the face).
 
     Keyword arguments go to the backend's constructor (see :class:`MTCNNDetector`, :class:`YuNetDetector`,
     :class:`HaarDetector`, :class:`DlibHOGDetector`).
@@ -1176,54 +1200,105 @@ class Track:
         return float(np.mean([d.area for d in self.detections.values()]))
 
 
+def _predicted_box(track: Track, t: int) -> np.ndarray:
+    """The track's box extrapolated to frame ``t`` at the constant velocity of its last two detections."""
+    frames = track.frames
+    last = np.asarray(track.detections[frames[-1]].box, np.float64)
+    if len(frames) < 2:
+        return last
+    prev = np.asarray(track.detections[frames[-2]].box, np.float64)
+    velocity = (last - prev) / (frames[-1] - frames[-2])
+    return last + velocity * (t - frames[-1])
+
+
+def _appearance_distance(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """``(1 - cosine) / 2`` in ``[0, 1]`` between two appearance vectors; 0.5 (no opinion) when one is missing."""
+    if a is None or b is None:
+        return 0.5
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0 or nb == 0:
+        return 0.5
+    return float((1.0 - np.dot(a, b) / (na * nb)) / 2.0)
+
+
+def appearance_vector(crop: np.ndarray) -> np.ndarray:
+    """A face crop's appearance for tracking: its 8x8 colour thumbnail, mean removed, float32 ``(192,)``."""
+    small = cv2.resize(np.ascontiguousarray(crop), (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    return small - small.mean()
+
+
 def track_faces(
-    detections_per_frame: Sequence[Sequence[Detection]], iou_threshold: float = 0.3, max_gap: int = 3
+    detections_per_frame: Sequence[Sequence[Detection]],
+    iou_threshold: float = 0.3,
+    max_gap: int = 3,
+    *,
+    appearance: Sequence[Sequence[np.ndarray]] | None = None,
+    appearance_weight: float = 0.5,
 ) -> list[Track]:
-    """Link detections across consecutive sampled frames by greedy IoU matching.
+    """Link detections across sampled frames into tracks (one per person) that keep their ids through crossings.
 
     At each frame, every track whose last detection is at most ``max_gap`` missed frames old (``t - last <=
-    max_gap + 1``) is a candidate; (track, detection) pairs are matched by decreasing IoU between the track's last
-    box and the detection's box, each used once, while IoU >= ``iou_threshold``. Unmatched detections start new
-    tracks.
+    max_gap + 1``) is a candidate. A track's box is **predicted** for the frame at the constant velocity of its
+    last two detections (so two people who walk past each other keep moving their own way, and a face hidden
+    for a few frames is found again where it went). A (track, detection) pair may match when the IoU of the
+    detection with the predicted box or with the track's last box is at least ``iou_threshold``; the matching
+    minimises the total cost ``1 - IoU(predicted, detection) + appearance_weight * d_appearance`` over all pairs
+    at once (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`), where ``d_appearance`` in
+    ``[0, 1]`` compares :func:`appearance_vector` s of the face crops when ``appearance`` is given. Unmatched
+    detections start new tracks.
 
     Args:
         detections_per_frame: length ``T``; entry ``t`` lists the detections of sampled frame ``t``.
         iou_threshold: minimum IoU to continue a track.
         max_gap: how many consecutive frames a track may miss and still be continued.
+        appearance: optional, parallel to ``detections_per_frame``: one vector per detection
+            (:func:`appearance_vector` of its crop).
+        appearance_weight: weight of the appearance distance in the matching cost.
 
     Returns:
         Tracks in order of creation (``track_id`` = position).
 
     Raises:
-        ConfigError: ``iou_threshold`` outside ``(0, 1]`` or negative ``max_gap``.
+        ConfigError: ``iou_threshold`` outside ``(0, 1]``, negative ``max_gap``, or ``appearance`` not parallel
+            to the detections.
     """
+    from scipy.optimize import linear_sum_assignment
+
     if not 0 < iou_threshold <= 1:
         raise ConfigError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
     if max_gap < 0:
         raise ConfigError(f"max_gap must be >= 0, got {max_gap}")
+    if appearance is not None and [len(a) for a in appearance] != [len(d) for d in detections_per_frame]:
+        raise ConfigError("appearance must give one vector per detection of every frame")
     tracks: list[Track] = []
+    looks: dict[int, np.ndarray | None] = {}  # track id -> appearance of its last detection
     for t, dets in enumerate(detections_per_frame):
         dets = list(dets)
         if not dets:
             continue
+        det_looks = list(appearance[t]) if appearance is not None else [None] * len(dets)
         live = [tr for tr in tracks if t - tr.last_frame <= max_gap + 1]
         assigned_det: set[int] = set()
         if live:
-            iou = box_iou(np.array([tr.last.box for tr in live]), np.array([d.box for d in dets]))
-            pairs = [(iou[i, j], -live[i].last_frame, i, j) for i in range(len(live)) for j in range(len(dets))]
-            pairs.sort(key=lambda p: (-p[0], p[1], p[2], p[3]))
-            used_tr: set[int] = set()
-            for v, _, i, j in pairs:
-                if v < iou_threshold:
-                    break
-                if i in used_tr or j in assigned_det:
-                    continue
-                live[i].detections[t] = dets[j]
-                used_tr.add(i)
-                assigned_det.add(j)
+            boxes = np.array([d.box for d in dets])
+            iou_pred = box_iou(np.array([_predicted_box(tr, t) for tr in live]), boxes)
+            iou_last = box_iou(np.array([tr.last.box for tr in live]), boxes)
+            allowed = np.maximum(iou_pred, iou_last) >= iou_threshold
+            cost = 1.0 - np.maximum(iou_pred, 0.5 * iou_last)
+            if appearance is not None:
+                cost = cost + appearance_weight * np.array(
+                    [[_appearance_distance(looks.get(tr.track_id), a) for a in det_looks] for tr in live]
+                )
+            cost = np.where(allowed, cost, 1e6)
+            for i, j in zip(*linear_sum_assignment(cost), strict=True):
+                if allowed[i, j]:
+                    live[i].detections[t] = dets[j]
+                    looks[live[i].track_id] = det_looks[j]
+                    assigned_det.add(int(j))
         for j, d in enumerate(dets):
             if j not in assigned_det:
                 tracks.append(Track(len(tracks), {t: d}))
+                looks[tracks[-1].track_id] = det_looks[j]
     return tracks
 
 
@@ -1287,6 +1362,17 @@ class FaceTrack:
         return ft
 
 
+def subject_track(tracks: Sequence[Track]) -> Track | None:
+    """The subject among ``tracks``: the most persistent (most frames), then the largest mean box area.
+
+    Returns None when there is no track.
+    """
+    tracks = [tr for tr in tracks if len(tr)]
+    if not tracks:
+        return None
+    return max(tracks, key=lambda tr: (len(tr), tr.mean_area, -tr.track_id))
+
+
 def select_subject(tracks: Sequence[Track], num_frames: int, *, require_face: bool = False) -> FaceTrack:
     """The subject's face track: the most persistent track (most frames), ties broken by the largest mean area.
 
@@ -1309,8 +1395,7 @@ def select_subject(tracks: Sequence[Track], num_frames: int, *, require_face: bo
         if require_face:
             raise NoFaceError(f"no face found in any of the {num_frames} frames")
         return FaceTrack.empty(num_frames)
-    best = max(tracks, key=lambda tr: (len(tr), tr.mean_area, -tr.track_id))
-    return FaceTrack.from_track(best, num_frames)
+    return FaceTrack.from_track(subject_track(tracks), num_frames)
 
 
 def detect_track(

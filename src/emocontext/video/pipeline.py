@@ -1,14 +1,22 @@
 """Video file -> face and context streams, in one streaming pass.
 
 decode (:mod:`.decode`) -> detect every sampled frame (:mod:`.faces`) -> crop
-(:mod:`.streams`) -> link detections into tracks and choose the subject ->
+(:mod:`.streams`) -> link detections into tracks (persons) and choose the subject ->
 :class:`~.streams.Streams`.
 
+**Persons**: every track of faces is a person (:class:`~.streams.PersonStream`, ids 1, 2, ...
+in order of first appearance, then from left to right); the subject is the most persistent,
+then largest, person. ``persons=True`` keeps every person's face stream; the context stream is
+shared, and :meth:`~.streams.Streams.for_person` hides that person's own face in it.
+
 Memory stays bounded for long files: a full frame is dropped as soon as the
-context crop and the crops of every detected face are taken; once the subject is
-known the other faces' crops are discarded. The face-hidden context is made in
-the context crop's own coordinates, which is the same as hiding the face in the
-frame and then cropping (up to rounding).
+context crop and the crops of every detected face are taken; without ``persons``
+the other faces' crops are discarded once the subject is known. The face-hidden
+context is made in the context crop's own coordinates, which is the same as hiding
+the face in the frame and then cropping (up to rounding).
+
+With :class:`~.faces.WholeFrameDetector` (``--detector none``) the face stream holds the
+frames themselves, at their own size, with no margin and no resize.
 """
 
 from __future__ import annotations
@@ -18,14 +26,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from ..errors import VideoDecodeError
+from ..errors import ConfigError, VideoDecodeError
 from .decode import DEFAULT_FPS, iter_frames
-from .faces import FaceDetector, select_subject, track_faces
+from .faces import FaceDetector, FaceTrack, Track, appearance_vector, subject_track, track_faces
 from .streams import (
     CONTEXT_SIZE,
     FACE_SIZE,
+    PersonStream,
     Streams,
     centre_square,
     context_crop,
@@ -62,6 +72,14 @@ class StreamConfig:
     hide_face: bool = False
     face_margin: float = 0.2
     context_width: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ConfigError(f"fps must be > 0, got {self.fps}")
+        if self.max_duration is not None and not self.max_duration > 0:
+            raise ConfigError(f"max_duration must be > 0 seconds (or None for the whole file), got {self.max_duration}")
+        if self.start < 0:
+            raise ConfigError(f"start must be >= 0 seconds, got {self.start}")
 
     def signature(self) -> dict:
         """What changes the features (the start offset and duration are per-clip, not recorded)."""
@@ -107,6 +125,17 @@ class StageTimes:
         self.seconds[stage] += dt
 
 
+def person_tracks(tracks: list[Track], num_frames: int) -> list[Track]:
+    """The tracks that count as persons, in id order (first appearance, then left to right).
+
+    A track seen in a single sampled frame of a clip of 5 or more frames is taken for a false
+    detection and dropped, unless it is the subject.
+    """
+    subject = subject_track(tracks)
+    keep = [tr for tr in tracks if len(tr) >= (2 if num_frames >= 5 else 1) or tr is subject]
+    return sorted(keep, key=lambda tr: (tr.first_frame, tr.detections[tr.first_frame].center[0], tr.track_id))
+
+
 def video_streams(
     path: str | Path,
     detector: FaceDetector,
@@ -114,23 +143,27 @@ def video_streams(
     *,
     times: StageTimes | None = None,
     with_context: bool = True,
+    persons: bool = False,
 ) -> Streams:
-    """Decode ``path``, find the subject's face in every sampled frame and build both streams.
+    """Decode ``path``, find the faces in every sampled frame, track them into persons and build the streams.
 
     ``with_context=False`` skips the context stream (``Streams.context`` is then an empty
     ``(T, 0, 0, 3)`` array), which a face-only model does not need: memory then grows by the
-    face crops only (~48 KB a sampled frame at 128 px), so hour-long files fit.
+    face crops only (~48 KB a sampled frame and person at 128 px), so hour-long files fit.
+    ``persons=True`` keeps the face stream of every person in ``Streams.persons`` (else only the
+    subject's is kept there).
 
     Returns:
-        :class:`~.streams.Streams` with ``T`` sampled frames. Frames where the
-        subject has no face keep their context frame and have
-        ``face_present == False`` (they are masked downstream, never dropped).
+        :class:`~.streams.Streams` with ``T`` sampled frames; its ``face``, ``face_present`` and
+        ``boxes`` are the subject's. Frames where a person has no face keep their context frame and
+        have ``face_present == False`` (they are masked downstream, never dropped).
 
     Raises:
         VideoDecodeError: unreadable file, no video stream, no frame.
     """
     times = times or StageTimes()
-    dets_per_frame, crops_per_frame, contexts, stamps = [], [], [], []
+    whole = bool(getattr(detector, "whole_frame", False))
+    dets_per_frame, crops_per_frame, looks_per_frame, contexts, stamps = [], [], [], [], []
     frame_hw = None
     status: dict = {}
     t = time.perf_counter()
@@ -139,11 +172,18 @@ def video_streams(
         t1 = time.perf_counter()
         times.add("decode", t1 - t)
         img = frame.image
+        if frame_hw is not None and whole and img.shape[:2] != frame_hw:  # a size change mid-stream
+            img = cv2.resize(img, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_AREA)
         frame_hw = img.shape[:2]
         dets = detector.detect(img)
         t2 = time.perf_counter()
         times.add("detect", t2 - t1)
-        crops_per_frame.append([face_crop(img, d.box, size=config.face_size, margin=config.face_margin) for d in dets])
+        if whole:  # the frame is the face: fed to the face CNN as it is
+            crops = [img for _ in dets]
+        else:
+            crops = [face_crop(img, d.box, size=config.face_size, margin=config.face_margin) for d in dets]
+        crops_per_frame.append(crops)
+        looks_per_frame.append([appearance_vector(c) for c in crops])
         if with_context:
             contexts.append(config.context(img))
         dets_per_frame.append(dets)
@@ -154,22 +194,45 @@ def video_streams(
         raise VideoDecodeError(f"{path}: no frames")
     t0 = time.perf_counter()
     n = len(stamps)
-    track = select_subject(track_faces(dets_per_frame), n)
-    faces = np.zeros((n, config.face_size, config.face_size, 3), np.uint8)
-    for i in np.flatnonzero(track.present):
-        # the subject's detection in frame i is the one whose box the track holds
-        boxes = np.array([d.box for d in dets_per_frame[i]], np.float64)
-        j = int(np.argmin(np.abs(boxes - track.boxes[i]).sum(1)))
-        faces[i] = crops_per_frame[i][j]
+    tracks = track_faces(dets_per_frame, appearance=looks_per_frame)
+    subject = subject_track(tracks)
+    where = {id(d): (i, j) for i, dets in enumerate(dets_per_frame) for j, d in enumerate(dets)}
+    crop_shape = (*frame_hw, 3) if whole else (config.face_size, config.face_size, 3)
+
+    def person_stream(track: Track, person_id: int) -> PersonStream:
+        ft = FaceTrack.from_track(track, n)
+        faces = np.zeros((n, *crop_shape), np.uint8)
+        for d in track.detections.values():
+            i, j = where[id(d)]
+            faces[i] = crops_per_frame[i][j]
+        return PersonStream(person_id, faces, ft.present, ft.boxes, ft.scores)
+
+    chosen = person_tracks(tracks, n) if persons else ([subject] if subject is not None else [])
+    people = [person_stream(tr, k) for k, tr in enumerate(chosen, 1)]
+    subject_id = next((p.person_id for p, tr in zip(people, chosen, strict=True) if tr is subject), None)
+    visible = contexts if with_context and config.hide_face and len(people) > 1 else None
+    if subject_id is not None:
+        me = people[subject_id - 1]
+        faces, present, boxes = me.face, me.face_present, me.boxes
         if config.hide_face and with_context:
-            contexts[i] = hide_face(contexts[i], config.to_context_coords(track.boxes[i], frame_hw))
+            contexts = [
+                hide_face(c, config.to_context_coords(boxes[i], frame_hw)) if present[i] else c
+                for i, c in enumerate(contexts)
+            ]
+    else:
+        faces = np.zeros((n, *crop_shape), np.uint8)
+        present, boxes = np.zeros(n, bool), np.zeros((n, 4), np.float32)
     times.add("track", time.perf_counter() - t0)
     return Streams(
         face=faces,
         context=np.stack(contexts) if with_context else np.zeros((n, 0, 0, 3), np.uint8),
-        face_present=np.asarray(track.present, bool),
-        boxes=np.asarray(track.boxes, np.float32),
+        face_present=np.asarray(present, bool),
+        boxes=np.asarray(boxes, np.float32),
         timestamps=np.asarray(stamps, np.float64),
         frame_size=tuple(frame_hw),
         truncated=status.get("truncated", False),
+        persons=people,
+        subject_id=subject_id,
+        visible_context=np.stack(visible) if visible is not None else None,
+        context_config=config,
     )

@@ -14,7 +14,8 @@ outside the frame are filled by replicating the border.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 __all__ = [
     "FACE_SIZE",
     "CONTEXT_SIZE",
+    "PersonStream",
     "Streams",
     "square_box",
     "face_crop",
@@ -32,6 +34,29 @@ __all__ = [
 
 FACE_SIZE = 128
 CONTEXT_SIZE = 224
+
+
+@dataclass
+class PersonStream:
+    """One person's face over the ``T`` sampled frames of a clip (a face track).
+
+    Attributes:
+        person_id: 1, 2, ... in order of first appearance, then from left to right; stable across frames.
+        face: uint8 ``(T, S, S, 3)`` face crops (zeros where absent; the frames themselves with ``--detector none``).
+        face_present: bool ``(T,)``.
+        boxes: float32 ``(T, 4)`` xyxy pixels of the original frame (zeros where absent).
+        scores: float32 ``(T,)`` detector scores (0 where absent).
+    """
+
+    person_id: int
+    face: np.ndarray
+    face_present: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def frames_with_face(self) -> int:
+        return int(self.face_present.sum())
 
 
 @dataclass
@@ -46,6 +71,12 @@ class Streams:
         timestamps: float64 ``(T,)`` seconds.
         frame_size: ``(H, W)`` of the original frames.
         truncated: decoding broke off part-way (the frames before the break are here).
+        persons: every person's face stream (:func:`~emocontext.video.pipeline.video_streams` with
+            ``persons=True``), else the subject's only; empty without any face.
+        subject_id: ``person_id`` of the subject (whose arrays ``face``, ``face_present``, ``boxes`` are), or None.
+        visible_context: uint8 ``(T, C, C, 3)`` context frames with no face hidden (kept when the
+            config hides faces, for :meth:`for_person`), else None.
+        context_config: the :class:`~emocontext.video.pipeline.StreamConfig` that made the streams.
     """
 
     face: np.ndarray
@@ -55,9 +86,36 @@ class Streams:
     timestamps: np.ndarray
     frame_size: tuple[int, int]
     truncated: bool = False
+    persons: list[PersonStream] = field(default_factory=list)
+    subject_id: int | None = None
+    visible_context: np.ndarray | None = None
+    context_config: Any = None
 
     def __len__(self) -> int:
         return len(self.timestamps)
+
+    def for_person(self, person_id: int) -> Streams:
+        """These streams as seen for one person: their face stream, and (with a face-hiding config) the shared
+        context with **their own** face hidden.
+
+        Raises:
+            KeyError: no person with that id.
+        """
+        person = next((p for p in self.persons if p.person_id == person_id), None)
+        if person is None:
+            raise KeyError(f"no person {person_id} (persons: {[p.person_id for p in self.persons]})")
+        context = self.context
+        if self.visible_context is not None and self.context_config is not None:
+            cfg = self.context_config
+            context = np.stack(
+                [
+                    hide_face(c, cfg.to_context_coords(person.boxes[i], self.frame_size))
+                    if person.face_present[i]
+                    else c
+                    for i, c in enumerate(self.visible_context)
+                ]
+            )
+        return replace(self, face=person.face, face_present=person.face_present, boxes=person.boxes, context=context)
 
 
 def square_box(box, margin: float = 0.2) -> tuple[int, int, int, int]:
