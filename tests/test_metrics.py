@@ -10,6 +10,7 @@ import pytest
 from emocontext.labels import LabelSet
 from emocontext.metrics import (
     accuracy,
+    average_precision,
     bootstrap_ci,
     confusion,
     evaluate_probs,
@@ -47,6 +48,17 @@ def test_accuracy_from_probs_or_ids():
 def test_per_class_ap_and_macro_map():
     np.testing.assert_allclose(per_class_ap(Y, P), AP)
     assert macro_map(Y, P, 3) == pytest.approx((5 / 6 + 5 / 6 + 1) / 3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_average_precision_equals_scikit_learn_with_ties(seed):
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(seed)
+    y = rng.random(200) < 0.3
+    s = rng.integers(0, 12, 200) / 11  # 12 distinct values: many ties
+    assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), rel=1e-12)
+    assert np.isnan(average_precision(np.zeros(5, bool), np.arange(5.0)))
 
 
 def test_absent_class_is_skipped():

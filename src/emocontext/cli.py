@@ -179,6 +179,7 @@ def predict(
     _setup_logging(verbose)
     from .outputs import check_writable_dir
     from .predict import Predictor
+    from .video.decode import IMAGE_SUFFIXES
 
     paths = list(paths or [])
     if sample:
@@ -259,9 +260,6 @@ def predict(
         raise typer.Exit(1)
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
 def _gather_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
     """``([(file, input argument)], [(argument, error)])``: folders expanded; a folder without media is an error
     of its own (the others still run); a file given twice is read once."""
@@ -305,7 +303,7 @@ def _output_names(files: list[Path]) -> dict[Path, Path]:
 def _explain(pred, report: Path | None, annotate: Path | None, single: bool, name: Path) -> str | None:
     """Write the HTML report and the annotated video of one prediction; the error message if one failed."""
     from .report import write_annotated_video, write_html_report
-    from .video.decode import is_image
+    from .video.decode import IMAGE_SUFFIXES, is_image
 
     still = is_image(pred.path)
     try:

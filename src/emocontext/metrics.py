@@ -3,8 +3,10 @@
 Conventions: ``y_true`` is ``(N,)`` int class ids in ``[0, K)``; ``probs`` is ``(N, K)`` float scores
 (probabilities or logits: only their order within a column matters for AP, their argmax for the
 predicted class); wherever "probs or pred" is accepted, a ``(N,)`` int array of predicted ids works too.
-The arithmetic is scikit-learn's; this module fixes the conventions around it (absent classes, shapes,
-JSON-friendly output). Nothing here imports torch.
+The arithmetic is scikit-learn's (average precision is computed here in numpy, vectorised for the
+ensemble weight search, and tested equal to :func:`sklearn.metrics.average_precision_score`); this
+module fixes the conventions around it (absent classes, shapes, JSON-friendly output). It is the one
+mAP of the project: every caller passes ``(y_true, probs)`` in that order. Nothing here imports torch.
 
 Two "MAP"s appear in the literature this project follows:
 
@@ -18,16 +20,19 @@ Two "MAP"s appear in the literature this project follows:
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import average_precision_score, confusion_matrix, precision_score
+from sklearn.metrics import confusion_matrix, precision_score
 
 from .labels import LabelSet
+from .outputs import atomic_write_bytes
 
 __all__ = [
     "accuracy",
+    "average_precision",
     "bootstrap_ci",
     "confusion",
     "evaluate_probs",
@@ -80,21 +85,37 @@ def accuracy(y_true, probs_or_pred) -> float:
     return float(np.mean(_pred(probs_or_pred, len(y)) == y))
 
 
+def average_precision(positive: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision of ``(N,)`` scores for the ``(N,)`` bool ``positive`` samples; NaN without positives.
+
+    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds, in decreasing order, without
+    interpolation: the definition of :func:`sklearn.metrics.average_precision_score` (tested equal to it),
+    in a few numpy operations so that the ensemble weight search can call it thousands of times.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        return float("nan")
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], positive[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / n_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
 def per_class_ap(y_true, probs, num_classes: int | None = None) -> np.ndarray:
     """One-vs-rest average precision of each class, ``(K,)`` float; NaN for a class absent from ``y_true``.
 
-    AP is scikit-learn's :func:`~sklearn.metrics.average_precision_score` of ``y_true == k`` against
-    ``probs[:, k]``: ``sum_n (R_n - R_{n-1}) P_n`` over decreasing thresholds, without interpolation.
-    A class with no positive sample has no defined AP (recall is 0/0), hence NaN.
+    AP (:func:`average_precision`) of ``y_true == k`` against ``probs[:, k]``: ``sum_n (R_n - R_{n-1}) P_n``
+    over decreasing thresholds, without interpolation. A class with no positive sample has no defined AP
+    (recall is 0/0), hence NaN.
     """
     y = _labels_1d(y_true)
     s = _scores(y, probs, num_classes)
-    ap = np.full(s.shape[1], np.nan)
-    for k in range(s.shape[1]):
-        pos = y == k
-        if pos.any():
-            ap[k] = average_precision_score(pos, s[:, k])
-    return ap
+    return np.array([average_precision(y == k, s[:, k]) for k in range(s.shape[1])])
 
 
 def macro_map(y_true, probs, num_classes: int | None = None) -> float:
@@ -240,5 +261,6 @@ def plot_confusion(cm, labels: LabelSet | Sequence[str], path: str | Path, *, ti
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    return Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())

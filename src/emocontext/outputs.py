@@ -3,6 +3,11 @@
 * :func:`atomic_write_bytes` / :func:`atomic_write_text`: the whole content at once.
 * :class:`AtomicFile`: a file written line by line (JSON lines, CSV) that appears under its name
   only when it is closed; until then the lines go to a hidden temporary file next to it.
+* :func:`atomic_path`: a temporary path for writers that want a file name (a video encoder, a
+  download), moved to the target when the ``with`` block ends without an error.
+
+This module is the one place the project writes files atomically: the feature store, the reports,
+the annotated videos, the CLI's tables and the weights downloads (:mod:`emocontext.hub`) all use it.
 
 Temporary files live in the target's folder (so :func:`os.replace` is atomic), are fsynced, and
 are removed on any error: a full disk, an unwritable folder or a crash never leaves a partial
@@ -17,11 +22,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "AtomicFile", "check_writable_dir", "output_error"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_path",
+    "AtomicFile",
+    "check_writable_dir",
+    "output_error",
+]
 
 
 def _umask() -> int:
@@ -36,10 +50,10 @@ def output_error(path: str | Path, e: OSError) -> OutputError:
     return OutputError(f"{path}: cannot write ({reason})")
 
 
-def _mkstemp(path: Path, mode: str):
+def _mkstemp(path: Path, mode: str, suffix: str = ".tmp"):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
         os.chmod(tmp, 0o666 & ~_umask())
     except OSError as e:
         raise output_error(path, e) from None
@@ -74,6 +88,36 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A hidden temporary file next to ``path`` for a writer that needs a file name; ``path`` on success.
+
+    The temporary file exists (empty) when the block starts and keeps ``path``'s suffix (``.x.mp4.ab12.tmp.mp4``),
+    so writers that choose a format by suffix still work. When the block ends without an exception the file
+    is fsynced and renamed to ``path`` (usual permissions, missing folders created); on any exception,
+    ``KeyboardInterrupt`` included, it is removed and ``path`` is left as it was.
+
+    Raises:
+        OutputError: the temporary file cannot be created, or the rename fails. Errors raised inside the
+            block propagate unchanged.
+    """
+    path = Path(path)
+    f, tmp = _mkstemp(path, "wb", suffix=f".tmp{path.suffix}")
+    f.close()
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        with open(tmp, "rb+") as done:
+            os.fsync(done.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise output_error(path, e) from None
 
 
 class AtomicFile:

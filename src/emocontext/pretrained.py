@@ -167,7 +167,7 @@ def export_context_model(
     Raises:
         EmoContextError: ``face_weight`` outside [0, 1], or the face model's labels differ.
     """
-    from .features.store import atomic_write_bytes
+    from .outputs import atomic_write_bytes
 
     entry, meta = _model_entry(checkpoint)
     blob = {"format": FORMAT, **entry, "labels": list(meta["labels"]), "extraction": extraction, "card": card or {}}

@@ -42,10 +42,11 @@ from .data.datasets import FeatureSequenceDataset, collate, fit_audio_whitening
 from .data.manifest import ClipEntry, Manifest
 from .data.pixels import PixelClipDataset, average_windows, load_pixel_clips, pixel_stream_config
 from .errors import ConfigError, EmoContextError, IncompatibleFeaturesError
-from .features.store import FeatureStore, atomic_write_bytes, atomic_write_text
+from .features.store import FeatureStore
 from .labels import LABEL_SETS, LabelSet
 from .metrics import evaluate_probs, macro_map, plot_confusion
 from .models.registry import count_parameters, create_model, model_info
+from .outputs import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "TrainConfig",

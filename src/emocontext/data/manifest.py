@@ -1,7 +1,7 @@
 """Which clips exist, with their labels, splits and groups: one :class:`Manifest` type.
 
-Sits at the bottom of the data flow with the label sets: it imports neither
-torch nor the feature layer. Dataset adapters (CAER, AFEW, CHEAVD 2.0, RAVDESS,
+Sits at the bottom of the data flow, above the label sets and the decoder's list of media
+suffixes: it imports neither torch nor the feature layer. Dataset adapters (CAER, AFEW, CHEAVD 2.0, RAVDESS,
 CREMA-D, ...) live in :mod:`emocontext.data.adapters` and all return a Manifest.
 
 The generic CSV format has a header and the columns ``path`` (required, relative
@@ -22,15 +22,21 @@ from pathlib import Path
 
 from ..errors import ManifestError
 from ..labels import LabelSet, canonical
+from ..video.decode import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["ClipEntry", "FaceEntry", "Manifest", "MEDIA_SUFFIXES", "VIDEO_SUFFIXES", "CSV_COLUMNS", "FACE_COLUMNS"]
+__all__ = [
+    "ClipEntry",
+    "FaceEntry",
+    "Manifest",
+    "IMAGE_SUFFIXES",
+    "MEDIA_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "CSV_COLUMNS",
+    "FACE_COLUMNS",
+]
 
 CSV_COLUMNS = ["path", "label", "split", "group", "start", "end"]
 FACE_COLUMNS = ["face_id", "x1", "y1", "x2", "y2", "score"]
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -402,12 +402,14 @@ class PCAWhitening:
         return obj
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the arrays to ``path`` (``.npz``); returns the path written."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            np.savez(f, **self.state_dict())
-        return path
+        """Write the arrays to ``path`` (``.npz``, atomically); returns the path written."""
+        import io
+
+        from ..outputs import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, **self.state_dict())
+        return atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PCAWhitening:

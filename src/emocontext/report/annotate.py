@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, VideoDecodeError
+from ..outputs import atomic_path
 from ..video.decode import IMAGE_SUFFIXES, is_image, iter_frames, probe
 from ._frames import NearestFrame, scale_box, source_path, top_emotion
 from .plots import FACE_BOX_COLOR, draw_box, emotion_color, label_order
@@ -284,19 +284,6 @@ def _even(img: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(img, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
 
 
-def _tmp_for(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}")
-    os.close(fd)
-    return Path(tmp)
-
-
-def _finish(tmp: Path, out: Path) -> Path:
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-    return out
-
-
 class _Encoder:
     """H.264 writer: RGB frames with times in seconds -> ``path``."""
 
@@ -453,9 +440,8 @@ def write_annotated_video(
     Every frame of the video at its native rate is matched to the sampled frame of
     ``prediction`` nearest in time (within one sampling period; beyond that it is marked "not
     analysed"). Boxes are scaled if the video's resolution differs from
-    ``prediction.frame_size``. The output is written to a temporary file in the same folder and
-    moved into place with :func:`os.replace` at the end; on any error the temporary file is
-    removed and ``out_path`` is left as it was.
+    ``prediction.frame_size``. The output is written atomically (:func:`emocontext.outputs.atomic_path`):
+    on any error the temporary file is removed and ``out_path`` is left as it was.
 
     Args:
         prediction: what :meth:`~emocontext.predict.Predictor.predict` returned.
@@ -469,6 +455,7 @@ def write_annotated_video(
     Raises:
         VideoDecodeError: the input cannot be read.
         ConfigError: unsupported output suffix.
+        OutputError: the file cannot be written (nothing is left behind).
     """
     src = source_path(prediction, video_path)
     out = Path(out_path)
@@ -489,8 +476,7 @@ def write_annotated_video(
         image = next(iter_frames(src)).image
         frame = nearest(0.0) or (prediction.frames[0] if prediction.frames else None)
         annotated = annotate_frame(image, prediction, frame, others=others(0.0))
-        tmp = _tmp_for(out)
-        try:
+        with atomic_path(out) as tmp:
             if suffix in IMAGE_SUFFIXES:
                 ok, data = cv2.imencode(suffix, cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
                 if not ok:
@@ -503,29 +489,21 @@ def write_annotated_video(
                         enc.add(annotated, i / STILL_VIDEO_FPS)
                 finally:
                     enc.close()
-            return _finish(tmp, out)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        return out
 
     container, vs, rate = _open_native(src)
-    with container:
-        tmp = _tmp_for(out)
-        enc = None
+    with container, atomic_path(out) as tmp:
+        enc = _Encoder(tmp, VIDEO_SUFFIXES[suffix], rate)
         try:
-            enc = _Encoder(tmp, VIDEO_SUFFIXES[suffix], rate)
             for image, t in _native_frames(container, vs, rate, src):
                 f = nearest(t)  # None: further than one sampling period from every sampled frame
                 enc.add(annotate_frame(image, prediction, f, analysed=f is not None, others=others(t)), t)
-            enc.close()
-            enc = None
-            _add_audio(tmp, src, VIDEO_SUFFIXES[suffix])
-            return _finish(tmp, out)
         except BaseException:
-            if enc is not None:
-                try:
-                    enc.close(flush=False)
-                except Exception:  # noqa: BLE001 - the original error matters more
-                    pass
-            tmp.unlink(missing_ok=True)
+            try:
+                enc.close(flush=False)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
             raise
+        enc.close()
+        _add_audio(tmp, src, VIDEO_SUFFIXES[suffix])
+    return out

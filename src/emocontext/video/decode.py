@@ -31,6 +31,8 @@ from ..errors import AudioDecodeError, VideoDecodeError
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "MEDIA_SUFFIXES",
     "VideoInfo",
     "Frame",
     "Clip",
@@ -44,7 +46,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The one list of media file suffixes (lower case): still images are read with OpenCV as one-frame videos,
+#: videos with PyAV. :mod:`emocontext.data.manifest` and the CLI use these sets.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp"}
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 DEFAULT_FPS = 5.0
 
 
