@@ -8,6 +8,7 @@ import io
 import os
 import sys
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import torch.nn.functional as F
 
 from emocontext.errors import ConfigError, NoFaceError, WeightsError
 from emocontext.video import faces
+from emocontext.video.faces import boxes, opencv, yunet
+from emocontext.video.faces import mtcnn as mtcnn_module
 from emocontext.video.faces import (
     Detection,
     FaceDetector,
@@ -43,7 +46,7 @@ def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a test tried to use the network")
 
-    monkeypatch.setattr(faces.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,7 @@ def _reference_nms(boxes, scores, thr, mode):
 @pytest.mark.parametrize("matrix", [True, False])
 def test_nms_matches_reference(mode, matrix, monkeypatch):
     if not matrix:
-        monkeypatch.setattr(faces, "_NMS_MATRIX_MAX", 0)
+        monkeypatch.setattr(boxes, "_NMS_MATRIX_MAX", 0)
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 100, (150, 2))
     wh = rng.uniform(5, 40, (150, 2))
@@ -138,14 +141,14 @@ def test_nms_modes_and_edge_cases():
 def test_keras_flatten_order_matches_permute_then_flatten():
     nhwc = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)  # N, H, W, C
     keras = np.transpose(nhwc, (0, 2, 1, 3)).reshape(2, -1)  # Permute((2, 1, 3)) then Flatten
-    ours = faces._keras_flatten(torch.from_numpy(nhwc).permute(0, 3, 1, 2))  # from NCHW
+    ours = mtcnn_module._keras_flatten(torch.from_numpy(nhwc).permute(0, 3, 1, 2))  # from NCHW
     np.testing.assert_array_equal(ours.numpy(), keras)
 
 
 def test_conv_kernels_are_converted_from_hwio():
     """A Keras conv (HWIO kernel, NHWC input, cross-correlation) computed by hand equals our loaded conv."""
     rng = np.random.default_rng(1)
-    net = faces._PNet()
+    net = mtcnn_module._PNet()
     arrays = []
     for name in net.keras_layers:
         layer = getattr(net, name)
@@ -154,7 +157,7 @@ def test_conv_kernels_are_converted_from_hwio():
             arrays += [rng.normal(size=(kh, kw, i, o)).astype(np.float32), rng.normal(size=o).astype(np.float32)]
         else:
             arrays.append(rng.normal(size=(1, 1, layer.weight.shape[0])).astype(np.float32))
-    faces._load_keras_arrays(net, arrays, "synthetic")
+    mtcnn_module._load_keras_arrays(net, arrays, "synthetic")
     kernel, bias = arrays[0], arrays[1]
     img = rng.normal(size=(7, 9, 3)).astype(np.float32)  # H, W, C
     expect = np.zeros((5, 7, 10), np.float32)
@@ -192,7 +195,7 @@ def test_mtcnn_weight_errors(tmp_path):
 def test_cpu_optimisations_are_exact():
     plain = load_mtcnn_nets()
     fast = copy.deepcopy(plain)
-    faces._optimize_for_cpu(*fast)
+    mtcnn_module._optimize_for_cpu(*fast)
     assert fast[0].conv1.out_channels == 16 and fast[1].conv1.out_channels == 32
     g = torch.Generator().manual_seed(0)
     inputs = [torch.randn(1, 3, 37, 51, generator=g), torch.randn(5, 3, 24, 24, generator=g)]
@@ -206,7 +209,7 @@ def test_cpu_optimisations_are_exact():
 @pytest.mark.parametrize("shape", [(6, 8), (7, 9), (1, 5), (2, 1)])
 def test_max_pool_2x2_is_ceil_mode_pooling(shape):
     x = torch.randn(2, 3, *shape)
-    torch.testing.assert_close(faces._max_pool_2x2(x), F.max_pool2d(x, 2, 2, ceil_mode=True))
+    torch.testing.assert_close(mtcnn_module._max_pool_2x2(x), F.max_pool2d(x, 2, 2, ceil_mode=True))
 
 
 def test_mtcnn_on_blank_tiny_and_bad_frames(mtcnn):
@@ -248,13 +251,13 @@ def test_dlib_missing_is_a_config_error(monkeypatch):
 
 
 def test_haar_without_cascade_support_is_a_config_error(monkeypatch):
-    monkeypatch.setattr(faces, "_cascade_classifier_class", lambda: None)
+    monkeypatch.setattr(opencv, "_cascade_classifier_class", lambda: None)
     with pytest.raises(ConfigError, match="CascadeClassifier"):
         create_detector("haar")
 
 
 def test_haar_missing_cascade_file(tmp_path):
-    if faces._cascade_classifier_class() is None:
+    if opencv._cascade_classifier_class() is None:
         pytest.skip("this OpenCV has no CascadeClassifier (OpenCV 5 moved it to opencv-contrib)")
     with pytest.raises(WeightsError):
         create_detector("haar", cascade=tmp_path / "missing.xml")
@@ -304,17 +307,17 @@ def test_yunet_path_env_and_cache(cache, tmp_path, monkeypatch):
     cached.write_bytes(b"model bytes")
     with pytest.raises(WeightsError, match="SHA-256"):  # a cached file must pass its checksum
         resolve_yunet_weights()
-    monkeypatch.setattr(faces, "YUNET_SHA256", hashlib.sha256(b"model bytes").hexdigest())
+    monkeypatch.setattr(yunet, "YUNET_SHA256", hashlib.sha256(b"model bytes").hexdigest())
     assert resolve_yunet_weights() == cached
 
 
 def test_yunet_download_checks_sha_and_is_atomic(cache, monkeypatch):
     payload = b"pretend onnx"
-    monkeypatch.setattr(faces.urllib.request, "urlopen", lambda url, timeout: _FakeResponse(payload))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: _FakeResponse(payload))
     with pytest.raises(WeightsError, match="SHA-256"):
         resolve_yunet_weights(download=True)
     assert list(cache.iterdir()) == []  # nothing saved, no partial file left
-    monkeypatch.setattr(faces, "YUNET_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(yunet, "YUNET_SHA256", hashlib.sha256(payload).hexdigest())
     path = resolve_yunet_weights(download=True)
     assert path == cache / faces.YUNET_FILENAME and path.read_bytes() == payload
     assert [p.name for p in cache.iterdir()] == [faces.YUNET_FILENAME]
@@ -324,7 +327,7 @@ def test_yunet_download_network_error(cache, monkeypatch):
     def fail(url, timeout):
         raise urllib.error.URLError("offline")
 
-    monkeypatch.setattr(faces.urllib.request, "urlopen", fail)
+    monkeypatch.setattr(urllib.request, "urlopen", fail)
     with pytest.raises(WeightsError, match="cannot download"):
         resolve_yunet_weights(download=True)
     assert not any(cache.iterdir())
@@ -511,7 +514,7 @@ def test_track_on_a_clip_where_the_face_leaves(mtcnn):
 
 @pytest.mark.realdata
 def test_haar_on_a_group_photo():
-    if faces._cascade_classifier_class() is None:
+    if opencv._cascade_classifier_class() is None:
         pytest.skip("this OpenCV has no CascadeClassifier (OpenCV 5 moved it to opencv-contrib)")
     d = create_detector("haar").detect(_read_rgb(data_path("images", "multi_face.jpg")))
     assert len(d) >= 3 and all(x.score == 1.0 and x.landmarks is None for x in d)
