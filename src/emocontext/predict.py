@@ -52,8 +52,9 @@ PERSON_MODES = ("all", "subject")
 def default_model() -> str:
     """``"context"`` when ``$EMOCONTEXT_CONTEXT_WEIGHTS`` names a context model file (your own), else ``"face"``.
 
-    The shipped ExpW context model is not the default: on the ExpW test faces it scores 34.9 %
-    against 36.9 % for the face alone (``benchmarks/expw_ablation.md``); ask for it with
+    The shipped ExpW context model is not the default: on the ExpW test faces it scores below the
+    face alone (the numbers: :data:`emocontext.weights.CONTEXT_MODEL_WEIGHTS` ``.metrics``, from
+    ``benchmarks/expw_ablation.md``); ask for it with
     ``model="context"`` for its context-only answers on frames without a face and its evidence
     (spatial attention, fusion weights).
     """

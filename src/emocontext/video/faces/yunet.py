@@ -8,69 +8,41 @@ against its SHA-256.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import urllib.request
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ...errors import ConfigError, WeightsError
-from ...outputs import atomic_path
+from ...hub import cache_dir, resolve
+from ...weights import YUNET_WEIGHTS
 from .base import BaseFaceDetector, Candidate
 
 __all__ = ["YuNetDetector", "resolve_yunet_weights", "default_cache_dir", "YUNET_URL", "YUNET_SHA256", "YUNET_FILENAME"]
 
 
-YUNET_FILENAME = "face_detection_yunet_2023mar.onnx"
-YUNET_URL = "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/" + YUNET_FILENAME
-YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+#: The file, its source and its checksum, from the record :data:`emocontext.weights.YUNET_WEIGHTS`.
+YUNET_FILENAME = YUNET_WEIGHTS.filename
+YUNET_URL = YUNET_WEIGHTS.url
+YUNET_SHA256 = YUNET_WEIGHTS.sha256[YUNET_FILENAME]
 
-
-def default_cache_dir() -> Path:
-    """``$EMOCONTEXT_CACHE`` if set, else ``~/.cache/emocontext``."""
-    env = os.environ.get("EMOCONTEXT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "emocontext"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` into ``dest`` atomically (:func:`~emocontext.outputs.atomic_path`) if its SHA-256 matches."""
-    with atomic_path(dest) as tmp:
-        h = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    for chunk in iter(lambda: resp.read(1 << 20), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-            except OSError as e:  # URLError, HTTPError and timeouts are OSErrors
-                raise WeightsError(f"cannot download {url}: {e}") from e
-        digest = h.hexdigest()
-        if digest != sha256:
-            raise WeightsError(f"download of {url} has SHA-256 {digest}, expected {sha256}; not saved")
-    return dest
+#: The download cache folder (:func:`emocontext.hub.cache_dir`), under its old name.
+default_cache_dir = cache_dir
 
 
 def resolve_yunet_weights(path: str | os.PathLike | None = None, *, download: bool = False) -> Path:
-    """Find the YuNet ONNX file (``face_detection_yunet_2023mar.onnx``).
+    """Find the YuNet ONNX file (``face_detection_yunet_2023mar.onnx``): :func:`emocontext.hub.resolve` of
+    :data:`~emocontext.weights.YUNET_WEIGHTS`.
 
     Looked for, in order:
 
     1. ``path`` if given (must exist);
     2. ``$EMOCONTEXT_YUNET`` if set (must exist);
     3. ``<cache>/face_detection_yunet_2023mar.onnx`` with ``<cache>`` = ``$EMOCONTEXT_CACHE`` or
-       ``~/.cache/emocontext``, accepted only if its SHA-256 is :data:`YUNET_SHA256`;
-    4. only when ``download=True``: fetched from :data:`YUNET_URL` (opencv_zoo, MIT licence) into the cache,
-       checked against :data:`YUNET_SHA256` and written atomically.
+       ``~/.cache/emocontext``, accepted only if its SHA-256 is the record's;
+    4. only when ``download=True``: fetched from the record's URL (opencv_zoo, MIT licence) into the cache,
+       checked against its SHA-256 and written atomically.
 
     Returns:
         Path of the ONNX file.
@@ -79,33 +51,7 @@ def resolve_yunet_weights(path: str | os.PathLike | None = None, *, download: bo
         WeightsError: not found (with the ways to provide it), the cached file fails its checksum, or the download
             fails or fails its checksum.
     """
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise WeightsError(f"YuNet weights not found at {p}")
-        return p
-    env = os.environ.get("EMOCONTEXT_YUNET")
-    if env:
-        p = Path(env).expanduser()
-        if not p.is_file():
-            raise WeightsError(f"YuNet weights not found at $EMOCONTEXT_YUNET={p}")
-        return p
-    cached = default_cache_dir() / YUNET_FILENAME
-    if cached.is_file():
-        digest = _sha256(cached)
-        if digest == YUNET_SHA256:
-            return cached
-        if not download:
-            raise WeightsError(
-                f"cached YuNet weights {cached} have SHA-256 {digest}, expected {YUNET_SHA256}: delete the file "
-                "or fetch it again with download=True"
-            )
-    if download:
-        return _download(YUNET_URL, cached, YUNET_SHA256)
-    raise WeightsError(
-        f"YuNet weights ({YUNET_FILENAME}) not found. Give a path, set EMOCONTEXT_YUNET, put the file at {cached}, "
-        f"or allow the download (download=True) from {YUNET_URL}"
-    )
+    return resolve(YUNET_WEIGHTS, path, download=download)
 
 
 class YuNetDetector(BaseFaceDetector):
