@@ -31,13 +31,13 @@ import torch
 from _machine import cpu_name
 from sklearn.model_selection import GroupKFold
 
-from emocontext.data.adapters import ckplus_sequences
+from emocontext.data.datasets import ckplus_sequences
 from emocontext.data.manifest import ClipEntry
 from emocontext.features.backbones import FaceExtractor
 from emocontext.features.store import FeatureStore, Record
 from emocontext.labels import CKPLUS7, EKMAN8, restrict_probabilities
 from emocontext.metrics import macro_map
-from emocontext.train import TrainConfig, train_seeds
+from emocontext.training import TrainConfig, train_seeds
 
 
 def build_store(root: Path, store_dir: Path) -> tuple[FeatureStore, list[ClipEntry]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from _machine import cpu_name
 
-from emocontext.data.adapters import load_dataset, map_labels
+from emocontext.data.datasets import load_dataset, map_labels
 from emocontext.labels import EKMAN7
 from emocontext.predict import Predictor
 

@@ -9,7 +9,7 @@ centre-cropped photo **with the face hidden**; ``caer_net_features`` with the Ta
 (F = face only, C = context only, cA = context spatial attention, fA = adaptive fusion), and
 ``caan`` / ``ffaa`` as one-frame models on the pooled context.
 
-Pixel rows (``emocontext.data.pixels``): ``caer_net_s`` with the paper's trainable 2D encoders
+Pixel rows (``emocontext.training.pixels``): ``caer_net_s`` with the paper's trainable 2D encoders
 (channels 32-64-128-256-256), trained from scratch on the 96x96 face crop and the whole photo
 with the face hidden at 128x171, cropped to 112x112 (random crop, flip and colour jitter in
 training). The decoded pixels are cached in ``--cache`` (uint8, about 0.5 GB).
@@ -38,15 +38,15 @@ import numpy as np
 import torch
 from _machine import cpu_name
 
-from emocontext.data.adapters import load_dataset
-from emocontext.data.datasets import FeatureSequenceDataset
-from emocontext.data.pixels import PixelClip, PixelClipDataset, load_pixel_clips
+from emocontext.data.datasets import load_dataset
 from emocontext.features.extract import Extractors, extract
 from emocontext.features.store import FeatureStore
 from emocontext.labels import EKMAN7
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map
 from emocontext.models.caer_net import TABLE3_ABLATIONS
-from emocontext.train import TrainConfig, fit, load_model, manifest_from_store, predict_probs
+from emocontext.training import TrainConfig, fit, load_model, manifest_from_store, predict_probs
+from emocontext.training.datasets import FeatureSequenceDataset
+from emocontext.training.pixels import PixelClip, PixelClipDataset, load_pixel_clips
 from emocontext.video.pipeline import StreamConfig
 
 T3 = TABLE3_ABLATIONS

@@ -36,8 +36,7 @@ from _machine import cpu_name
 from torch import nn
 from torch.nn import functional as F
 
-from emocontext.data.adapters import load_dataset
-from emocontext.data.pixels import load_pixel_clips
+from emocontext.data.datasets import load_dataset
 from emocontext.features.backbones import (
     EFFNET_LITE0_IMAGENET,
     FACE_CNN,
@@ -49,6 +48,7 @@ from emocontext.labels import EKMAN7
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map
 from emocontext.models import create_model
 from emocontext.models.caer_net import TABLE3_ABLATIONS as T3
+from emocontext.training.pixels import load_pixel_clips
 from emocontext.video.pipeline import StreamConfig
 
 SPLIT = 11  # first trained block: the stage that ends at the 7x7 (context) / 5x5 (face) map

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from _machine import cpu_name
 
-from emocontext.data.adapters import ckplus_sequences, load_dataset
+from emocontext.data.datasets import ckplus_sequences, load_dataset
 from emocontext.features.backbones import FACE_CNN, FaceExtractor, face_weights_path
 from emocontext.labels import CKPLUS7, EKMAN7, EKMAN8, restrict_probabilities
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map

@@ -32,7 +32,7 @@ import numpy as np
 from _machine import cpu_name
 from scipy.stats import trim_mean
 
-from emocontext.data.adapters import ckplus_sequences, load_dataset
+from emocontext.data.datasets import ckplus_sequences, load_dataset
 from emocontext.features.backbones import FaceExtractor
 from emocontext.labels import CKPLUS7, EKMAN8, get_label_set, restrict_probabilities
 from emocontext.metrics import accuracy, bootstrap_ci

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from emocontext.data.datasets import FeatureSequenceDataset, collate
 from emocontext.features.store import FeatureStore
 from emocontext.labels import EKMAN7
 from emocontext.metrics import accuracy, bootstrap_ci
 from emocontext.pretrained import CONTEXT_MODEL_FILE, export_context_model, load_context_model
-from emocontext.train import manifest_from_store
+from emocontext.training import manifest_from_store
+from emocontext.training.datasets import FeatureSequenceDataset, collate
 
 ROW = "F+C+cA+fA = CAER-Net, face dropout 0.2"
 FACE_ROW = "F (face only)"

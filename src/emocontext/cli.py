@@ -6,7 +6,6 @@ stderr and exit status 1 (2 for bad arguments, as click does); never a traceback
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
@@ -34,7 +33,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: wrapped to the terminal, never cut with an ellipsis
 )
 weights_app = typer.Typer(
-    help="Model files that do not ship with the package (fetched on request, SHA-256 checked).",
+    help="Pretrained model files: list them (licence, metrics), fetch those that do not ship (SHA-256 checked).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -177,8 +176,11 @@ def predict(
       emocontext predict clip.mp4 --model context --report clip.html
     """
     _setup_logging(verbose)
+    from .data.manifest import gather_paths
     from .outputs import check_writable_dir
     from .predict import Predictor
+    from .report.console import prediction_summary, predictions_table
+    from .report.tables import PredictionTable, output_names, prediction_json
     from .video.decode import IMAGE_SUFFIXES
 
     paths = list(paths or [])
@@ -195,7 +197,7 @@ def predict(
         if annotate is not None and annotate.suffix.lower() in _VIDEO_OUT | IMAGE_SUFFIXES and not annotate.is_dir():
             raise _fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", 2)
     try:
-        inputs, bad_inputs = _gather_inputs(paths)
+        inputs, bad_inputs = gather_paths(paths)
         for target in (json_out, jsonl, csv_out, frames_csv, *((report, annotate) if single else ())):
             if target is not None:
                 check_writable_dir(target.parent if str(target.parent) else Path("."))
@@ -205,7 +207,7 @@ def predict(
         predictor = Predictor(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
     except EmoContextError as e:
         raise _fail(str(e)) from None
-    names = _output_names([p for p, _ in inputs])
+    names = output_names([p for p, _ in inputs])
     records: list[tuple[str, object, str | None]] = [(str(p), None, msg) for p, msg in bad_inputs]
     for _arg, msg in bad_inputs:
         _error(msg)
@@ -214,9 +216,9 @@ def predict(
 
     try:
         with (
-            _Sink(jsonl, "jsonl", labels) as s_jsonl,
-            _Sink(csv_out, "csv", labels) as s_csv,
-            _Sink(frames_csv, "frames", labels) as s_frames,
+            PredictionTable(jsonl, "jsonl", labels) as s_jsonl,
+            PredictionTable(csv_out, "csv", labels) as s_csv,
+            PredictionTable(frames_csv, "frames", labels) as s_frames,
             Progress(console=err, disable=quiet or single, transient=True) as bar,
         ):
             for path, msg in bad_inputs:
@@ -241,7 +243,7 @@ def predict(
                     _print_quiet(spath, pred, error)
                 bar.advance(task)
         if json_out:
-            payload = [_as_json(p, pred, e) for p, pred, e in records]
+            payload = [prediction_json(p, pred, e) for p, pred, e in records]
             from .outputs import atomic_write_text
 
             atomic_write_text(json_out, json.dumps(payload[0] if single else payload, indent=2))
@@ -251,53 +253,14 @@ def predict(
     if not quiet:
         ok = [pred for _, pred, e in records if pred is not None and not e]
         if single and ok:
-            _print_one(ok[0])
+            for part in prediction_summary(ok[0]):
+                out.print(part, highlight=False)
         elif not single:
-            _print_many(records)
+            out.print(predictions_table(records), highlight=False)
     if failures:
         if not single:
             err.print(f"{len(failures)} of {len(records)} files failed", highlight=False)
         raise typer.Exit(1)
-
-
-def _gather_inputs(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
-    """``([(file, input argument)], [(argument, error)])``: folders expanded; a folder without media is an error
-    of its own (the others still run); a file given twice is read once."""
-    from .data.manifest import Manifest
-    from .errors import ManifestError
-
-    files: list[tuple[Path, Path]] = []
-    bad: list[tuple[Path, str]] = []
-    seen: set[str] = set()
-    for arg in paths:
-        try:
-            entries = Manifest.from_paths([arg])
-        except ManifestError as e:
-            bad.append((arg, str(e)))
-            continue
-        for entry in entries:
-            if entry.path not in seen:
-                seen.add(entry.path)
-                files.append((Path(entry.path), arg))
-    return files, bad
-
-
-def _output_names(files: list[Path]) -> dict[Path, Path]:
-    """Each input's output name: its path relative to the inputs' common folder, without the suffix.
-
-    ``a/clip.flv``, ``b/clip.flv`` and ``a/clip.mp4`` give ``a/clip.flv``, ``b/clip``, ``a/clip.mp4``: the suffix
-    is kept where two inputs of one folder share a stem, so reports and annotated videos never collide.
-    """
-    import os
-    from collections import Counter
-
-    if not files:
-        return {}
-    resolved = [f.resolve() for f in files]
-    common = Path(os.path.commonpath([str(f.parent) for f in resolved]))
-    rels = {f: r.relative_to(common) for f, r in zip(files, resolved, strict=True)}
-    stems = Counter(r.with_suffix("") for r in rels.values())
-    return {f: (r if stems[r.with_suffix("")] > 1 else r.with_suffix("")) for f, r in rels.items()}
 
 
 def _explain(pred, report: Path | None, annotate: Path | None, single: bool, name: Path) -> str | None:
@@ -325,150 +288,11 @@ def _explain(pred, report: Path | None, annotate: Path | None, single: bool, nam
     return None
 
 
-def _as_json(path: str, pred, error: str | None) -> dict:
-    if pred is None:
-        return {"path": path, "status": "error", "error": error}
-    d = pred.to_dict()
-    if error:
-        d.update(status="error", error=error)
-    return d
-
-
-class _Sink:
-    """One output table (``jsonl``, ``csv`` or ``frames``) written atomically; every input gets its row(s).
-
-    The file appears under its name when the run ends (a temporary file until then; Ctrl-C keeps the rows
-    written so far). Failed inputs get ``status: error`` and their message.
-    """
-
-    def __init__(self, path: Path | None, kind: str, labels: list[str]):
-        from .outputs import AtomicFile
-
-        self.kind, self.labels = kind, labels
-        self.file = AtomicFile(path) if path else None
-        self.writer = None
-        if self.file and kind in ("csv", "frames"):
-            if kind == "csv":
-                cols = ["path", "status", "error", "label", "confidence", "frames", "frames_with_face", "persons"]
-            else:
-                cols = ["path", "status", "error", "person_id", "subject", "timestamp", "face_present"]
-                cols += ["x1", "y1", "x2", "y2", "source", "label", "lambda_face"]
-            self.writer = csv.DictWriter(self.file.handle, fieldnames=cols + [f"p_{k}" for k in labels])
-            self.writer.writeheader()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        if self.file:
-            self.file.__exit__(kind, value, tb)
-
-    def write(self, path: str, pred, error: str | None) -> None:
-        if not self.file:
-            return
-        status = "error" if error else "ok"
-        if self.kind == "jsonl":
-            self.file.write(json.dumps(_as_json(path, pred, error)) + "\n")
-            return
-        base = {"path": path, "status": status, "error": error or ""}
-        if self.kind == "csv":
-            row = dict(base)
-            if pred is not None:
-                persons = [
-                    {"person_id": p.person_id, "label": p.label, "confidence": p.confidence} for p in pred.persons
-                ]
-                row.update(
-                    label=pred.label or "",
-                    confidence="" if pred.confidence is None else f"{pred.confidence:.4f}",
-                    frames=pred.num_frames,
-                    frames_with_face=pred.frames_with_face,
-                    persons=json.dumps(persons),
-                    **{
-                        f"p_{k}": f"{v:.4f}"
-                        for k, v in pred.probabilities.items()
-                        if f"p_{k}" in self.writer.fieldnames
-                    },
-                )
-            self._row(row)
-        else:
-            rows = list(pred.frame_rows()) if pred is not None else []
-            for r in rows or [{}]:
-                self._row({**base, **{k: ("" if v is None else v) for k, v in r.items() if k != "path"}})
-
-    def _row(self, row: dict) -> None:
-        try:
-            self.writer.writerow({k: row.get(k, "") for k in self.writer.fieldnames})  # unknown keys dropped
-            self.file.handle.flush()
-        except OSError as e:
-            from .outputs import output_error
-
-            self.file.discard()
-            raise output_error(self.file.path, e) from None
-
-
 def _print_quiet(path: str, pred, error: str | None) -> None:
     if error or pred is None:
         return
     label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
     out.print(f"{path}\t{label}", highlight=False, markup=False, soft_wrap=True)
-
-
-def _print_one(pred) -> None:
-    name = escape(Path(pred.path).name)
-    face_note = f"{pred.frames_with_face}/{pred.num_frames} sampled frames had a face"
-    if pred.label is None:
-        out.print(f"[bold]{name}[/]: [yellow]no face found[/] ({face_note}); no emotion predicted", highlight=False)
-        return
-    caption = f"{face_note} at {pred.fps:g} fps; model {pred.model}"
-    lambdas = [f.fusion_weights["face"] for f in pred.frames if f.fusion_weights and f.face_present]
-    if lambdas:
-        lam = sum(lambdas) / len(lambdas)
-        caption += f"\nfusion weights (mean over face frames): face {lam:.2f}, context {1 - lam:.2f}"
-    who = f" (person {pred.subject_id} of {len(pred.persons)})" if len(pred.persons) > 1 else ""
-    title = f"{name}{who}: [bold]{pred.label}[/] ({pred.confidence:.0%})"
-    if pred.no_face:
-        title += " [yellow]no face found: read from the scene alone[/]"
-    table = Table(title=title, caption=caption)
-    table.add_column("emotion")
-    table.add_column("probability", justify="right")
-    table.add_column("")
-    for label, p in sorted(pred.probabilities.items(), key=lambda kv: -kv[1]):
-        table.add_row(label, f"{p:.3f}", "█" * int(round(p * 30)), style="bold" if label == pred.label else None)
-    out.print(table, highlight=False)
-    if len(pred.persons) > 1:
-        people = Table(title=f"{len(pred.persons)} persons")
-        for c in ("person", "emotion", "confidence", "frames with face", "seen (s)"):
-            people.add_column(c, no_wrap=True)
-        for p in pred.persons:
-            people.add_row(
-                f"{p.person_id}" + (" (subject)" if p.subject else ""),
-                p.label or "-",
-                "" if p.confidence is None else f"{p.confidence:.2f}",
-                f"{p.frames_with_face}/{pred.num_frames}",
-                "" if p.first_seen is None else f"{p.first_seen:.1f}-{p.last_seen:.1f}",
-            )
-        out.print(people, highlight=False)
-
-
-def _print_many(records) -> None:
-    failed = sum(1 for _, _, e in records if e)
-    table = Table(title=f"{len(records)} files" + (f" ({failed} failed)" if failed else ""))
-    table.add_column("file", overflow="fold")  # wrap long paths: the file name must stay visible
-    for c in ("status", "emotion", "confidence", "frames with face", "persons"):
-        table.add_column(c, no_wrap=True)
-    for path, r, error in records:
-        if r is None:
-            table.add_row(escape(path), "[red]error[/]", "", "", "", "")
-            continue
-        table.add_row(
-            escape(path),
-            "[red]error[/]" if error else "ok",
-            (r.label or "[yellow]no face[/]") + (" [yellow](scene only)[/]" if r.no_face and r.label else ""),
-            "" if r.confidence is None else f"{r.confidence:.2f}",
-            f"{r.frames_with_face}/{r.num_frames}",
-            str(len(r.persons)),
-        )
-    out.print(table, highlight=False)
 
 
 @app.command()
@@ -511,12 +335,13 @@ def extract(
     The store remembers which extractors made it and refuses to mix others in.
     """
     _setup_logging(verbose)
+    from .data.datasets import read_manifest
     from .features.extract import Extractors
     from .features.extract import extract as run_extract
     from .video.pipeline import StreamConfig
 
     try:
-        manifest = _read_manifest(inputs, dataset)
+        manifest = read_manifest(inputs, dataset)
         ex = Extractors.build(
             detector=detector,
             context_backbone=context_backbone,
@@ -541,19 +366,6 @@ def extract(
 
 
 Store = Annotated[Path, typer.Option("--store", "-s", help="Feature store made by `emocontext extract`.")]
-
-
-def _clips(store_dir: Path, label_set: str | None):
-    """Store, label set and train/val/test entries from the manifest recorded in the store."""
-    from .features.store import FeatureStore
-    from .labels import get_label_set
-    from .train import manifest_from_store, split_train_val
-
-    store = FeatureStore(store_dir)
-    manifest = manifest_from_store(store, get_label_set(label_set) if label_set else None)
-    train, val = split_train_val(manifest)
-    test = manifest.split("test")
-    return store, manifest.label_set, train, val, (test if len(test) else None)
 
 
 @app.command()
@@ -621,8 +433,9 @@ def train(
       emocontext train --manifest ../shared/data/expw --dataset expw --model caer_net_s -o runs/caer_s
     """
     _setup_logging(verbose)
+    from .data.datasets import read_manifest
     from .models.registry import model_info
-    from .train import TrainConfig, split_train_val, train_pixel_seeds, train_seeds
+    from .training import TrainConfig, labelled_manifest, split_train_val, store_splits, train_pixel_seeds, train_seeds
 
     try:
         pixel_model = any(s.endswith("_pixels") for s in model_info(model).streams)
@@ -639,7 +452,7 @@ def train(
         if pixel_model:
             if manifest is None:
                 raise EmoContextError(f"{model} learns from pixels: give the clips with --manifest, not a store")
-            m = _labelled_manifest(manifest, dataset, label_set)
+            m = labelled_manifest(read_manifest([manifest], dataset, label_set), manifest)
             tr, va = split_train_val(m)
             te = m.split("test")
             from .video.faces import create_detector
@@ -658,40 +471,12 @@ def train(
         else:
             if store is None:
                 raise EmoContextError(f"{model} reads features: give the feature store with --store")
-            st, labels, tr, va, te = _clips(store, label_set)
+            st, labels, tr, va, te = store_splits(store, label_set)
             summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=out.print)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     _print_summary([summary])
     out.print(f"checkpoints and metrics in {out_dir}", markup=False, highlight=False)
-
-
-def _read_manifest(inputs: list[Path], dataset: str | None, label_set: str | None = None):
-    """The clips of a dataset root (``--dataset``), a manifest CSV, or folders and files."""
-    from .data.manifest import Manifest
-    from .labels import get_label_set
-
-    if dataset:
-        from .data.adapters import load_dataset
-
-        if len(inputs) != 1:
-            raise EmoContextError("--dataset takes exactly one input: the dataset's root folder")
-        return load_dataset(dataset, inputs[0])
-    if len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
-        return Manifest.from_csv(inputs[0], label_set=get_label_set(label_set) if label_set else None)
-    return Manifest.from_paths(inputs)
-
-
-def _labelled_manifest(source: Path, dataset: str | None, label_set: str | None):
-    """:func:`_read_manifest` of one source, every clip labelled, with a label set (inferred if not given)."""
-    m = _read_manifest([source], dataset, label_set)
-    if any(e.label is None for e in m):
-        raise EmoContextError(f"{source}: every clip needs a label to train on")
-    if m.label_set is None:
-        from .train import infer_label_set
-
-        m.label_set = infer_label_set({e.label for e in m})
-    return m
 
 
 def _print_summary(summaries: list[dict], title: str = "results (median over seeds)") -> None:
@@ -724,19 +509,10 @@ def evaluate(
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json and confusion.png.")] = None,
 ) -> None:
     """Evaluate a trained model: accuracy, macro mAP, per-class AP and the confusion matrix."""
-    from .data.datasets import FeatureSequenceDataset
-    from .metrics import evaluate_probs, plot_confusion
-    from .train import check_features, load_model, predict_probs
+    from .training.compare import evaluate_checkpoint, write_evaluation
 
     try:
-        model, meta = load_model(checkpoint)
-        st, labels, tr, va, te = _clips(store, meta["label_set"])
-        check_features(meta, st)
-        entries = {"train": tr, "val": va, "test": te}.get(split)
-        if not entries:
-            raise EmoContextError(f"{store}: no clips in split {split!r}")
-        ds = FeatureSequenceDataset(st, entries, labels, max_frames=meta["config"]["max_frames"])
-        metrics = evaluate_probs(ds.labels, predict_probs(model, ds), list(labels.names))
+        metrics, labels, meta = evaluate_checkpoint(checkpoint, store, split)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     table = Table(title=f"{meta['config']['model']} on {split} ({metrics['n']} clips)")
@@ -749,12 +525,11 @@ def evaluate(
     table.caption = f"accuracy {metrics['accuracy']:.4f}, macro mAP {metrics['macro_map']:.4f}"
     out.print(table)
     if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        import numpy as np
-
-        plot_confusion(np.array(metrics["confusion"]), list(labels.names), out_dir / "confusion.png")
-        out.print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'confusion.png'}")
+        try:
+            paths = write_evaluation(metrics, labels, out_dir)
+        except EmoContextError as e:
+            raise _fail(str(e)) from None
+        out.print(f"wrote {paths[0]} and {paths[1]}")
 
 
 @app.command()
@@ -782,78 +557,27 @@ def compare(
 
     Example: emocontext compare -s features/ -o runs/compare --seeds 5 --ensemble caca_rnn_a,cnn_2d3d
     """
-    from .train import TrainConfig, train_seeds
+    from .training.compare import compare_models
 
     names = [n.strip() for n in model_names.split(",") if n.strip()]
-    summaries = []
+    members = [m.strip() for m in (ensemble or "").split(",") if m.strip()]
     try:
-        st, labels, tr, va, te = _clips(store, label_set)
-        for name in names:
-            cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch_size, lr=lr)
-            summaries.append(
-                train_seeds(cfg, st, tr, va, te, labels, out_dir / name, seeds=range(seeds), progress=None)
-            )
-            out.print(f"{name}: done")
-        if ensemble:
-            members = [m.strip() for m in ensemble.split(",") if m.strip()]
-            missing = [m for m in members if m not in names]
-            if missing:
-                raise EmoContextError(f"--ensemble members {missing} are not among --models {names}")
-            summaries.append(_ensemble_summary(members, out_dir, st, labels, va, te))
+        summaries, table = compare_models(
+            store,
+            out_dir,
+            names,
+            ensemble=members,
+            epochs=epochs,
+            seeds=seeds,
+            batch_size=batch_size,
+            lr=lr,
+            label_set=label_set,
+            progress=out.print,
+        )
     except EmoContextError as e:
         raise _fail(str(e)) from None
     _print_summary(summaries)
-    part = "test" if te else "val"
-    lines = [
-        f"| model | parameters | {part} mAP | {part} accuracy | train clips/s |",
-        "|---|---|---|---|---|",
-    ]
-    for s in summaries:
-        m = s["median"][part]
-        speed = "-" if s["clips_per_second"] is None else f"{s['clips_per_second']:.0f}"
-        lines.append(f"| {s['model']} | {s['parameters']:,} | {m['macro_map']:.4f} | {m['accuracy']:.4f} | {speed} |")
-    note = f"\nMedian over {seeds} seed(s); store `{store}`; {len(tr)} train, {len(va)} val"
-    note += f", {len(te)} test clips.\n" if te else " clips.\n"
-    (out_dir / "table.md").write_text("\n".join(lines) + "\n" + note)
-    out.print(f"wrote {out_dir / 'table.md'}")
-
-
-def _ensemble_summary(members, out_dir: Path, store, labels, val, test) -> dict:
-    """Fit ensemble weights on val probabilities of the members' seed-0 checkpoints; evaluate like a model."""
-    import numpy as np
-
-    from .data.datasets import FeatureSequenceDataset
-    from .metrics import accuracy, macro_map
-    from .models.ensemble import fit_ensemble_weights
-    from .models.registry import count_parameters
-    from .train import load_model, predict_probs
-
-    models = [load_model(out_dir / m / "seed0" / "best.pt") for m in members]
-    k = len(labels)
-
-    def probs(entries):
-        outs = []
-        for model, meta in models:
-            ds = FeatureSequenceDataset(store, entries, labels, max_frames=meta["config"]["max_frames"])
-            outs.append(predict_probs(model, ds))
-        return outs, ds.labels
-
-    val_probs, y_val = probs(val)
-    weights = fit_ensemble_weights(val_probs, y_val)
-    median = {}
-    for part, entries in (("val", val), ("test", test)):
-        if entries:
-            p, y = probs(entries)
-            mixed = np.tensordot(weights, np.stack(p), 1)
-            median[part] = {"accuracy": accuracy(y, mixed), "macro_map": macro_map(y, mixed, k)}
-    name = "ensemble(" + " ".join(f"{w:.2f}*{m}" for m, w in zip(members, weights, strict=True)) + ")"
-    return {
-        "model": name,
-        "parameters": sum(count_parameters(m) for m, _ in models),
-        "clips_per_second": None,
-        "median": median,
-        "weights": dict(zip(members, weights.tolist(), strict=True)),
-    }
+    out.print(f"wrote {table}")
 
 
 @app.command()
@@ -872,15 +596,35 @@ def weights_download(
 
     Example: emocontext weights download yunet   # then: emocontext predict clip.mp4 --detector yunet
     """
-    from .video.faces import resolve_yunet_weights
+    from .hub import resolve
+    from .weights import get_weights, list_weights
 
-    if name.lower() != "yunet":
-        raise _fail(f"unknown model file {name!r}; known: yunet", 2)
+    downloadable = [n for n in list_weights() if get_weights(n).url]
+    if name.lower() not in downloadable:
+        raise _fail(f"unknown model file {name!r}; known: {', '.join(downloadable)}", 2)
     try:
-        path = resolve_yunet_weights(download=True)
+        path = resolve(get_weights(name.lower()), download=True)
     except EmoContextError as e:
         raise _fail(str(e)) from None
-    out.print(f"yunet: {path} (SHA-256 checked)", markup=False, highlight=False)
+    out.print(f"{name.lower()}: {path} (SHA-256 checked)", markup=False, highlight=False)
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """Every pretrained artifact: where this install finds it, its licence, source and measured metrics."""
+    from .hub import resolve
+    from .weights import get_weights, list_weights
+
+    table = Table("name", "file", "licence", "metrics (see the benchmark)", show_lines=True)
+    for name in list_weights():
+        w = get_weights(name)
+        try:
+            where = str(resolve(w))
+        except EmoContextError as e:
+            where = f"not available: {e}"
+        metrics = "\n".join(f"{k}: {v}" for k, v in w.metrics.items())
+        table.add_row(name, escape(where), w.licence, escape(f"{metrics}\n({w.benchmark})"))
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -113,7 +113,7 @@ def label_mapping(
     Built from, in increasing priority: the names both sets share (identity), :data:`DEFAULT_MAPPINGS` for
     the pair, then ``mapping`` (keys and values go through :func:`canonical`). Source names that end up
     with no entry have no equivalent in ``target``; the caller decides whether that is an error (see
-    :func:`emocontext.data.adapters.map_labels`). With ``source=None`` (labels of unknown origin), only the
+    :func:`emocontext.data.manifest.map_labels`). With ``source=None`` (labels of unknown origin), only the
     target's own names and ``mapping`` are used.
 
     Raises:

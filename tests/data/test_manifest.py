@@ -67,6 +67,13 @@ def test_face_entries_survive_a_csv_round_trip(tmp_path):
     assert list(back) == faces and len({e.clip_id for e in back}) == 2
 
 
+def test_clip_entry_carries_face_id_and_box():
+    e = ClipEntry("/v/a.jpg", "sad", face_id=3, box=(1.0, 2.0, 3.0, 4.0))
+    assert e.clip_id == "/v/a.jpg#face3" and e.box == (1.0, 2.0, 3.0, 4.0)
+    assert ClipEntry("/v/a.mp4", start=1.0, end=2.0, face_id=0).clip_id == "/v/a.mp4#1.000-2.000#face0"
+    assert ClipEntry("/v/a.mp4").clip_id == "/v/a.mp4" and ClipEntry("/v/a.mp4").box is None
+
+
 def test_csv_duplicate_rows_are_refused(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"x")
     (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\nb.mp4,sad\na.mp4,sad\n")
@@ -112,12 +119,16 @@ def _entries(draw):
         if draw(st.booleans()):
             start = draw(_num)
             kw.update(start=start, end=start + draw(st.floats(0.001, 100)))
-        if draw(st.booleans()):
-            x1, y1 = draw(_num), draw(_num)
-            box = (x1, y1, x1 + draw(st.floats(1, 500)), y1 + draw(st.floats(1, 500)))
-            out.append(FaceEntry(**kw, face_id=i, box=box, score=draw(st.none() | _num)))
-        else:
+        kind = draw(st.sampled_from(["clip", "face", "clip with box"]))
+        if kind == "clip":
             out.append(ClipEntry(**kw))
+            continue
+        x1, y1 = draw(_num), draw(_num)
+        box = (x1, y1, x1 + draw(st.floats(1, 500)), y1 + draw(st.floats(1, 500)))
+        if kind == "face":
+            out.append(FaceEntry(**kw, face_id=i, box=box, score=draw(st.none() | _num)))
+        else:  # a box without a face id: ClipEntry carries both fields itself
+            out.append(ClipEntry(**kw, box=box, score=draw(st.none() | _num)))
     return out
 
 

@@ -93,10 +93,10 @@ def test_dataset_face_boxes_replace_detection(tmp_path):
     from typer.testing import CliRunner
 
     from emocontext.cli import app
-    from emocontext.data.adapters import FaceEntry
-    from emocontext.data.datasets import FeatureSequenceDataset
+    from emocontext.data.manifest import FaceEntry
     from emocontext.labels import EKMAN7
-    from emocontext.train import manifest_from_store
+    from emocontext.training import manifest_from_store
+    from emocontext.training.datasets import FeatureSequenceDataset
 
     root = tmp_path / "expw"
     (root / "images").mkdir(parents=True)

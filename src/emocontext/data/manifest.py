@@ -1,13 +1,14 @@
 """Which clips exist, with their labels, splits and groups: one :class:`Manifest` type.
 
 Sits at the bottom of the data flow, above the label sets and the decoder's list of media
-suffixes: it imports neither torch nor the feature layer. Dataset adapters (CAER, AFEW, CHEAVD 2.0, RAVDESS,
-CREMA-D, ...) live in :mod:`emocontext.data.adapters` and all return a Manifest.
+suffixes, below the feature layer: it imports neither torch nor the features. The dataset readers
+(CAER, AFEW, CHEAVD 2.0, RAVDESS, CREMA-D, CK+, ExpW: :mod:`emocontext.data.datasets`, one module
+each) all return a Manifest; :func:`map_labels` moves one to another label set.
 
 The generic CSV format has a header and the columns ``path`` (required, relative
 to the CSV's folder or absolute), ``label``, ``split``, ``group`` (e.g. subject),
 ``start`` and ``end`` (seconds), all optional; a manifest of labelled faces
-(:class:`FaceEntry`, ExpW) adds ``face_id, x1, y1, x2, y2, score``, so writing it with
+(``face_id``, ``box`` of :class:`ClipEntry`; ExpW) adds ``face_id, x1, y1, x2, y2, score``, so writing it with
 :meth:`Manifest.to_csv` and reading it back with :meth:`Manifest.from_csv` loses nothing.
 Clip ids must be unique: two rows for the same clip (the same face of the same file) are
 refused, since they would be one record in a feature store.
@@ -16,12 +17,14 @@ refused, since they would be one record in a feature store.
 from __future__ import annotations
 
 import csv
+import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ManifestError
-from ..labels import LabelSet, canonical
+from ..labels import LabelSet, canonical, get_label_set, label_mapping
 from ..video.decode import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = [
@@ -33,15 +36,21 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "CSV_COLUMNS",
     "FACE_COLUMNS",
+    "gather_paths",
+    "map_labels",
+    "raise_rows",
 ]
 
+log = logging.getLogger(__name__)
+
+_MAX_LISTED = 20
 CSV_COLUMNS = ["path", "label", "split", "group", "start", "end"]
 FACE_COLUMNS = ["face_id", "x1", "y1", "x2", "y2", "score"]
 
 
 @dataclass(frozen=True)
 class ClipEntry:
-    """One clip: a media file, optionally a time window of it.
+    """One clip: a media file, optionally a time window of it, optionally one given face of it.
 
     Attributes:
         path: absolute path of the video or image file.
@@ -49,6 +58,13 @@ class ClipEntry:
         split: ``"train"``, ``"val"``, ``"test"`` or None.
         group: subject/actor/source id used for grouped cross-validation, or None.
         start, end: time window in seconds, or None for the whole file.
+        face_id: which labelled face of a file that holds several (ExpW), as the dataset numbers them, or None.
+        box: ``(x1, y1, x2, y2)`` the dataset's face box, float pixels of the file (xyxy), or None: the
+            extractors then read this box in every frame instead of detecting faces.
+        score: the dataset's face-detector confidence, or None.
+
+    :meth:`Manifest.to_csv` writes face id, box and score as the columns :data:`FACE_COLUMNS`, and
+    :meth:`Manifest.from_csv` reads them back.
     """
 
     path: str
@@ -57,13 +73,18 @@ class ClipEntry:
     group: str | None = None
     start: float | None = None
     end: float | None = None
+    face_id: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    score: float | None = None
 
     @property
     def clip_id(self) -> str:
-        """Unique id of the clip: the path, plus the window if there is one."""
-        if self.start is None and self.end is None:
-            return self.path
-        return f"{self.path}#{self.start or 0:.3f}-{'' if self.end is None else f'{self.end:.3f}'}"
+        """Unique id of the clip: the path, plus the window if there is one, plus ``#face<face_id>`` if set
+        (faces of one image are distinct clips: feature store keys, predictions)."""
+        cid = self.path
+        if self.start is not None or self.end is not None:
+            cid = f"{self.path}#{self.start or 0:.3f}-{'' if self.end is None else f'{self.end:.3f}'}"
+        return cid if self.face_id is None else f"{cid}#face{self.face_id}"
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("path", "label", "split", "group", "start", "end")}
@@ -71,25 +92,21 @@ class ClipEntry:
 
 @dataclass(frozen=True)
 class FaceEntry(ClipEntry):
-    """A :class:`ClipEntry` for one labelled face of an image that may hold several (ExpW).
+    """A :class:`ClipEntry` for one labelled face of an image that may hold several (ExpW): ``face_id``
+    defaults to 0, so :attr:`clip_id` is always ``"<path>#face<face_id>"``. The dataset readers and
+    :meth:`Manifest.from_csv` give face rows as FaceEntry."""
 
-    Attributes (besides ClipEntry's):
-        face_id: index of the face in its image, as the dataset numbers them.
-        box: ``(x1, y1, x2, y2)`` face box, float pixels of the image file (xyxy).
-        score: the dataset's face-detector confidence, or None.
+    face_id: int | None = 0
 
-    :attr:`clip_id` is ``"<path>#face<face_id>"``, so faces of one image are distinct clips (feature
-    store keys, predictions). :meth:`Manifest.to_csv` writes face id, box and score as the columns
-    :data:`FACE_COLUMNS`, and :meth:`Manifest.from_csv` reads them back as FaceEntry.
-    """
 
-    face_id: int = 0
-    box: tuple[float, float, float, float] | None = None
-    score: float | None = None
-
-    @property
-    def clip_id(self) -> str:
-        return f"{super().clip_id}#face{self.face_id}"
+def raise_rows(name: str, what: str, problems: list[str], hint: str = "") -> None:
+    """One :class:`ManifestError` ``"<name>: <n> <what><hint>:"`` listing (up to 20 of) ``problems``, one a line;
+    does nothing when there are none."""
+    if not problems:
+        return
+    head = "\n  ".join(problems[:_MAX_LISTED])
+    more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+    raise ManifestError(f"{name}: {len(problems)} {what}{hint}:\n  {head}{more}")
 
 
 def _float(row: dict, key: str, where: str) -> float | None:
@@ -152,11 +169,8 @@ class Manifest:
                 problems.append(f"row {i}: unknown label {e.label!r} ({e.path})")
             if check_files and not Path(e.path).is_file():
                 problems.append(f"row {i}: missing file {e.path}")
-        if problems:
-            head = "\n  ".join(problems[:20])
-            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-            known = f" (label set {self.label_set.name}: {', '.join(self.label_set.names)})" if self.label_set else ""
-            raise ManifestError(f"{self.name}: {len(problems)} bad rows{known}:\n  {head}{more}")
+        known = f" (label set {self.label_set.name}: {', '.join(self.label_set.names)})" if self.label_set else ""
+        raise_rows(self.name, "bad rows", problems, known)
         return self
 
     @classmethod
@@ -210,19 +224,20 @@ class Manifest:
                     start=start,
                     end=end,
                 )
-                if faces and (row.get("face_id") or "").strip():
-                    fid = _float(row, "face_id", where)
-                    if fid is None or fid != int(fid):
-                        raise ManifestError(f"{where}: face_id must be an integer, got {row.get('face_id')!r}")
-                    coords = [_float(row, k, where) for k in ("x1", "y1", "x2", "y2")]
-                    box = None
-                    if any(c is not None for c in coords):
-                        if any(c is None for c in coords):
-                            raise ManifestError(f"{where}: a face box needs all of x1, y1, x2, y2")
-                        box = tuple(coords)
-                    entries.append(FaceEntry(**kw, face_id=int(fid), box=box, score=_float(row, "score", where)))
-                else:
+                if not faces:
                     entries.append(ClipEntry(**kw))
+                    continue
+                fid = _float(row, "face_id", where)
+                if fid is not None and fid != int(fid):
+                    raise ManifestError(f"{where}: face_id must be an integer, got {row.get('face_id')!r}")
+                coords = [_float(row, k, where) for k in ("x1", "y1", "x2", "y2")]
+                box = None
+                if any(c is not None for c in coords):
+                    if any(c is None for c in coords):
+                        raise ManifestError(f"{where}: a face box needs all of x1, y1, x2, y2")
+                    box = tuple(coords)
+                kw.update(box=box, score=_float(row, "score", where))
+                entries.append(FaceEntry(**kw, face_id=int(fid)) if fid is not None else ClipEntry(**kw))
         manifest = cls(entries, label_set=label_set, name=str(path)).validate(check_files=check_files)
         dup = duplicate_clip_ids(entries)
         if dup:
@@ -233,7 +248,7 @@ class Manifest:
         return manifest
 
     def to_csv(self, path: str | Path) -> None:
-        """Write the generic CSV format (atomically); face entries add the :data:`FACE_COLUMNS`.
+        """Write the generic CSV format (atomically); entries with a face id or box add the :data:`FACE_COLUMNS`.
 
         :meth:`from_csv` reads the file back into an equal manifest (absolute paths, canonical labels).
         """
@@ -241,14 +256,14 @@ class Manifest:
 
         from ..outputs import atomic_write_text
 
-        faces = any(isinstance(e, FaceEntry) for e in self.entries)
+        faces = any(e.face_id is not None or e.box is not None for e in self.entries)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS + (FACE_COLUMNS if faces else []), lineterminator="\n")
         w.writeheader()
         for e in self.entries:
             row = {k: ("" if v is None else v) for k, v in e.to_dict().items()}
-            if isinstance(e, FaceEntry):
-                row["face_id"] = e.face_id
+            if faces:
+                row["face_id"] = "" if e.face_id is None else e.face_id
                 if e.box is not None:
                     row.update(zip(("x1", "y1", "x2", "y2"), (repr(float(v)) for v in e.box), strict=True))
                 row["score"] = "" if e.score is None else repr(float(e.score))
@@ -257,3 +272,72 @@ class Manifest:
                     row[k] = repr(row[k])
             w.writerow(row)
         atomic_write_text(path, buf.getvalue())
+
+
+def gather_paths(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """Media files of files and folders given on a command line: ``([(file, argument)], [(argument, error)])``.
+
+    Folders are expanded (:meth:`Manifest.from_paths`); a folder without media is an error of its own
+    (the other arguments still count); a file given twice is listed once.
+    """
+    files: list[tuple[Path, Path]] = []
+    bad: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+    for arg in map(Path, paths):
+        try:
+            entries = Manifest.from_paths([arg])
+        except ManifestError as e:
+            bad.append((arg, str(e)))
+            continue
+        for entry in entries:
+            if entry.path not in seen:
+                seen.add(entry.path)
+                files.append((Path(entry.path), arg))
+    return files, bad
+
+
+def map_labels(
+    manifest: Manifest, target_set: LabelSet | str, mapping: dict[str, str | None] | None = None
+) -> Manifest:
+    """The manifest with its labels moved to ``target_set``; entries mapped to None are dropped.
+
+    The mapping is :func:`emocontext.labels.label_mapping`: names both sets share map to themselves,
+    then the documented defaults of :data:`emocontext.labels.DEFAULT_MAPPINGS` (RAVDESS calm -> neutral,
+    CK+ contempt -> dropped), then ``mapping`` (e.g. ``{"worried": None, "anxious": "fear"}`` for
+    CHEAVD). Unlabelled entries are kept as they are. The result records what was done in
+    ``extra["label_mapping"]``: ``{"from", "to", "mapping", "dropped": {label: count}}``.
+
+    Raises:
+        ManifestError: labels with no equivalent in ``target_set`` (e.g. CHEAVD worried/anxious to
+            Ekman-7 without a mapping): one error naming them, with counts, and listing their rows;
+            or mapping values that are not in ``target_set``.
+    """
+    target = get_label_set(target_set)
+    table = label_mapping(manifest.label_set, target, mapping)
+    unmapped = [(i, e) for i, e in enumerate(manifest.entries) if e.label is not None and e.label not in table]
+    if unmapped:
+        counts = Counter(e.label for _, e in unmapped)
+        names = ", ".join(f"{k} ({n})" for k, n in counts.most_common())
+        example = ", ".join(f"{k!r}: <{target.name} name or None to drop>" for k in counts)
+        raise_rows(
+            manifest.name,
+            f"rows with labels that have no equivalent in {target.name}: {names}; pass mapping={{{example}}}",
+            [f"row {i}: {e.label} ({e.path})" for i, e in unmapped],
+        )
+    entries, dropped = [], Counter()
+    for e in manifest.entries:
+        if e.label is None:
+            entries.append(e)
+        elif table[e.label] is None:
+            dropped[e.label] += 1
+        else:
+            entries.append(replace(e, label=table[e.label]))
+    if dropped:
+        log.info("%s: dropped %s for %s", manifest.name, dict(dropped), target.name)
+    source = manifest.label_set.name if manifest.label_set else None
+    used = {k: v for k, v in table.items() if k in {e.label for e in manifest.entries}}
+    extra = {
+        **manifest.extra,
+        "label_mapping": {"from": source, "to": target.name, "mapping": used, "dropped": dict(dropped)},
+    }
+    return Manifest(entries, label_set=target, name=manifest.name, extra=extra)

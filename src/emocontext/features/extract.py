@@ -195,7 +195,7 @@ class Extractors:
         return cfg
 
     def streams(self, entry: ClipEntry, times: StageTimes | None = None) -> Streams:
-        box = getattr(entry, "box", None)  # datasets that give the face box (ExpW) skip detection
+        box = entry.box  # datasets that give the face box (ExpW) skip detection
         detector = self.detector if box is None else GivenBoxDetector(box)
         return video_streams(entry.path, detector, self.clip_config(entry), times=times)
 
@@ -369,7 +369,7 @@ def extract(
                 streams, audio = current.result()
                 record = clip_record(streams, extractors, summary.times, audio=audio)
                 record.meta.update(entry.to_dict())
-                if getattr(entry, "box", None) is not None:  # a dataset's own face box (ExpW FaceEntry)
+                if entry.box is not None:  # a dataset's own face box (ExpW)
                     record.meta.update(face_id=entry.face_id, box=list(entry.box))
                 store.put(entry.clip_id, record)
                 summary.done += 1

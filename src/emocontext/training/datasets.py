@@ -18,7 +18,7 @@ or ``max_frames`` crops the audio to the same span, as the AV-LSTM's alignment a
 ``collate`` pads them to ``audio`` (B, T_a, D_a) with ``audio_mask`` (B, T_a). Chao et al. 2016
 (section 3.3) PCA-whiten the audio features with a transform fitted on the training data:
 :func:`fit_audio_whitening` fits it on the training clips, ``audio_whitening=`` applies it (the
-same object to the training, validation and test datasets; :func:`emocontext.train.fit` stores it
+same object to the training, validation and test datasets; :func:`emocontext.training.fit` stores it
 in the checkpoint).
 """
 

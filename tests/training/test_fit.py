@@ -10,12 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from emocontext.cli import app
-from emocontext.data.datasets import FeatureSequenceDataset, collate
 from emocontext.data.manifest import ClipEntry, Manifest
 from emocontext.errors import ConfigError, IncompatibleFeaturesError
 from emocontext.features.store import FeatureStore, Record
 from emocontext.labels import CREMAD6, EKMAN7
-from emocontext.train import (
+from emocontext.training import (
     TrainConfig,
     check_features,
     fit,
@@ -24,8 +23,9 @@ from emocontext.train import (
     predict_probs,
     train_seeds,
 )
+from emocontext.training.datasets import FeatureSequenceDataset, collate
 from tests.conftest import data_path
-from tests.data.test_datasets import audio_store
+from tests.training.test_datasets import audio_store
 
 SIG = {"face": {"name": "synthetic"}, "context": {"name": "synthetic"}}
 
@@ -204,7 +204,7 @@ def test_cli_train_evaluate_compare(tmp_path):
 
 
 def test_av_lstm_trains_on_audio_and_its_whitening_travels_with_the_checkpoint(tmp_path):
-    from emocontext.data.datasets import fit_audio_whitening
+    from emocontext.training.datasets import fit_audio_whitening
 
     store, entries = audio_store(tmp_path / "s", n=24)
     train = [e for e in entries if e.split == "train"]
@@ -227,7 +227,7 @@ def test_av_lstm_trains_on_audio_and_its_whitening_travels_with_the_checkpoint(t
 
 
 def test_audio_training_errors(tmp_path):
-    from emocontext.data.datasets import fit_audio_whitening
+    from emocontext.training.datasets import fit_audio_whitening
 
     store, entries = audio_store(tmp_path / "s", n=12)
     train = [e for e in entries if e.split == "train"]
@@ -253,10 +253,10 @@ def test_audio_training_errors(tmp_path):
 @pytest.mark.slow
 def test_av_lstm_on_real_clips_with_their_audio(tmp_path):
     """The 6 CREMA-D clips extracted with their audio, then 2 epochs of av_lstm (no accuracy claim)."""
-    from emocontext.data.adapters import load_dataset
-    from emocontext.data.datasets import fit_audio_whitening
+    from emocontext.data.datasets import load_dataset
     from emocontext.features.audio import PAPER_AUDIO
     from emocontext.features.extract import Extractors, extract
+    from emocontext.training.datasets import fit_audio_whitening
 
     clips = load_dataset("crema_d", data_path("videos", "crema-d"))
     assert len(clips) == 6
@@ -305,7 +305,7 @@ def test_av_lstm_on_real_clips_with_their_audio(tmp_path):
 @pytest.mark.slow
 def test_every_model_trains_on_real_features(tmp_path):
     """Smoke run: extract the real clips, then a few epochs of every model (no accuracy claim)."""
-    from emocontext.data.adapters import crema_d
+    from emocontext.data.datasets import crema_d
     from emocontext.features.extract import Extractors, extract
     from emocontext.models.registry import list_models
 

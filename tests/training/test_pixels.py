@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from emocontext.data.adapters import FaceEntry
-from emocontext.data.datasets import collate
-from emocontext.data.manifest import ClipEntry
-from emocontext.data.pixels import PixelClip, PixelClipDataset, average_windows, load_pixel_clips
+from emocontext.data.manifest import ClipEntry, FaceEntry
 from emocontext.errors import ConfigError
 from emocontext.labels import EKMAN7
-from emocontext.train import TrainConfig, fit, predict_probs
+from emocontext.training import TrainConfig, fit, predict_probs
+from emocontext.training.datasets import collate
+from emocontext.training.pixels import PixelClip, PixelClipDataset, average_windows, load_pixel_clips
 from tests.conftest import encode_video
 
 BOX = (60.0, 40.0, 100.0, 80.0)  # xyxy in a 160x120 frame
@@ -146,7 +145,7 @@ def test_caer_net_s_trains_from_pixel_clips_through_fit(tmp_path):
         model_kwargs={"channels": (8, 8, 8, 8, 8), "attention_channels": 4, "fusion_hidden": 8},
     )
     res = fit(cfg, train, val, tmp_path / "run", label_set=EKMAN7)
-    from emocontext.train import load_model
+    from emocontext.training import load_model
 
     model, _ = load_model(res.checkpoint)
     probs = predict_probs(model, val)
