@@ -33,7 +33,7 @@ from .options import FIELDS, MAX_FPS, parse_options, person_values
 from .page import page_html
 from .schemas import SCHEMA_HEADER, SCHEMA_VERSION, ErrorV1, JobV1, ModelsV1, PredictionV1, upload_body
 from .settings import ServeSettings
-from .uploads import receive_upload
+from .uploads import discard_body, receive_upload
 
 __all__ = ["create_app"]
 
@@ -139,7 +139,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def accept(request: Request, *, keep: bool) -> Job:
         """Slot, upload, content check, options, then the job; on any failure nothing is left behind."""
         manager: JobManager = request.app.state.jobs
-        slot = manager.reserve()
+        try:
+            slot = manager.reserve()
+        except ApiError:
+            await discard_body(request)
+            raise
         upload = None
         try:
             upload = await receive_upload(

@@ -55,7 +55,8 @@ class Job:
         filename: the client's file name.
         options: the prediction options (``model``, ``detector``, ``fps``, ``max_duration``, ``person``).
         status: ``queued``, ``running``, ``done`` or ``failed``.
-        stage: ``queued``, ``detect`` (reading frames), ``report``, ``annotate``, then the status.
+        stage: ``queued``, ``load`` (a model not yet in the worker), ``detect`` (reading frames), ``report``,
+            ``annotate``, then the status.
         frames_done / frames_total: sampled frames read so far / expected (None when unknown).
         result: the prediction JSON (``status == "done"``).
         error: ``{"error": kind, "detail": message}`` (``status == "failed"``).

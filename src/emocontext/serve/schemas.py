@@ -84,7 +84,7 @@ class JobV1(BaseModel):
     model_config = ConfigDict(title="Job")
     id: str
     status: str = Field(description="queued, running, done or failed")
-    stage: str = Field(description="queued, detect, report, annotate, done or failed")
+    stage: str = Field(description="queued, load, detect, report, annotate, done or failed")
     filename: str
     options: dict
     progress: ProgressV1

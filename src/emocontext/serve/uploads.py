@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from .errors import ApiError
 
-__all__ = ["Upload", "receive_upload", "check_filename", "MAX_FIELD_BYTES", "DRAIN_LIMIT"]
+__all__ = ["Upload", "receive_upload", "discard_body", "check_filename", "MAX_FIELD_BYTES", "DRAIN_LIMIT"]
 
 #: Largest accepted value of an option field, in bytes.
 MAX_FIELD_BYTES = 1024
@@ -188,6 +188,14 @@ async def _drain(stream: AsyncIterator[bytes], limit: int = DRAIN_LIMIT) -> None
                 return
     except Exception:  # the client went away: nothing to answer anyway
         return
+
+
+async def discard_body(request) -> None:
+    """Read and drop the request body (at most :data:`DRAIN_LIMIT` bytes), so an early answer reaches the client."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        return
+    await _drain(request.stream())
 
 
 async def receive_upload(

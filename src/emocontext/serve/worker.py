@@ -84,6 +84,8 @@ def init_worker(events, threads: int, model: str | None, detector: str) -> None:
     """Pool initializer: torch threads, the event queue, and the default predictor loaded."""
     import torch
 
+    from ..predict import default_model
+
     torch.set_num_threads(threads)
     _STATE["events"] = events
     try:
@@ -91,7 +93,7 @@ def init_worker(events, threads: int, model: str | None, detector: str) -> None:
     except EmoContextError as e:
         _emit("failed", os.getpid(), str(e))
         return
-    _emit("ready", os.getpid(), {"model": p.model_name, "labels": list(p.labels)})
+    _emit("ready", os.getpid(), {"model": model or default_model(), "name": p.model_name, "labels": list(p.labels)})
 
 
 def _scrub(message: str, path: Path, filename: str) -> str:
@@ -137,7 +139,9 @@ def run_job(spec: dict) -> dict:
     t0 = time.perf_counter()
     _emit("start", job_id, os.getpid())
     try:
+        _emit("stage", job_id, "load")  # instant when this worker already holds the model
         predictor = _predictor(opts.get("model"), opts.get("detector", "mtcnn"), opts.get("person"))
+        _emit("stage", job_id, "detect")
     except EmoContextError as e:
         return {"error": {"kind": "bad_option", "detail": str(e)}}
     # the sampling options change no model: set them on the loaded predictor
