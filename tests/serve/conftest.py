@@ -111,8 +111,8 @@ def tiny_video(media_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def long_video(media_dir) -> Path:
-    """20 s at 10 fps, 320x240 moving gradient: sampled at 30 fps, 600 frames for the detector."""
-    n, h, w = 200, 240, 320
+    """20 s at 10 fps, 640x480 moving gradient: sampled at 30 fps, 600 frames for the detector (a minute or more)."""
+    n, h, w = 200, 480, 640
     x = np.linspace(0, 255, w)[None, None, :, None]
     shift = np.arange(n)[:, None, None, None] * 3
     frames = ((x + shift) % 256).astype(np.uint8)

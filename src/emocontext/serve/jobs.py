@@ -81,6 +81,7 @@ class Job:
     key_frames: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     seconds: float | None = None
+    worker: int | None = None
     waiter: asyncio.Future | None = None
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -210,6 +211,7 @@ class JobManager:
                         continue
                     if kind == "start":
                         job.status, job.stage, job.started = "running", "detect", time.time()
+                        job.worker = msg[2]
                     elif kind == "progress":
                         job.frames_done = max(job.frames_done, int(msg[2]))
                         if job.frames_total is not None and job.frames_done > job.frames_total:
@@ -341,6 +343,8 @@ class JobManager:
             else:
                 job.status = job.stage = "failed"
                 job.error = outcome
+                if outcome["error"] in ("time_limit", "worker_crash") and job.worker is not None:
+                    self.ready.pop(job.worker, None)  # stopped: its replacement reports when loaded
             self._active.pop(job.id, None)
         elapsed = now - (job.started or job.created)
         self._durations.append(elapsed)

@@ -80,6 +80,15 @@ def _predictor(model: str | None, detector: str, person: str | None = None):
     return _STATE["predictors"][key]
 
 
+def _warm_up(predictor) -> None:
+    """One detection and one face-CNN pass on blank pixels: the first job does not pay for lazy initialisation."""
+    import numpy as np
+
+    getattr(predictor.detector, "inner", predictor.detector).detect(np.zeros((240, 320, 3), np.uint8))
+    size = predictor.config.face_size
+    predictor.face(np.zeros((1, size, size, 3), np.uint8))
+
+
 def init_worker(events, threads: int, model: str | None, detector: str) -> None:
     """Pool initializer: torch threads, the event queue, and the default predictor loaded."""
     import torch
@@ -90,6 +99,7 @@ def init_worker(events, threads: int, model: str | None, detector: str) -> None:
     _STATE["events"] = events
     try:
         p = _predictor(model, detector)
+        _warm_up(p)
     except EmoContextError as e:
         _emit("failed", os.getpid(), str(e))
         return
