@@ -8,7 +8,7 @@ in flight at the deadline are awaited). Every 200 answer must equal the referenc
 that was sent (same file name, label and per-frame values; probabilities within 1e-3), so an
 answer mixed up between requests or lost shows. Memory is the resident set of the server
 process and its workers (``/proc``), sampled every 0.5 s; "after warm-up" is after one request
-per clip. At the end: no upload may be left in the server's folder, and after the server
+per clip (``--warmup``). At the end: no upload may be left in the server's folder, and after the server
 stops its ``TMPDIR`` must be empty.
 
     python benchmarks/serve_load.py --workers 1 --clients 4 --duration 60 --out benchmarks/serve_load.md
@@ -155,6 +155,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     ap.add_argument("--max-requests", type=int, default=2000)
     ap.add_argument("--fps", type=float, default=5.0)
+    ap.add_argument("--warmup", type=int, default=None, help="requests before the load (default: one per clip)")
     ap.add_argument("--start-timeout", type=float, default=1800.0)
     ap.add_argument("--out", type=Path, default=None, help="write the results as markdown here")
     ap.add_argument("--note", default="", help="a line about the machine's state for the results file")
@@ -194,9 +195,10 @@ def main() -> None:
                     sys.exit("the server did not get ready")
                 time.sleep(0.5)
             startup = time.monotonic() - t_start
-            print(f"server ready after {startup:.0f} s; warm-up: one request per clip", flush=True)
+            warm = files[: args.warmup] if args.warmup is not None else files
+            print(f"server ready after {startup:.0f} s; warm-up: {len(warm)} requests", flush=True)
             warm_bad = 0
-            for f in files:
+            for f in warm:
                 r = http.post("/v1/predict", files={"file": (f.name, f.read_bytes())}, data={"fps": str(args.fps)})
                 warm_bad += r.status_code != 200 or same(r.json(), refs[f.name]) is not None
             warm_end = time.monotonic()
@@ -251,6 +253,7 @@ def main() -> None:
         "client_errors": client_errors,
         "mismatches": mismatches,
         "warm_bad": warm_bad,
+        "warm_n": len(warm),
         "rss_peak": peak,
         "rss_warm": rss_warm,
         "rss_peak_after_warm": peak_after_warm,
@@ -273,7 +276,9 @@ def render(args, files: list[Path], r: dict) -> str:
     mb = 1024 * 1024
     cmd = (
         f"python benchmarks/serve_load.py --workers {args.workers} --clients {args.clients} --queue {args.queue} "
-        f"--duration {args.duration:g} --fps {args.fps:g}" + (f" --out {args.out}" if args.out else "")
+        f"--duration {args.duration:g} --fps {args.fps:g}"
+        + (f" --warmup {args.warmup}" if args.warmup is not None else "")
+        + (f" --out {args.out}" if args.out else "")
     )
     verdict = []
     verdict.append("no 5xx other than 503" if r["server_5xx"] == 0 else f"**{r['server_5xx']} 5xx other than 503**")
@@ -306,7 +311,7 @@ def render(args, files: list[Path], r: dict) -> str:
         f"| 5xx other than 503 | {r['server_5xx']} |",
         f"| client-side errors (no answer) | {r['client_errors']} |",
         f"| 200 answers different from `predict` | {len(r['mismatches'])} |",
-        f"| warm-up answers different or failed | {r['warm_bad']} |",
+        f"| warm-up requests / answers different or failed | {r['warm_n']} / {r['warm_bad']} |",
         f"| memory (server + workers, RSS) after warm-up | {r['rss_warm'] / mb:.0f} MiB |",
         f"| memory peak after warm-up / at the end | {r['rss_peak_after_warm'] / mb:.0f} / "
         f"{r['rss_end'] / mb:.0f} MiB |",

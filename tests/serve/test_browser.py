@@ -64,6 +64,8 @@ def test_upload_a_clip_and_see_the_answer(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(server.url + "/")
     page.wait_for_function("document.querySelectorAll('#model option').length >= 2")
+    models = server.client.get("/v1/models").json()
+    assert page.is_visible("#person-label") == bool(models["person"])  # only where the library reads persons
     page.set_input_files("#file", str(clip))
     page.focus("#submit")
     page.keyboard.press("Enter")  # keyboard only: the form submits from the focused button
