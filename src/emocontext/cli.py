@@ -642,7 +642,7 @@ def serve(
 ) -> None:
     """Serve predictions over HTTP and a page to drop a file on (needs the serve extra).
 
-    Open http://HOST:PORT/ in a browser; the API is described at /docs. POST /v1/predict and
+    Open http://HOST:PORT/ in a browser; the API is described at /openapi.json. POST /v1/predict and
     POST /v1/jobs take a multipart upload (field `file`, options model, detector, fps,
     max_duration); GET /v1/models, /healthz, /readyz, /metrics.
 

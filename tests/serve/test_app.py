@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
 import time
 
 import cv2
@@ -300,5 +301,6 @@ def test_full_queue_time_limit_and_clean_stop(tmp_path, tiny_video, long_video):
         assert re.search(r'^emocontext_failures_total\{kind="queue_full"\} 1\.0$', metrics, re.M)
         assert re.search(r'^emocontext_failures_total\{kind="time_limit"\} 1\.0$', metrics, re.M)
         start = time.monotonic()
-    assert s.proc.returncode == 0 and time.monotonic() - start < 120
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: -15 is its normal exit status
+    assert s.proc.returncode in (0, -signal.SIGTERM) and time.monotonic() - start < 120
     assert list(tmp.iterdir()) == []  # uploads and job folders all removed at shutdown

@@ -113,6 +113,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         summary="Context-aware video emotion recognition as a web service.",
         description=f"Prediction JSON schema version {SCHEMA_VERSION} (header `{SCHEMA_HEADER}`).",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's Swagger and ReDoc pages load scripts from a CDN: the service stays self-contained
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
