@@ -98,9 +98,13 @@ def same(a, b, where: str = "") -> str | None:
     return None if a == b else f"{where}: {a!r} != {b!r}"
 
 
-def references(files: list[Path], fps: float) -> dict[str, dict]:
+def references(files: list[Path], fps: float, threads: int | None) -> dict[str, dict]:
+    import torch
+
     from emocontext.predict import Predictor
 
+    if threads:
+        torch.set_num_threads(threads)
     predictor = Predictor(fps=fps)
     refs = {}
     for f in files:
@@ -155,6 +159,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     ap.add_argument("--max-requests", type=int, default=2000)
     ap.add_argument("--fps", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per worker and for the references")
     ap.add_argument("--warmup", type=int, default=None, help="requests before the load (default: one per clip)")
     ap.add_argument("--start-timeout", type=float, default=1800.0)
     ap.add_argument("--out", type=Path, default=None, help="write the results as markdown here")
@@ -166,7 +171,7 @@ def main() -> None:
         sys.exit(f"no clips in {args.videos}")
     print(f"references: single-process predict of {len(files)} clips at {args.fps:g} fps", flush=True)
     t0 = time.perf_counter()
-    refs = references(files, args.fps)
+    refs = references(files, args.fps, args.threads)
     ref_seconds = time.perf_counter() - t0
 
     tmp = Path(tempfile.mkdtemp(prefix="serve-load-"))
@@ -177,6 +182,8 @@ def main() -> None:
     server_tmp.mkdir()
     cmd = [sys.executable, "-m", "emocontext", "serve", "--port", str(port), "--workers", str(args.workers)]
     cmd += ["--queue", str(args.queue), "--log-level", "warning"]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     proc = subprocess.Popen(cmd, env={**os.environ, "TMPDIR": str(server_tmp)}, stdout=log, stderr=subprocess.STDOUT)
     sampler = MemorySampler(proc.pid)
     sampler.start()
@@ -278,6 +285,7 @@ def render(args, files: list[Path], r: dict) -> str:
         f"python benchmarks/serve_load.py --workers {args.workers} --clients {args.clients} --queue {args.queue} "
         f"--duration {args.duration:g} --fps {args.fps:g}"
         + (f" --warmup {args.warmup}" if args.warmup is not None else "")
+        + (f" --threads {args.threads}" if args.threads else "")
         + (f" --out {args.out}" if args.out else "")
     )
     verdict = []

@@ -279,6 +279,7 @@ def test_uploads_are_removed_when_jobs_end(server):
     assert server.uploads() == []
 
 
+@pytest.mark.slow
 def test_full_queue_time_limit_and_clean_stop(tmp_path, tiny_video, long_video):
     """One worker, no queue, 10 s per job: a second request gets 503; the long job is stopped, the next one runs."""
     tmp = tmp_path / "tmp"
