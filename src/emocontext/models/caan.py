@@ -25,7 +25,7 @@ Deviations shared by the models of this file (each class lists its own):
 
 * **Feature sizes.** The paper's inputs are fc6 features (4096-d) of a fine-tuned VGG-Face and
   VGG16. Here any ``face_dim`` / ``context_dim`` (the project's 1280-d EfficientNet-Lite0
-  features by default, DESIGN.md "Pretrained parts that work offline").
+  features by default, ARCHITECTURE.md "Pretrained parts that work offline").
 * **Nonlinearities and dropout.** "1024 neurons" and "a fusion layer with 2048 neurons" are
   implemented as Linear, ReLU, Dropout; eq. (2) (``g_i = W r_i + b``) stays linear, as printed.
   Dropout (0.5 by default) is not in the paper.

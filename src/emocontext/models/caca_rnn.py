@@ -24,7 +24,7 @@ Deviations shared by all models of this file (each class lists its own):
   context features are SqueezeNet 1.1's last conv map pooled to 25,088 values (V-C). Here both
   streams are 1280-d by default: the project's FER2013 EfficientNet-Lite0 (pooled penultimate
   layer) for faces and the ImageNet EfficientNet-Lite0 (pooled) for context, because SqueezeNet
-  ImageNet weights cannot ship offline (DESIGN.md, "Pretrained parts that work offline"). The
+  ImageNet weights cannot ship offline (ARCHITECTURE.md, "Pretrained parts that work offline"). The
   models take any ``face_dim`` / ``context_dim``. Parameter counts therefore differ from Table I.
 * **Stream encoders.** "encoded to 128 by fully-connected layers" (V-D) is implemented as
   Linear, ReLU, Dropout (:class:`~emocontext.models.base.StreamEncoder`); the paper does not

@@ -188,7 +188,7 @@ class CAERNetS(_FrameCAER):
 
     Batch keys: ``face_pixels`` ``(B, T, 3, H_f, W_f)`` float, face crops normalised as the
     caller likes (the network is trained from scratch); ``context_pixels`` ``(B, T, 3, H, W)``
-    float, whole frames with the face hidden (DESIGN.md, "streams"); ``mask`` ``(B, T)``,
+    float, whole frames with the face hidden (ARCHITECTURE.md, "Streams"); ``mask`` ``(B, T)``,
     ``face_mask`` ``(B, T)`` (optional, see :mod:`emocontext.models.base`). For a single image
     per clip, ``T = 1`` or ``(B, 3, H, W)`` tensors (then ``mask``/``face_mask`` are ``(B, 1)`` or
     absent). Face crops of face-less frames are never read.
@@ -300,7 +300,7 @@ class CAERNetFeatures(_FrameCAER):
     logits are the mean over face frames, and a clip without a face gets the classifier's output
     for a zero feature.
 
-    Deviations: no trainable encoders (the features are frozen, DESIGN.md "Pretrained parts that
+    Deviations: no trainable encoders (the features are frozen, ARCHITECTURE.md "Pretrained parts that
     work offline"); the attention convolutions read the frozen map, so with ``kernel 3`` and
     a 7x7 map they see 3x3 neighbourhoods of a 32-px stride; the per-frame classification with
     averaged logits replaces the 3D temporal aggregation.
