@@ -191,8 +191,9 @@ def register_model(
         name: registry name; by default the class's or function's ``__name__``.
         description: one line; by default the first line of the docstring.
         paper: the paper, section and figure or equation implemented.
-        streams: batch keys read; by default the class attribute ``streams`` (required for a
-            function, else empty).
+        streams: batch keys read; by default the class attribute ``streams`` (a builder
+            function should give them; they are empty otherwise).
+        fixed, defaults, unused, dims: for a class, see above.
 
     Raises:
         ConfigError: the name is taken by another class or function; a builder function with
