@@ -1,6 +1,6 @@
 """Frozen feature extractors, each carrying its weights, preprocessing and provenance.
 
-Two extractors feed every model (DESIGN.md, "Pretrained parts that work offline"):
+Two extractors feed every model (ARCHITECTURE.md, "Pretrained parts that work offline"):
 
 * **Face**: :class:`FaceExpressionCNN`, an EfficientNet-Lite0 fine-tuned by this
   project on FER2013 (``scripts/train_face_cnn.py``, model card in
