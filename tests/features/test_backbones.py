@@ -89,7 +89,9 @@ def test_shipped_face_cnn_on_fer2013_privatetest_sample():
             ys.append(k)
     _, probs = FaceExtractor()(np.stack(xs))
     acc = float((probs[:, :7].argmax(1) == np.array(ys)).mean())  # FER2013's 7 classes: contempt mapped out
-    assert acc > 0.55, f"accuracy {acc:.3f} on {len(ys)} PrivateTest faces"
+    # version 4 learns the FER+ majority, which matches FER2013's own label on only 63 % of faces (59.9 % on the
+    # whole split, benchmarks/face_cnn.md): broken preprocessing would fall towards chance (14 %)
+    assert acc > 0.5, f"accuracy {acc:.3f} on {len(ys)} PrivateTest faces"
 
 
 def test_folding_batch_norms_keeps_the_output():
