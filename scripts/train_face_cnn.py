@@ -30,6 +30,7 @@ Recipe (seeded, resumable, CPU):
   * a checkpoint after every epoch (atomic); rerunning the same command continues from it
     and gives the same result, because each epoch re-seeds from the seed and the epoch.
 
+Needs: pip install -e ".[train]" (albumentations)
 Run:  python scripts/train_face_cnn.py --init <weights> --out runs/face_cnn_v4 --epochs 10 --keep-epochs
 Then: python scripts/train_face_cnn.py --out runs/face_cnn_v4 --average 7-9
       python scripts/train_face_cnn.py --out runs/face_cnn_v4 --export --from swa.pt --report benchmarks/face_cnn.md
