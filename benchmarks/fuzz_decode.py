@@ -10,7 +10,7 @@ Outcome per input: ``frames`` (decoded), ``decode_error`` (a one-line VideoDecod
 (any other exception, or the worker process dying) or ``hang`` (over ``--timeout`` seconds). The inputs run
 in a worker process; if it dies the parent records a crash and restarts after that input.
 
-    nice -n 19 python benchmarks/fuzz_decode.py --n 10000 --out benchmarks/fuzz_decode.md
+    python benchmarks/fuzz_decode.py --n 10000 --out benchmarks/fuzz_decode.md
 """
 
 from __future__ import annotations
@@ -216,10 +216,10 @@ def write_report(args, seed_list, progress: Path, wall: float, *, final: bool) -
     lines = [
         "# Fuzzing the decoder wrapper (`benchmarks/fuzz_decode.py`)",
         "",
-        f"Command: `nice -n 19 python benchmarks/fuzz_decode.py --n {args.n} --timeout {args.timeout:g} "
+        f"Command: `python benchmarks/fuzz_decode.py --n {args.n} --timeout {args.timeout:g} "
         f"--seconds {args.seconds:g}`",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (run at nice 19), "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; wall time {wall / 60:.1f} min"
         + ("." if final else f" so far (run in progress: {len(rows):,} of {args.n:,} inputs)."),
         "",

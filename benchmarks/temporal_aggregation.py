@@ -12,8 +12,8 @@ Aggregators over the frames with a face, each giving a clip distribution whose a
 * ``vote``: the most frequent frame argmax (ties: the higher mean probability).
 
 Labelled sequences available here: the 327 CK+ sequences (3 frames each, read as crops, CK+'s 7 classes) and
-the 6 CREMA-D clips and 1 RAVDESS clip (``predict`` with MTCNN at 5 fps; 8-class answers read on the clip's
-label set). Accuracy with 95 % bootstrap CIs, and the number of clips where each aggregator disagrees with the
+the 6 CREMA-D clips and 1 RAVDESS clip (``predict`` with MTCNN at 5 fps; 8-class answers read on Ekman 7).
+Accuracy with 95 % bootstrap CIs, and the number of clips where each aggregator disagrees with the
 mean.
 
     python benchmarks/temporal_aggregation.py --out benchmarks/temporal_aggregation.md
@@ -32,9 +32,9 @@ import numpy as np
 from _machine import cpu_name
 from scipy.stats import trim_mean
 
-from emocontext.data.datasets import ckplus_sequences, load_dataset
+from emocontext.data.datasets import ckplus_sequences, load_dataset, map_labels
 from emocontext.features.backbones import FaceExtractor
-from emocontext.labels import CKPLUS7, EKMAN8, get_label_set, restrict_probabilities
+from emocontext.labels import CKPLUS7, EKMAN7, EKMAN8, restrict_probabilities
 from emocontext.metrics import accuracy, bootstrap_ci
 
 
@@ -70,14 +70,13 @@ def video_frames(data: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.nda
     predictor = Predictor(model="face")
     probs, sizes, labels, names = [], [], [], []
     for dataset, root in (("crema_d", data / "videos" / "crema-d"), ("ravdess", data / "videos" / "ravdess")):
-        manifest = load_dataset(dataset, root)
-        target = get_label_set(manifest.label_set)
+        manifest = map_labels(load_dataset(dataset, root), EKMAN7)  # RAVDESS calm -> neutral
+        target = EKMAN7
         for e in manifest.entries:
             pred = predictor.predict(e.path)
             frames = [f for f in pred.frames if f.probabilities]
             p = np.array([[f.probabilities[n] for n in pred.probabilities] for f in frames])
-            if target.name != "ekman8":
-                p = restrict_probabilities(p, EKMAN8, target)
+            p = restrict_probabilities(p, EKMAN8, target)  # the 8-class answers read on Ekman 7
             probs.append(p)
             sizes.append(np.array([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in frames]))
             labels.append(target.index(e.label))

@@ -30,6 +30,7 @@ Recipe (seeded, resumable, CPU):
   * a checkpoint after every epoch (atomic); rerunning the same command continues from it
     and gives the same result, because each epoch re-seeds from the seed and the epoch.
 
+Needs: pip install -e ".[train]" (albumentations)
 Run:  python scripts/train_face_cnn.py --init <weights> --out runs/face_cnn_v4 --epochs 10 --keep-epochs
 Then: python scripts/train_face_cnn.py --out runs/face_cnn_v4 --average 7-9
       python scripts/train_face_cnn.py --out runs/face_cnn_v4 --export --from swa.pt --report benchmarks/face_cnn.md
@@ -225,7 +226,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         return loss
 
     opt.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def measure_extractor(weights: Path, splits: dict[str, dict[str, np.ndarray]]) -> dict:
@@ -319,15 +320,17 @@ SHIPPED_COMMANDS = """\
 python scripts/train_face_cnn.py --init <v3.pt> --out runs/face_cnn_v4 --epochs 12 --lr 3e-4 --keep-epochs --threads 2
 # ... stopped during epoch 6 and resumed from epoch 5's checkpoint with a shorter cosine schedule (CPU budget):
 python scripts/train_face_cnn.py --init <v3.pt> --out runs/face_cnn_v4 --epochs 10 --lr 3e-4 --keep-epochs --threads 2
+# the weight average of the last three epochs scored 0.8172 (flip pass 0.8206) on PublicTest FER+, below the best
+# single epoch (epoch 7: 0.8228 one pass), so the best epoch ships:
 python scripts/train_face_cnn.py --out runs/face_cnn_v4 --average 7-9
-python scripts/train_face_cnn.py --out runs/face_cnn_v4 --export --from swa.pt --report benchmarks/face_cnn.md"""
+python scripts/train_face_cnn.py --out runs/face_cnn_v4 --export --report benchmarks/face_cnn.md"""
 
 SHIPPED_NOTE = """\
 Version 4 starts from version 3's weights (a 7-class head gains a contempt row: zero weights, the lowest
 bias) and is fine-tuned for 10 epochs (a 12-epoch cosine schedule for the first 5, then shortened to 10 to fit the
 CPU budget) on the FER+ vote distributions of FER2013's original pixels, with the
-video-frame augmentation of the module docstring; the weights that ship are the average of its last three
-epochs (batch-norm statistics re-estimated), with the softmax temperature fitted on PublicTest."""
+video-frame augmentation of the module docstring; the weights that ship are its best epoch on PublicTest (FER+
+majority, one pass), with the softmax temperature fitted on PublicTest."""
 
 
 def report(res: dict, args) -> str:

@@ -581,6 +581,61 @@ def compare(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes; each loads the models once.", min=1)] = 1,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload (MiB).", min=0.001)] = 200.0,
+    queue: Annotated[int, typer.Option(help="Jobs that may wait for a worker; beyond, 503 + Retry-After.", min=0)] = 8,
+    job_timeout: Annotated[float, typer.Option(help="Seconds one job may run before it is stopped.", min=1)] = 600.0,
+    model: Annotated[
+        str | None, typer.Option(help="Model the workers load at start (face or context; default: as predict).")
+    ] = None,
+    detector: Detector = "mtcnn",
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads per worker (default: the cores divided among the workers).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve predictions over HTTP and a page to drop a file on (needs the serve extra).
+
+    Open http://HOST:PORT/ in a browser; the API is described at /openapi.json. POST /v1/predict and
+    POST /v1/jobs take a multipart upload (field `file`, options model, detector, fps,
+    max_duration); GET /v1/models, /healthz, /readyz, /metrics.
+
+    Example:
+
+      emocontext serve --port 8000 --workers 2
+    """
+    try:
+        from .serve import ServeSettings, run
+        from .serve.app import create_app  # noqa: F401  (fails here, with a clear message, without the extra)
+    except ImportError as e:
+        missing = f"the serve command needs the serve extra ({e.name} is missing): pip install 'emocontext[serve]'"
+        raise _fail(missing) from None
+    try:
+        settings = ServeSettings(
+            workers=workers,
+            queue=queue,
+            max_upload_mb=max_upload_mb,
+            job_timeout=job_timeout,
+            model=model,
+            detector=detector,
+            threads=threads,
+        )
+        from .predict import Predictor
+        from .video.faces import list_detectors
+
+        if model is not None and model not in Predictor.MODELS:
+            raise EmoContextError(f"unknown model {model!r}; choose one of {', '.join(Predictor.MODELS)}")
+        if detector not in list_detectors():
+            raise EmoContextError(f"unknown face detector {detector!r}; choose one of {', '.join(list_detectors())}")
+    except EmoContextError as e:
+        raise _fail(str(e), 2) from None
+    run(settings, host=host, port=port, log_level=log_level)
+
+
+@app.command()
 def version() -> None:
     """Print the version (same as `emocontext --version`)."""
     from . import __version__

@@ -16,6 +16,7 @@ from emocontext.models.caer_net import (
     SpatialAttention,
     masked_batch_norm,
 )
+from tests.utils import check_contract
 
 K = 3
 D_F, C_MAP = 6, 5  # feature variant: face vector size, context map channels
@@ -180,43 +181,6 @@ def test_bad_inputs_are_config_errors():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_padding_values_do_not_matter(name):
-    model = build(name)
-    batch = make_batch()
-    with torch.no_grad():
-        ref = model(batch)
-        got = model(perturb(batch, ~batch["mask"]))
-    torch.testing.assert_close(got.logits, ref.logits, rtol=0, atol=0)
-    torch.testing.assert_close(got.spatial_attention, ref.spatial_attention, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_faceless_frames_do_not_matter(name):
-    model = build(name)
-    batch = make_batch()
-    faceless = batch["mask"] & ~batch["face_mask"]
-    with torch.no_grad():
-        ref = model(batch)
-        got = model(perturb(batch, faceless, keys=("face_pixels", "face")))
-    torch.testing.assert_close(got.logits, ref.logits, rtol=0, atol=0)
-    torch.testing.assert_close(got.fusion_weights, ref.fusion_weights, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_padding_amount_does_not_matter(name):
-    """A clip gives the same logits alone (no padding) as inside a padded batch (evaluation)."""
-    model = build(name)
-    batch = make_batch()
-    with torch.no_grad():
-        full = model(batch)
-        for b, n in enumerate(LENGTHS):
-            alone = {k: v[b : b + 1, :n] for k, v in batch.items() if v.dim() > 1}
-            out = model(alone)
-            torch.testing.assert_close(out.logits, full.logits[b : b + 1], rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(out.spatial_attention, full.spatial_attention[b : b + 1, :n])
-
-
-@pytest.mark.parametrize("name", MODELS)
 def test_training_mode_ignores_padding(name):
     """With dropout off, even batch-norm statistics in training ignore padded frames (values and amount)."""
     model = build(name, dropout=0.0).train()
@@ -228,19 +192,6 @@ def test_training_mode_ignores_padding(name):
     torch.testing.assert_close(a.logits, b.logits, rtol=1e-4, atol=1e-5)
     for (n1, s1), (_, s2) in zip(model.state_dict().items(), twin.state_dict().items(), strict=True):
         torch.testing.assert_close(s1, s2, rtol=1e-4, atol=1e-6, msg=n1)  # running statistics too
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_gradients_finite_with_faceless_clip(name):
-    model = build(name).train()
-    batch = make_batch()
-    batch = perturb(batch, batch["mask"] & ~batch["face_mask"], keys=("face_pixels", "face"))
-    batch["face"] = torch.where(batch["face_mask"][..., None], batch["face"], torch.tensor(float("nan")))
-    loss = F.cross_entropy(model(batch).logits, batch["label"])
-    loss.backward()
-    assert torch.isfinite(loss)
-    for p in model.parameters():
-        assert p.grad is None or torch.isfinite(p.grad).all()
 
 
 def test_no_face_in_the_whole_batch():
@@ -267,17 +218,6 @@ def test_face_dropout_trains_the_context_only_path(name):
     assert torch.equal(kept & batch["mask"], had_face)
     with pytest.raises(ConfigError, match="face_dropout"):
         build(name, face_dropout=1.0)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_both_streams_are_used(name):
-    model = build(name)
-    batch = make_batch()
-    with torch.no_grad():
-        ref = model(batch).logits
-        for keys in (("face_pixels", "face"), ("context_pixels", "context")):
-            changed = model(perturb(batch, batch["mask"], keys=keys)).logits
-            assert not torch.allclose(changed[0], ref[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +257,19 @@ def test_table3_ablations(name, row):
         if keys:
             got = model(perturb(batch, batch["mask"], keys=keys)).logits
             torch.testing.assert_close(got, out.logits, rtol=0, atol=0)
+
+
+# Table 3's rows through the whole model contract (the full models: test_contract.py), at tiny widths;
+# every row on the feature model, the single-stream and unfused rows on the pixel models.
+CONTRACT_ROWS = [("caer_net_features", row) for row in TABLE3_ABLATIONS if row != "F+C+cA+fA"] + [
+    (name, row) for name in PIXEL_MODELS for row in ("F", "C+cA", "F+C")
+]
+
+
+@pytest.mark.parametrize("name,row", CONTRACT_ROWS)
+def test_table3_ablations_meet_the_model_contract(name, row):
+    tiny = {k: v for k, v in TINY.items() if name != "caer_net_features" or k != "channels"}
+    check_contract(name, **tiny, **TABLE3_ABLATIONS[row])
 
 
 def test_face_only_uses_face_frames():

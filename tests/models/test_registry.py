@@ -123,6 +123,60 @@ def test_register_model_rules():
         reg._REGISTRY.pop("_positional", None)
 
 
+class Variant(EmotionModel):
+    """A class registered as several models: its keyword arguments are their options."""
+
+    streams = ("face",)
+
+    def __init__(self, *, num_classes, in_dim, mode="a", hidden=4, extra=0, needed):
+        super().__init__(num_classes)
+        self.fc = nn.Linear(in_dim, num_classes)
+        self.mode, self.hidden, self.extra, self.needed = mode, hidden, extra, needed
+
+    def forward(self, batch):
+        return Output(logits=self.fc(batch["face"].mean(1)))
+
+
+def test_register_a_class_reads_its_options():
+    try:
+        variant = dict(fixed={"mode": "b"}, defaults={"hidden": 9}, unused=("extra",), dims={"face_dim": "in_dim"})
+        reg.register_model(Variant, name="_variant_b", paper="p", **variant)
+        info = model_info("_variant_b")
+        assert info.options == ("hidden", "needed")  # in_dim comes from face_dim, mode is fixed, extra unused
+        assert info.streams == ("face",) and info.model_class is Variant
+        assert info.description == "A class registered as several models: its keyword arguments are their options."
+        m = create_model("_variant_b", num_classes=2, face_dim=3, needed=1)
+        assert (m.mode, m.hidden, m.extra, m.fc.in_features) == ("b", 9, 0, 3)
+        assert create_model("_variant_b", num_classes=2, face_dim=3, needed=1, hidden=5).hidden == 5
+        with pytest.raises(ConfigError, match="_variant_b needs face_dim"):
+            create_model("_variant_b", num_classes=2, needed=1)
+        with pytest.raises(ConfigError, match="_variant_b needs needed"):
+            create_model("_variant_b", num_classes=2, face_dim=3)
+        for bad in ({"mode": "c"}, {"extra": 1}, {"in_dim": 3}):  # fixed, unused, a feature size: not options
+            with pytest.raises(ConfigError, match="no option"):
+                create_model("_variant_b", num_classes=2, face_dim=3, needed=1, **bad)
+        with pytest.raises(ConfigError, match="does not take"):
+            reg.register_model(Variant, name="_variant_c", fixed={"colour": 1})
+        with pytest.raises(ConfigError, match="already registered"):
+            reg.register_model(Output, name="_variant_b")
+    finally:
+        for key in ("_variant_b", "_variant_c"):
+            reg._REGISTRY.pop(key, None)
+
+
+def test_variants_of_the_paper_models():
+    """Options come from the class (a parent's through **kwargs), minus what a variant fixes or ignores."""
+    assert model_info("ffaa").options == ("embed_dim", "fusion_dim", "feature_dim", "dropout", "drop_faceless")
+    assert "attention" not in model_info("caan").options and "left" not in model_info("caca_rnn_b").options
+    pooled = ("audio_dim", "hidden_size", "window", "align", "attention_dim", "dropout")  # no perception options
+    assert model_info("av_lstm_last").options == model_info("av_lstm_mean").options == pooled
+    last = create_model("av_lstm_last", num_classes=3, face_dim=4, audio_dim=2)
+    assert last.encoding == "last" and last.encoder.av_lstm.hidden_size == 64  # the baselines' 64 cells
+    assert create_model("caca_rnn_b", num_classes=3, face_dim=4, context_dim=5).left_stream == "face"
+    assert create_model("cnn_2d3d", num_classes=3, face_dim=4).reduce.in_channels == 4
+    assert create_model("cnn_2d3d", num_classes=3, face_dim=4, in_channels=6).reduce.in_channels == 6
+
+
 def test_count_parameters():
     m = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
     assert count_parameters(m) == 3 * 4 + 4 + 4 * 2 + 2

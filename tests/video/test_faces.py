@@ -269,7 +269,7 @@ def test_mtcnn_options_are_checked():
 
 
 def test_create_detector_by_name(mtcnn):
-    assert list_detectors() == ["mtcnn", "yunet", "haar", "dlib"]
+    assert list_detectors() == ["mtcnn", "yunet", "haar", "dlib", "none"]
     d = create_detector("MTCNN", min_face_size=40)
     assert isinstance(d, MTCNNDetector) and d.name == "mtcnn" and d.min_face_size == 40
     assert isinstance(d, FaceDetector)

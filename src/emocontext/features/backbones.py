@@ -1,6 +1,6 @@
 """Frozen feature extractors, each carrying its weights, preprocessing and provenance.
 
-Two extractors feed every model (DESIGN.md, "Pretrained parts that work offline"):
+Two extractors feed every model (ARCHITECTURE.md, "Pretrained parts that work offline"):
 
 * **Face**: :class:`FaceExpressionCNN`, an EfficientNet-Lite0 fine-tuned by this
   project on FER2013 (``scripts/train_face_cnn.py``, model card in
@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from .. import hub
 from ..errors import ConfigError, WeightsError
-from ..labels import EKMAN7
+from ..labels import EKMAN8
 from ..weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS
 
 __all__ = [
@@ -96,15 +96,16 @@ class ExtractorSpec:
 
 FACE_CNN = ExtractorSpec(
     name="face_cnn_fer2013",
-    version="3",
+    version="4",
     input_size=(80, 80),
     mean=LITE_MEAN,
     std=LITE_STD,
     grayscale=True,
     feature_dim=1280,
     test_time_flip=True,
-    labels=EKMAN7.names,
-    training_data="FER2013 Training (28,709 faces); model selection on PublicTest",
+    labels=EKMAN8.names,
+    training_data="FER2013 Training (original pixels) with the FER+ crowd-vote distributions as soft targets, "
+    "8 classes; model selection on PublicTest (FER+ majority vote)",
     source="EfficientNet-Lite0 (ImageNet) fine-tuned by scripts/train_face_cnn.py",
 )
 
@@ -176,11 +177,11 @@ def fold_batch_norms(net: nn.Module) -> nn.Module:
 
 
 class FaceExpressionCNN(nn.Module):
-    """EfficientNet-Lite0 trunk with a 7-way facial-expression head.
+    """EfficientNet-Lite0 trunk with an 8-way facial-expression head (:data:`~emocontext.labels.EKMAN8`).
 
     Input ``(B, 3, H, W)`` normalised with :data:`FACE_CNN` (80x80 grey faces
     replicated to 3 channels). :meth:`features` gives ``(B, 1280)``,
-    :meth:`feature_map` ``(B, 1280, H/16, W/16)``, ``forward`` logits ``(B, 7)``.
+    :meth:`feature_map` ``(B, 1280, H/16, W/16)``, ``forward`` logits ``(B, 8)``.
 
     Deviation from the stock EfficientNet-Lite0: the stride-2 depthwise convolution
     that opens the last resolution stage (block 11) has stride 1, so an 80 px face
@@ -188,19 +189,24 @@ class FaceExpressionCNN(nn.Module):
     stages see almost no spatial layout. Cost: +23 % time per face (measured at 64 px: 3.2
     vs 2.6 ms, batch 64, 2 threads, before batch-norm folding); the ImageNet weights are
     unchanged (stride is not a weight). Version 3 reads 80 px faces (version 2: 64 px, 1.8 points
-    lower on FER2013 PrivateTest; see ``benchmarks/face_cnn.md``).
+    lower on FER2013 PrivateTest; see ``benchmarks/face_cnn.md``). Version 4 has 8 classes (contempt
+    added) and was trained on FER2013's original pixels with the FER+ vote distributions.
     """
 
     LAST_STAGE_BLOCK = 11
     STRIDE = 16  # total stride of the trunk with the last stage at stride 1
 
-    def __init__(self, num_classes: int = len(EKMAN7), *, pretrained_trunk: bool = False, dropout: float = 0.3):
+    def __init__(self, num_classes: int = len(EKMAN8), *, pretrained_trunk: bool = False, dropout: float = 0.3):
         super().__init__()
         self.trunk = build_efficientnet_lite0(pretrained=pretrained_trunk)
         self.trunk._blocks[self.LAST_STAGE_BLOCK]._depthwise_conv.stride = [1, 1]
         self.trunk._fc = nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(1280, num_classes)
+        #: softmax temperature fitted on validation data (temperature scaling, Guo et al., ICML 2017); the
+        #: extractor's probabilities are ``softmax(logits / temperature)``; 1 = uncalibrated. Not a parameter:
+        #: it never changes the argmax and is stored beside the state dict in the weights file.
+        self.temperature = 1.0
 
     def feature_map(self, x: torch.Tensor, *, mirrored: bool = False) -> torch.Tensor:
         """``(B, 1280, H/16, W/16)``; ``mirrored``: the mean with the map of the mirror image, flipped back.
@@ -257,13 +263,15 @@ def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
     p = hub.resolve(FACE_CNN_WEIGHTS, path or None)
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
-        model = FaceExpressionCNN(pretrained_trunk=False)
-        model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-    except (RuntimeError, KeyError, OSError) as e:
+        made_for = {k: blob.get("spec", {}).get(k) for k in ("name", "version")}
+        if made_for == {"name": FACE_CNN.name, "version": FACE_CNN.version}:
+            model = FaceExpressionCNN(pretrained_trunk=False)
+            model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+            model.temperature = float(blob.get("temperature", 1.0))
+    except (RuntimeError, KeyError, OSError, AttributeError) as e:
         raise WeightsError(f"cannot load face CNN weights {p}: {e}") from e
-    made_for = {k: blob.get("spec", {}).get(k) for k in ("name", "version")}
     if made_for != {"name": FACE_CNN.name, "version": FACE_CNN.version}:
-        # same tensors, other network: version 1 weights ran with the stock strides (see FaceExpressionCNN)
+        # other network or label set: version 1 ran with the stock strides, versions 1-3 had 7 classes
         raise WeightsError(
             f"{p} holds face CNN weights for {made_for['name']} v{made_for['version']}; this emocontext runs "
             f"{FACE_CNN.name} v{FACE_CNN.version} (retrain with scripts/train_face_cnn.py or use a matching release)"
@@ -280,7 +288,7 @@ def _load_face_cnn(path: str) -> FaceExpressionCNN:
 
 
 class FaceExtractor:
-    """Frozen face-expression CNN: face crops -> features ``(N, 1280)`` and probabilities ``(N, 7)``.
+    """Frozen face-expression CNN: face crops -> features ``(N, 1280)`` and probabilities ``(N, 8)``.
 
     With :data:`FACE_CNN` (``test_time_flip``) every face is read twice, as is and mirrored: the
     feature map is the mean of the two (the mirror's flipped back), the feature its average pool,
@@ -316,13 +324,13 @@ class FaceExtractor:
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``crops``: uint8 ``(N, H, W, 3)`` RGB face crops -> features ``(N, 1280)``, probabilities ``(N, 7)``."""
+        """``crops``: uint8 ``(N, H, W, 3)`` RGB face crops -> features ``(N, 1280)``, probabilities ``(N, 8)``."""
         feats, probs, _ = self.run(crops)
         return feats, probs
 
     @torch.inference_mode()
     def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features ``(N, 1280)``, probabilities ``(N, 7)`` and last feature maps ``(N, 1280, 5, 5)`` (float32)."""
+        """Features ``(N, 1280)``, probabilities ``(N, 8)`` and last feature maps ``(N, 1280, 5, 5)`` (float32)."""
         feats, probs, maps = [], [], []
         for i in range(0, len(crops), self.batch_size):
             x = _to_input(crops[i : i + self.batch_size], self.spec)
@@ -330,13 +338,13 @@ class FaceExtractor:
             f = m.mean((2, 3))
             maps.append(m)
             feats.append(f)
-            probs.append(self.model.head(f).softmax(-1))
+            probs.append((self.model.head(f) / self.model.temperature).softmax(-1))
         if not feats:
             h, w = self.map_size
             d = self.spec.feature_dim
             return (
                 np.zeros((0, d), np.float32),
-                np.zeros((0, len(EKMAN7)), np.float32),
+                np.zeros((0, len(self.spec.labels)), np.float32),
                 np.zeros((0, d, h, w), np.float32),
             )
         return torch.cat(feats).numpy(), torch.cat(probs).numpy(), torch.cat(maps).contiguous().numpy()

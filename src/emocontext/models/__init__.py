@@ -2,8 +2,9 @@
 
 Every model takes a batch dict (``face``, ``context``, ``face_map``, ``mask``, ``face_mask``, ...)
 and returns an :class:`Output` (see :mod:`emocontext.models.base`). One file per paper family;
-each registers its builders with :func:`register_model`, and :func:`list_models` finds every
-module of this package on first use.
+each registers its model classes with :func:`register_model` (one line per name, a variant fixing
+some keyword arguments), and :func:`list_models` finds every module of this package on first use.
+Every registered name gets the model contract tests of ``tests/models/test_contract.py``.
 """
 
 from __future__ import annotations

@@ -271,7 +271,7 @@ class AVLSTM(EmotionModel):
         *,
         num_classes: int,
         face_dim: int,
-        audio_dim: int,
+        audio_dim: int | None = None,
         encoding: Literal["perception", "last", "mean"] = "perception",
         hidden_size: int = 32,
         selection_size: int = 8,
@@ -283,6 +283,10 @@ class AVLSTM(EmotionModel):
         dropout: float = 0.5,
     ):
         super().__init__(num_classes)
+        if audio_dim is None:
+            raise ConfigError(
+                "AVLSTM needs audio_dim (size D_a of batch['audio'], e.g. AudioFeatureSpec().feature_dim)"
+            )
         if encoding not in _ENCODING:
             raise ConfigError(f"encoding must be one of {_ENCODING}, got {encoding!r}")
         for key, val in (
@@ -382,105 +386,35 @@ class AVLSTM(EmotionModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Builders
+# Registry names (options: AVLSTM's keyword arguments)
 # ---------------------------------------------------------------------------------------------
 
-
-def _dims(name: str, face_dim: int | None, audio_dim: int | None) -> dict[str, int]:
-    if face_dim is None:
-        raise ConfigError(f"{name} needs face_dim")
-    if audio_dim is None:
-        raise ConfigError(f"{name} needs audio_dim (size D_a of batch['audio'], e.g. AudioFeatureSpec().feature_dim)")
-    return {"face_dim": face_dim, "audio_dim": audio_dim}
+#: AVLSTM options that only the perception encoding reads.
+_PERCEPTION_ONLY = ("selection_size", "embed_dim", "two_encoders")
 
 
-@register_model(paper=f"{_PAPER}, 2.1 + 2.3, eq. (4)-(6), (9)-(11), Fig. 1", streams=("face", "audio"))
-def av_lstm(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    audio_dim: int | None = None,
-    hidden_size: int = 32,
-    selection_size: int = 8,
-    embed_dim: int = 8,
-    two_encoders: bool = True,
-    window: int = 2,
-    align: Literal["soft", "none"] = "soft",
-    attention_dim: int | None = None,
-    dropout: float = 0.5,
-) -> AVLSTM:
-    """AV-LSTM with soft audio-visual alignment and per-emotion perception attention (h_av 32, selection 8)."""
-    return AVLSTM(
-        num_classes=num_classes,
-        **_dims("av_lstm", face_dim, audio_dim),
-        encoding="perception",
-        hidden_size=hidden_size,
-        selection_size=selection_size,
-        embed_dim=embed_dim,
-        two_encoders=two_encoders,
-        window=window,
-        align=align,
-        attention_dim=attention_dim,
-        dropout=dropout,
-    )
-
-
-def _pooled(encoding: str, name: str, num_classes: int, face_dim, audio_dim, **kw) -> AVLSTM:
-    return AVLSTM(num_classes=num_classes, **_dims(name, face_dim, audio_dim), encoding=encoding, **kw)
-
-
-@register_model(paper=f"{_PAPER}, 2.1, eq. (4)-(7), 4.1", streams=("face", "audio"))
-def av_lstm_last(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    audio_dim: int | None = None,
-    hidden_size: int = 64,
-    window: int = 2,
-    align: Literal["soft", "none"] = "soft",
-    attention_dim: int | None = None,
-    dropout: float = 0.5,
-) -> AVLSTM:
-    """Aligned AV-LSTM (64 cells), last-time encoding: classify the state after the last valid step."""
-    return _pooled(
-        "last",
-        "av_lstm_last",
-        num_classes,
-        face_dim,
-        audio_dim,
-        hidden_size=hidden_size,
-        window=window,
-        align=align,
-        attention_dim=attention_dim,
-        dropout=dropout,
-    )
-
-
-@register_model(paper=f"{_PAPER}, 2.1, eq. (4)-(6), (8), 4.1", streams=("face", "audio"))
-def av_lstm_mean(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    audio_dim: int | None = None,
-    hidden_size: int = 64,
-    window: int = 2,
-    align: Literal["soft", "none"] = "soft",
-    attention_dim: int | None = None,
-    dropout: float = 0.5,
-) -> AVLSTM:
-    """Aligned AV-LSTM (64 cells), average encoding: classify the mean state over the valid steps."""
-    return _pooled(
-        "mean",
-        "av_lstm_mean",
-        num_classes,
-        face_dim,
-        audio_dim,
-        hidden_size=hidden_size,
-        window=window,
-        align=align,
-        attention_dim=attention_dim,
-        dropout=dropout,
-    )
+register_model(
+    AVLSTM,
+    name="av_lstm",
+    paper=f"{_PAPER}, 2.1 + 2.3, eq. (4)-(6), (9)-(11), Fig. 1",
+    description="AV-LSTM with soft audio-visual alignment and per-emotion perception attention (h_av 32, selection 8).",
+    fixed={"encoding": "perception"},
+)
+register_model(
+    AVLSTM,
+    name="av_lstm_last",
+    paper=f"{_PAPER}, 2.1, eq. (4)-(7), 4.1",
+    description="Aligned AV-LSTM (64 cells), last-time encoding: classify the state after the last valid step.",
+    fixed={"encoding": "last"},
+    defaults={"hidden_size": 64},
+    unused=_PERCEPTION_ONLY,
+)
+register_model(
+    AVLSTM,
+    name="av_lstm_mean",
+    paper=f"{_PAPER}, 2.1, eq. (4)-(6), (8), 4.1",
+    description="Aligned AV-LSTM (64 cells), average encoding: classify the mean state over the valid steps.",
+    fixed={"encoding": "mean"},
+    defaults={"hidden_size": 64},
+    unused=_PERCEPTION_ONLY,
+)

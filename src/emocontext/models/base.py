@@ -1,6 +1,6 @@
 """The interface every emotion model implements, and the masking helpers they share.
 
-A model consumes a ``batch`` dict and returns an :class:`Output` (DESIGN.md, "Conventions").
+A model consumes a ``batch`` dict and returns an :class:`Output` (ARCHITECTURE.md, "Conventions").
 
 Batch keys (all tensors on the model's device):
 

@@ -25,7 +25,7 @@ Deviations shared by the models of this file (each class lists its own):
 
 * **Feature sizes.** The paper's inputs are fc6 features (4096-d) of a fine-tuned VGG-Face and
   VGG16. Here any ``face_dim`` / ``context_dim`` (the project's 1280-d EfficientNet-Lite0
-  features by default, DESIGN.md "Pretrained parts that work offline").
+  features by default, ARCHITECTURE.md "Pretrained parts that work offline").
 * **Nonlinearities and dropout.** "1024 neurons" and "a fusion layer with 2048 neurons" are
   implemented as Linear, ReLU, Dropout; eq. (2) (``g_i = W r_i + b``) stays linear, as printed.
   Dropout (0.5 by default) is not in the paper.
@@ -56,7 +56,6 @@ from .base import (
     masked_mean,
     masked_softmax,
     require,
-    require_dim,
     zero_invalid,
 )
 from .registry import register_model
@@ -80,7 +79,10 @@ def _score_branch(in_dim: int, layers: int, hidden: int) -> nn.Sequential:
 
 
 class CAAN(EmotionModel):
-    """Context-aware attention network: per-frame face/context fusion, emotion scores, weighted video feature.
+    """CAAN: face and context FC 1024, fusion 2048, emotion-score-weighted video feature (3CF).
+
+    The context-aware attention network: per-frame face/context fusion, emotion scores, weighted
+    video feature.
 
     Section 4.2, Fig. 4, eq. (1)-(4), with the weighting functions of section 5.1:
 
@@ -185,7 +187,9 @@ class CAAN(EmotionModel):
 
 
 class FFAA(CAAN):
-    """Fusion Feature Average Aggregate (section 5.2): CAAN's per-frame fused features, averaged.
+    """FFAA: CAAN's fused per-frame features averaged over frames (no score branch).
+
+    Fusion Feature Average Aggregate (section 5.2).
 
     "These two features are first passed through a fully connected layer with 1024 neurons and
     then fused. The fusion feature is passed through two successive fully connected layers and is
@@ -241,14 +245,20 @@ class AverageAggregate(EmotionModel):
 
 
 class FAA(AverageAggregate):
-    """Face Average Aggregate (5.2): ``batch["face"]`` ``(B, T, D_f)`` averaged over face frames, two FC layers."""
+    """FAA: face features averaged over the face frames, then two FC layers.
+
+    Face Average Aggregate (5.2): ``batch["face"]`` ``(B, T, D_f)``, see :class:`AverageAggregate`.
+    """
 
     streams = ("face",)
     stream = "face"
 
 
 class CAA(AverageAggregate):
-    """Context Average Aggregate (5.2): ``batch["context"]`` ``(B, T, D_c)`` averaged over the frames, two FC layers."""
+    """CAA: context features averaged over the valid frames, then two FC layers.
+
+    Context Average Aggregate (5.2): ``batch["context"]`` ``(B, T, D_c)``, see :class:`AverageAggregate`.
+    """
 
     streams = ("context",)
     stream = "context"
@@ -346,87 +356,11 @@ def caan_loss(
 
 
 # ---------------------------------------------------------------------------------------------
-# Builders
+# Registry names (options: each class's keyword arguments)
 # ---------------------------------------------------------------------------------------------
 
 
-@register_model(paper=f"{_PAPER}, 4.2, Fig. 4, eq. (1)-(4)", streams=("face", "context"))
-def caan(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 1024,
-    fusion_dim: int = 2048,
-    feature_dim: int = 1024,
-    score_layers: int = 3,
-    score_hidden: int = 512,
-    dropout: float = 0.5,
-    drop_faceless: bool = False,
-) -> CAAN:
-    """CAAN: face and context FC 1024, fusion 2048, emotion-score-weighted video feature (3CF)."""
-    return CAAN(
-        num_classes=num_classes,
-        face_dim=require_dim(face_dim, "face_dim", "caan"),
-        context_dim=require_dim(context_dim, "context_dim", "caan"),
-        embed_dim=embed_dim,
-        fusion_dim=fusion_dim,
-        feature_dim=feature_dim,
-        score_layers=score_layers,
-        score_hidden=score_hidden,
-        dropout=dropout,
-        drop_faceless=drop_faceless,
-    )
-
-
-@register_model(paper=f"{_PAPER}, 5.2 'FFAA'", streams=("face", "context"))
-def ffaa(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 1024,
-    fusion_dim: int = 2048,
-    feature_dim: int = 1024,
-    dropout: float = 0.5,
-    drop_faceless: bool = False,
-) -> FFAA:
-    """FFAA: CAAN's fused per-frame features averaged over frames (no score branch)."""
-    return FFAA(
-        num_classes=num_classes,
-        face_dim=require_dim(face_dim, "face_dim", "ffaa"),
-        context_dim=require_dim(context_dim, "context_dim", "ffaa"),
-        embed_dim=embed_dim,
-        fusion_dim=fusion_dim,
-        feature_dim=feature_dim,
-        dropout=dropout,
-        drop_faceless=drop_faceless,
-    )
-
-
-@register_model(paper=f"{_PAPER}, 5.2 'FAA'", streams=("face",))
-def faa(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    hidden: int = 1024,
-    dropout: float = 0.5,
-) -> FAA:
-    """FAA: face features averaged over the face frames, then two FC layers."""
-    return FAA(num_classes=num_classes, in_dim=require_dim(face_dim, "face_dim", "faa"), hidden=hidden, dropout=dropout)
-
-
-@register_model(paper=f"{_PAPER}, 5.2 'CAA'", streams=("context",))
-def caa(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    hidden: int = 1024,
-    dropout: float = 0.5,
-) -> CAA:
-    """CAA: context features averaged over the valid frames, then two FC layers."""
-    return CAA(
-        num_classes=num_classes, in_dim=require_dim(context_dim, "context_dim", "caa"), hidden=hidden, dropout=dropout
-    )
+register_model(CAAN, name="caan", paper=f"{_PAPER}, 4.2, Fig. 4, eq. (1)-(4)", fixed={"attention": True})
+register_model(FFAA, name="ffaa", paper=f"{_PAPER}, 5.2 'FFAA'", unused=("attention", "score_layers", "score_hidden"))
+register_model(FAA, name="faa", paper=f"{_PAPER}, 5.2 'FAA'", dims={"face_dim": "in_dim"})
+register_model(CAA, name="caa", paper=f"{_PAPER}, 5.2 'CAA'", dims={"context_dim": "in_dim"})

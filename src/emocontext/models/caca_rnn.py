@@ -24,7 +24,7 @@ Deviations shared by all models of this file (each class lists its own):
   context features are SqueezeNet 1.1's last conv map pooled to 25,088 values (V-C). Here both
   streams are 1280-d by default: the project's FER2013 EfficientNet-Lite0 (pooled penultimate
   layer) for faces and the ImageNet EfficientNet-Lite0 (pooled) for context, because SqueezeNet
-  ImageNet weights cannot ship offline (DESIGN.md, "Pretrained parts that work offline"). The
+  ImageNet weights cannot ship offline (ARCHITECTURE.md, "Pretrained parts that work offline"). The
   models take any ``face_dim`` / ``context_dim``. Parameter counts therefore differ from Table I.
 * **Stream encoders.** "encoded to 128 by fully-connected layers" (V-D) is implemented as
   Linear, ReLU, Dropout (:class:`~emocontext.models.base.StreamEncoder`); the paper does not
@@ -62,7 +62,6 @@ from .base import (
     masked_mean,
     masked_softmax,
     require,
-    require_dim,
     run_lstm,
     zero_invalid,
 )
@@ -140,14 +139,20 @@ class SingleStreamRNN(EmotionModel):
 
 
 class FaceRNN(SingleStreamRNN):
-    """Face-RNN (Fig. 3a): :class:`SingleStreamRNN` over ``batch["face"]`` ``(B, T, D_f)``, face frames only."""
+    """Face-RNN: FC to 128, 2-layer LSTM (256), prediction at the last face frame.
+
+    Fig. 3a: :class:`SingleStreamRNN` over ``batch["face"]`` ``(B, T, D_f)``, face frames only.
+    """
 
     streams = ("face",)
     stream = "face"
 
 
 class ContextRNN(SingleStreamRNN):
-    """Context-RNN (Fig. 3a): :class:`SingleStreamRNN` over ``batch["context"]`` ``(B, T, D_c)``."""
+    """Context-RNN: FC to 128, 2-layer LSTM (256), prediction at the last valid frame.
+
+    Fig. 3a: :class:`SingleStreamRNN` over ``batch["context"]`` ``(B, T, D_c)``.
+    """
 
     streams = ("context",)
     stream = "context"
@@ -159,7 +164,7 @@ class ContextRNN(SingleStreamRNN):
 
 
 class ParallelRNN(EmotionModel):
-    """Parallel-RNN: a face LSTM and a context LSTM whose last states are fused by an FC network.
+    """Parallel-RNN: face and context 2-layer LSTMs (128), last states fused by an FC network.
 
     Sun et al., MEC 2017, section IV and Fig. 3b: "Two LSTMs reading two streams individually.
     Hidden states of the two LSTMs are fused together by fully-connected network for final
@@ -216,7 +221,9 @@ class ParallelRNN(EmotionModel):
 
 
 class ConcatRNN(EmotionModel):
-    """Concatenated-RNN: one LSTM over ``[face embedding; context embedding]`` of each frame.
+    """Concatenated-RNN: one 2-layer LSTM (256) over the concatenated 128-d face and context encodings.
+
+    One LSTM over ``[face embedding; context embedding]`` of each frame.
 
     Sun et al., MEC 2017, section IV and Fig. 3c: "Two feature streams are concatenated together
     as input of single LSTM ... its output at the last time step is taken to be the prediction";
@@ -435,7 +442,7 @@ class CacaRNN(EmotionModel):
 
 
 class CNN2D3D(EmotionModel):
-    """2D-3D-CNN: a 3D CNN over the face CNN's per-frame feature maps.
+    """2D-3D-CNN: 3D convolutions over the face CNN's feature maps, adaptive (masked) pooling.
 
     Sun et al., MEC 2017, section VI and Fig. 4: "Each face of face stream is first encoded by a
     pre-trained CNN face feature extractor to high level feature maps. Then a 3D convolution
@@ -504,188 +511,28 @@ class CNN2D3D(EmotionModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Builders
+# Registry names (options: each class's keyword arguments)
 # ---------------------------------------------------------------------------------------------
 
 
-@register_model(paper=f"{_PAPER}, IV, Fig. 3a, Table I", streams=("face",))
-def face_rnn(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 128,
-    hidden_size: int = 256,
-    num_layers: int = 2,
-    dropout: float = 0.3,
-) -> FaceRNN:
-    """Face-RNN: FC to 128, 2-layer LSTM (256), prediction at the last face frame."""
-    return FaceRNN(
-        num_classes=num_classes,
-        in_dim=require_dim(face_dim, "face_dim", "face_rnn"),
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-    )
-
-
-@register_model(paper=f"{_PAPER}, IV, Fig. 3a, Table I", streams=("context",))
-def context_rnn(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 128,
-    hidden_size: int = 256,
-    num_layers: int = 2,
-    dropout: float = 0.3,
-) -> ContextRNN:
-    """Context-RNN: FC to 128, 2-layer LSTM (256), prediction at the last valid frame."""
-    return ContextRNN(
-        num_classes=num_classes,
-        in_dim=require_dim(context_dim, "context_dim", "context_rnn"),
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-    )
-
-
-@register_model(paper=f"{_PAPER}, IV, Fig. 3b, Table I", streams=("face", "context"))
-def parallel_rnn(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 128,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    dropout: float = 0.3,
-) -> ParallelRNN:
-    """Parallel-RNN: face and context 2-layer LSTMs (128), last states fused by an FC network."""
-    return ParallelRNN(
-        num_classes=num_classes,
-        face_dim=require_dim(face_dim, "face_dim", "parallel_rnn"),
-        context_dim=require_dim(context_dim, "context_dim", "parallel_rnn"),
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-    )
-
-
-@register_model(paper=f"{_PAPER}, IV, Fig. 3c, Table I", streams=("face", "context"))
-def concat_rnn(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 128,
-    hidden_size: int = 256,
-    num_layers: int = 2,
-    dropout: float = 0.3,
-) -> ConcatRNN:
-    """Concatenated-RNN: one 2-layer LSTM (256) over the concatenated 128-d face and context encodings."""
-    return ConcatRNN(
-        num_classes=num_classes,
-        face_dim=require_dim(face_dim, "face_dim", "concat_rnn"),
-        context_dim=require_dim(context_dim, "context_dim", "concat_rnn"),
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-    )
-
-
-def _caca(left: str, name: str, num_classes: int, face_dim: int | None, context_dim: int | None, **kw) -> CacaRNN:
-    return CacaRNN(
-        num_classes=num_classes,
-        face_dim=require_dim(face_dim, "face_dim", name),
-        context_dim=require_dim(context_dim, "context_dim", name),
-        left=left,
-        **kw,
-    )
-
-
-@register_model(paper=f"{_PAPER}, III-D, Fig. 2, eq. (2)-(5), Table I", streams=("face", "context"))
-def caca_rnn_a(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 128,
-    hidden_size: int = 128,
-    left_layers: int = 2,
-    right_layers: int = 1,
-    dropout: float = 0.3,
-    attention_query: Literal["previous", "current"] = "previous",
-) -> CacaRNN:
-    """CACA-RNN A: context LSTM (2x128) initialises and is attended by a face LSTM (128)."""
-    return _caca(
-        "context",
-        "caca_rnn_a",
-        num_classes,
-        face_dim,
-        context_dim,
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        left_layers=left_layers,
-        right_layers=right_layers,
-        dropout=dropout,
-        attention_query=attention_query,
-    )
-
-
-@register_model(paper=f"{_PAPER}, IV, Fig. 3d, Table I", streams=("face", "context"))
-def caca_rnn_b(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    embed_dim: int = 128,
-    hidden_size: int = 128,
-    left_layers: int = 2,
-    right_layers: int = 1,
-    dropout: float = 0.3,
-    attention_query: Literal["previous", "current"] = "previous",
-) -> CacaRNN:
-    """CACA-RNN B: face LSTM (2x128) initialises and is attended by a context LSTM (128)."""
-    return _caca(
-        "face",
-        "caca_rnn_b",
-        num_classes,
-        face_dim,
-        context_dim,
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        left_layers=left_layers,
-        right_layers=right_layers,
-        dropout=dropout,
-        attention_query=attention_query,
-    )
-
-
-@register_model(paper=f"{_PAPER}, VI, Fig. 4", streams=("face_map",))
-def cnn_2d3d(
-    *,
-    num_classes: int,
-    face_dim: int | None = None,
-    context_dim: int | None = None,
-    in_channels: int | None = None,
-    channels: int = 128,
-    temporal_stride: int = 2,
-    dropout: float = 0.3,
-) -> CNN2D3D:
-    """2D-3D-CNN: 3D convolutions over the face CNN's feature maps, adaptive (masked) pooling.
-
-    ``in_channels`` (channels ``C`` of ``face_map``) defaults to ``face_dim``: the project's face
-    CNN gives a ``1280 x h x w`` map whose spatial mean is the 1280-d face feature.
-    """
-    return CNN2D3D(
-        num_classes=num_classes,
-        in_channels=in_channels or require_dim(face_dim, "face_dim (channels of face_map) or in_channels", "cnn_2d3d"),
-        channels=channels,
-        temporal_stride=temporal_stride,
-        dropout=dropout,
-    )
+register_model(FaceRNN, name="face_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"face_dim": "in_dim"})
+register_model(ContextRNN, name="context_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"context_dim": "in_dim"})
+register_model(ParallelRNN, name="parallel_rnn", paper=f"{_PAPER}, IV, Fig. 3b, Table I")
+register_model(ConcatRNN, name="concat_rnn", paper=f"{_PAPER}, IV, Fig. 3c, Table I")
+register_model(
+    CacaRNN,
+    name="caca_rnn_a",
+    paper=f"{_PAPER}, III-D, Fig. 2, eq. (2)-(5), Table I",
+    description="CACA-RNN A: context LSTM (2x128) initialises and is attended by a face LSTM (128).",
+    fixed={"left": "context"},
+)
+register_model(
+    CacaRNN,
+    name="caca_rnn_b",
+    paper=f"{_PAPER}, IV, Fig. 3d, Table I",
+    description="CACA-RNN B: face LSTM (2x128) initialises and is attended by a context LSTM (128).",
+    fixed={"left": "face"},
+)
+# in_channels (channels C of face_map) defaults to face_dim: the project's face CNN gives a
+# 1280 x h x w map whose spatial mean is the 1280-d face feature.
+register_model(CNN2D3D, name="cnn_2d3d", paper=f"{_PAPER}, VI, Fig. 4", dims={"face_dim": "in_channels"})

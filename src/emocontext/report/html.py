@@ -31,7 +31,7 @@ from .plots import attention_overlay, draw_box, figure_png, image_png, probabili
 if TYPE_CHECKING:
     from ..predict import FramePrediction, Prediction
 
-__all__ = ["write_html_report", "render_html_report", "select_key_frames"]
+__all__ = ["write_html_report", "render_html_report", "select_key_frames", "key_frame_images", "key_frame_view"]
 
 #: Longest side in pixels of the key-frame images embedded in the report (larger frames are downscaled).
 MAX_IMAGE_SIDE = 480
@@ -178,6 +178,48 @@ def _lambda_html(fw: dict[str, float] | None) -> str:
     )
 
 
+def key_frame_view(prediction: Prediction, frame: FramePrediction, image: np.ndarray) -> np.ndarray:
+    """The picture of a key frame as the report shows it.
+
+    Args:
+        prediction: the prediction ``frame`` belongs to (its ``frame_size`` scales the boxes).
+        frame: the sampled frame's prediction.
+        image: the frame re-read from the video, RGB uint8 ``(H, W, 3)``.
+
+    Returns:
+        RGB uint8 image, longest side at most :data:`MAX_IMAGE_SIDE`: the context attention overlaid
+        on the frame with the face box (context-aware models), or the frame with the face box drawn.
+    """
+    box = scale_box(frame.box, prediction, image.shape) if frame.face_present else None
+    if frame.attention is not None:
+        cbox = scale_box(prediction.context_box, prediction, image.shape)
+        shown = attention_overlay(image, frame.attention, cbox, face_box=box)
+    else:
+        shown = image.copy()
+        if box is not None:
+            draw_box(shown, box)
+    return _fit(shown)
+
+
+def key_frame_images(
+    prediction: Prediction, *, video_path: str | Path | None = None, k: int = 4
+) -> list[tuple[int, np.ndarray]]:
+    """The report's key frames: ``(index into prediction.frames, picture)`` in time order.
+
+    The frames are chosen by :func:`select_key_frames` and re-read from ``video_path`` (default
+    ``prediction.path``); each picture is :func:`key_frame_view`.
+
+    Raises:
+        VideoDecodeError: the video cannot be read.
+    """
+    picks = select_key_frames(prediction, k)
+    if not picks:
+        return []
+    times = [prediction.frames[i].timestamp for i in picks]
+    images = grab_frames(source_path(prediction, video_path), prediction.fps, times)
+    return [(i, key_frame_view(prediction, prediction.frames[i], img)) for i, img in zip(picks, images, strict=True)]
+
+
 def _key_frame_card(prediction: Prediction, idx: int, f: FramePrediction, image: np.ndarray) -> str:
     """HTML of one key-frame card: face crop (with a face) and the frame (attention overlay or face box)."""
     box = scale_box(f.box, prediction, image.shape) if f.face_present else None
@@ -186,15 +228,11 @@ def _key_frame_card(prediction: Prediction, idx: int, f: FramePrediction, image:
         crop = face_crop(image, box, size=128)
         parts.append(_img(image_png(crop), id=f"keyframe-{idx}-face", cls="face", alt=f"face at {f.timestamp:.2f} s"))
     if f.attention is not None:
-        cbox = scale_box(prediction.context_box, prediction, image.shape)
-        shown = attention_overlay(image, f.attention, cbox, face_box=box)
         alt = f"context attention at {f.timestamp:.2f} s"
     else:
-        shown = image.copy()
-        if box is not None:
-            draw_box(shown, box)
         alt = f"frame at {f.timestamp:.2f} s"
-    parts.append(_img(image_png(_fit(shown)), id=f"keyframe-{idx}-frame", cls="frame", alt=alt))
+    shown = key_frame_view(prediction, f, image)
+    parts.append(_img(image_png(shown), id=f"keyframe-{idx}-frame", cls="frame", alt=alt))
     parts.append("</div><figcaption>")
     top = top_emotion(f.probabilities)
     if top is None:
@@ -275,7 +313,13 @@ def _persons_section(prediction: Prediction, src: Path) -> str:
     )
 
 
-def render_html_report(prediction: Prediction, *, video_path: str | Path | None = None, key_frames: int = 4) -> str:
+def render_html_report(
+    prediction: Prediction,
+    *,
+    video_path: str | Path | None = None,
+    key_frames: int = 4,
+    show_video_path: bool = True,
+) -> str:
     """The report as an HTML string (see :func:`write_html_report`, which writes it to a file).
 
     Raises:
@@ -318,7 +362,7 @@ def render_html_report(prediction: Prediction, *, video_path: str | Path | None 
         facts.append(("analysed", f"{prediction.frames[0].timestamp:.2f} – {prediction.frames[-1].timestamp:.2f} s"))
     if prediction.frame_size:
         facts.append(("frame size", f"{prediction.frame_size[1]} × {prediction.frame_size[0]} px"))
-    if video_path is not None and str(video_path) != str(prediction.path):
+    if show_video_path and video_path is not None and str(video_path) != str(prediction.path):
         facts.append(("frames read from", str(video_path)))
     out.append('<table class="facts">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts))
     out.append("</table>")
@@ -373,7 +417,12 @@ def render_html_report(prediction: Prediction, *, video_path: str | Path | None 
 
 
 def write_html_report(
-    prediction: Prediction, out_path: str | Path, *, video_path: str | Path | None = None, key_frames: int = 4
+    prediction: Prediction,
+    out_path: str | Path,
+    *,
+    video_path: str | Path | None = None,
+    key_frames: int = 4,
+    show_video_path: bool = True,
 ) -> Path:
     """Write a self-contained HTML report of ``prediction`` to ``out_path``.
 
@@ -389,6 +438,8 @@ def write_html_report(
         out_path: the ``.html`` file to write (overwritten).
         video_path: where to read the frames (default ``prediction.path``).
         key_frames: how many key frames to show (0: none, and the video is not read).
+        show_video_path: name ``video_path`` in the report when it differs from ``prediction.path``
+            (off for the web service, whose uploads sit in server-private temporary files).
 
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
@@ -400,5 +451,5 @@ def write_html_report(
     """
     from ..outputs import atomic_write_text
 
-    text = render_html_report(prediction, video_path=video_path, key_frames=key_frames)
+    text = render_html_report(prediction, video_path=video_path, key_frames=key_frames, show_video_path=show_video_path)
     return atomic_write_text(out_path, text)

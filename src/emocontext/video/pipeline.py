@@ -61,7 +61,7 @@ class StreamConfig:
             a width in pixels: the whole frame resized to ``context_size x context_width``
             (CAER-Net, section 5.1: 128 x 171).
         hide_face: black out the subject's face in the context stream (CAER-Net).
-        face_margin: margin around the face box, fraction of its side.
+        face_margin: margin around the face box, fraction of its side (0.1: see ``streams.face_crop``).
     """
 
     fps: float = DEFAULT_FPS
@@ -70,7 +70,7 @@ class StreamConfig:
     face_size: int = FACE_SIZE
     context_size: int = CONTEXT_SIZE
     hide_face: bool = False
-    face_margin: float = 0.2
+    face_margin: float = 0.1
     context_width: int | None = None
 
     def __post_init__(self) -> None:

@@ -1,0 +1,133 @@
+"""The JSON the API answers with, described for the OpenAPI document (``GET /openapi.json``).
+
+The prediction is exactly ``emocontext predict --json`` (:meth:`~emocontext.predict.Prediction.to_dict`),
+with ``path`` the uploaded file's name; its schema is version :data:`SCHEMA_VERSION`, also sent
+in the ``X-Emocontext-Schema`` response header. The models allow extra fields, so a newer
+library (``persons``, more emotions) passes through unchanged: label names are never listed
+here, they are the keys of ``probabilities``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SCHEMA_HEADER",
+    "FramePredictionV1",
+    "PredictionV1",
+    "JobV1",
+    "ErrorV1",
+    "ModelsV1",
+    "upload_body",
+]
+
+#: Version of the prediction JSON; changes when a field changes meaning or disappears.
+SCHEMA_VERSION = "1"
+SCHEMA_HEADER = "X-Emocontext-Schema"
+
+
+class FramePredictionV1(BaseModel):
+    """One sampled frame."""
+
+    model_config = ConfigDict(extra="allow", title="FramePrediction (schema 1)")
+    timestamp: float = Field(description="presentation time in seconds")
+    face_present: bool
+    box: list[float] | None = Field(None, description="face box xyxy in pixels of the frame")
+    probabilities: dict[str, float] | None = Field(None, description="emotion -> probability; None: nothing read")
+    source: str | None = Field(None, description='"face", "face+context" or "context" (no face)')
+    attention: list[list[float]] | None = Field(None, description="context spatial attention (h x w, sums to 1)")
+    fusion_weights: dict[str, float] | None = Field(None, description="lambda_face and lambda_context (sum 1)")
+
+
+class PredictionV1(BaseModel):
+    """The emotion of the person in one file: ``emocontext predict --json``."""
+
+    model_config = ConfigDict(extra="allow", title="Prediction (schema 1)")
+    path: str = Field(description="the uploaded file's name")
+    label: str | None = Field(description="clip emotion; None when no face was found (face model)")
+    confidence: float | None
+    probabilities: dict[str, float] = Field(description="emotion -> clip probability; the keys are the label set")
+    num_frames: int
+    frames_with_face: int
+    frames: list[FramePredictionV1] = []
+    model: str
+    fps: float
+    truncated: bool
+    frame_size: list[int] | None = Field(None, description="[height, width] in pixels")
+    context_box: list[float] | None = None
+    no_face: bool
+
+
+class ErrorV1(BaseModel):
+    """Every error answer."""
+
+    model_config = ConfigDict(title="Error")
+    error: str = Field(description="kind: empty, not_media, too_large, bad_form, bad_filename, queue_full, ...")
+    detail: str = Field(description="one line for a person")
+
+
+class ProgressV1(BaseModel):
+    frames_done: int
+    frames_total: int | None = Field(description="expected sampled frames (None when the container gives no length)")
+
+
+class KeyFrameV1(BaseModel):
+    index: int = Field(description="index into result.frames")
+    timestamp: float
+    url: str = Field(description="PNG: the frame with the face box, or the context attention overlaid")
+
+
+class JobV1(BaseModel):
+    """A job of ``POST /v1/jobs``."""
+
+    model_config = ConfigDict(title="Job")
+    id: str
+    status: str = Field(description="queued, running, done or failed")
+    stage: str = Field(description="queued, load, detect, report, annotate, done or failed")
+    filename: str
+    options: dict
+    progress: ProgressV1
+    created: float = Field(description="Unix time")
+    started: float | None
+    finished: float | None
+    error: ErrorV1 | None
+    result: PredictionV1 | None
+    key_frames: list[KeyFrameV1]
+    links: dict[str, str]
+
+
+class ModelsV1(BaseModel):
+    """What ``POST /v1/predict`` accepts."""
+
+    model_config = ConfigDict(extra="allow", title="Models")
+    models: list[str]
+    default_model: str
+    detectors: list[str]
+    default_detector: str
+    person: list[str] = Field(description="accepted values of the person field (empty: the field is not supported)")
+    loaded: list[dict] = Field(description="models loaded in the workers, with their label sets")
+    max_upload_mb: float
+    max_fps: float
+
+
+def upload_body(*, jobs: bool) -> dict:
+    """OpenAPI ``requestBody`` of the upload endpoints (the body is parsed by streaming, not by FastAPI)."""
+    props = {
+        "file": {"type": "string", "format": "binary", "description": "the video or image (checked by decoding)"},
+        "model": {"type": "string", "description": "face or context (default: the library default)"},
+        "detector": {"type": "string", "description": "face detector: mtcnn (default), yunet, haar, dlib"},
+        "fps": {"type": "number", "description": "sampling rate in Hz (default 5)"},
+        "max_duration": {"type": "number", "description": "read at most this many seconds"},
+        "person": {"type": "string", "enum": ["all", "subject"], "description": "when the library supports it"},
+    }
+    what = "the job also writes the HTML report, the annotated video and key frames" if jobs else "JSON answer"
+    return {
+        "requestBody": {
+            "required": True,
+            "description": what,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": props}}
+            },
+        }
+    }

@@ -1,0 +1,129 @@
+"""A real ``emocontext serve`` process on 127.0.0.1 for the service tests, and small videos to send it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import encode_video, numbered_frames
+
+httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (the test extra)")
+pytest.importorskip("fastapi", reason="the serve tests need the serve extra (fastapi)")
+
+#: Seconds to wait for the workers to load their models (a loaded 2-core machine is slow).
+START_TIMEOUT = float(os.environ.get("EMOCONTEXT_SERVE_START_TIMEOUT", "900"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python -m emocontext serve`` in a subprocess with its own ``TMPDIR`` (to check what it leaves)."""
+
+    def __init__(self, tmp: Path, *args: str):
+        self.tmp = tmp
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (tmp.parent / f"server-{self.port}.log").open("w")
+        env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "emocontext", "serve", "--port", str(self.port), "--log-level", "warning", *args]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.client = httpx.Client(base_url=self.url, timeout=600)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}: {self.log_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if self.client.get("/readyz", timeout=5).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(f"the server was not ready within {timeout:g} s: {self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def work_dirs(self) -> list[Path]:
+        """The server's folders under its TMPDIR (one while it runs, none after a clean stop)."""
+        return sorted(self.tmp.glob("emocontext-serve-*"))
+
+    def uploads(self) -> list[Path]:
+        return [p for d in self.work_dirs() for p in (d / "uploads").iterdir()]
+
+    def stop(self) -> int:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running_server(tmp: Path, *args: str):
+    server = Server(tmp, *args)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_job(client, job_id: str, timeout: float = 600) -> dict:
+    """Poll ``GET /v1/jobs/{id}`` until the job is done or failed."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:g} s")
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serve_media")
+
+
+@pytest.fixture(scope="session")
+def tiny_video(media_dir) -> Path:
+    """2 s at 10 fps, 96x64, no face."""
+    return encode_video(media_dir / "tiny clip.mp4", numbered_frames(20), fps=10)
+
+
+@pytest.fixture(scope="session")
+def long_video(media_dir) -> Path:
+    """20 s at 10 fps, 640x480 moving gradient: sampled at 30 fps, 600 frames for the detector (a minute or more)."""
+    n, h, w = 200, 480, 640
+    x = np.linspace(0, 255, w)[None, None, :, None]
+    shift = np.arange(n)[:, None, None, None] * 3
+    frames = ((x + shift) % 256).astype(np.uint8)
+    frames = np.broadcast_to(frames, (n, h, w, 3)).copy()
+    return encode_video(media_dir / "long.mp4", frames, fps=10)
+
+
+@pytest.fixture(scope="session")
+def truncated_mp4(media_dir, tiny_video) -> Path:
+    """The first half of an MP4 whose index (moov) is at the end: nothing can be decoded."""
+    data = tiny_video.read_bytes()
+    out = media_dir / "truncated.mp4"
+    out.write_bytes(data[: len(data) // 2])
+    return out
