@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("models",)),
     ("training", ("train", "training", "pretrained")),
     ("prediction", ("predict", "report")),
-    ("entry points", ("", "__main__", "cli", "serve")),
+    ("entry points", ("", "__main__", "cli", "commands", "serve")),
 )
 
 #: A dataset reader is chosen by an entry point; library code works on Manifest / ClipEntry only.

@@ -46,3 +46,40 @@ def test_faces_package_keeps_every_public_name():
     for name in faces.__all__:
         assert getattr(faces, name) is not None, name
     from emocontext.video.faces import YUNET_FILENAME, default_cache_dir, resolve_yunet_weights  # noqa: F401
+
+
+def test_public_api_is_unchanged():
+    import emocontext
+    from emocontext.data.adapters import load_dataset as old_load_dataset
+    from emocontext.data.datasets import load_dataset
+    from emocontext.models import EmotionModel, create_model
+    from emocontext.predict import Predictor, predict_file
+
+    assert callable(emocontext.predict) and emocontext.Predictor is Predictor
+    assert emocontext.predict_file is predict_file
+    assert old_load_dataset is load_dataset
+    assert isinstance(create_model("face_rnn", num_classes=7, face_dim=8), EmotionModel)
+    from emocontext.train import fit as old_fit
+    from emocontext.training.fit import fit
+
+    assert old_fit is fit
+
+
+def test_the_command_line_keeps_its_commands():
+    import typer
+
+    from emocontext.cli import app
+
+    group = typer.main.get_command(app)
+    assert list(group.commands) == [
+        "predict",
+        "extract",
+        "models",
+        "train",
+        "evaluate",
+        "compare",
+        "serve",
+        "version",
+        "weights",
+    ]
+    assert list(group.commands["weights"].commands) == ["download", "list"]

@@ -1,0 +1,49 @@
+"""What every ``emocontext`` command shares: the consoles, one-line errors and warnings, logging, option types.
+
+An :class:`~emocontext.errors.EmoContextError` becomes ``error: <message>`` on stderr and exit status 1
+(2 for bad arguments, as click does); never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+__all__ = ["Detector", "Fps", "err", "error", "fail", "out", "setup_logging", "warn"]
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    error(message)
+    return typer.Exit(code)
+
+
+def error(message: str) -> None:
+    """``error: <message>`` on stderr; the message is printed as is (no rich markup: brackets stay)."""
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+Detector = Annotated[
+    str,
+    typer.Option(
+        help="Face detector: mtcnn (offline default), yunet (fast; `emocontext weights download yunet`), haar, "
+        "dlib, or none (each image or frame IS the face: pre-cropped or aligned faces, FER-style folders)."
+    ),
+]
+Fps = Annotated[float, typer.Option(help="Frames sampled per second of video (CACA-RNN uses 5).", min=0.01)]

