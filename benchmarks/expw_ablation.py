@@ -206,7 +206,8 @@ def report(results: list[dict], args) -> str:
         "# ExpW: face vs context (CAER-Net Table 3 ablation, CAAN)",
         "",
         f"{sizes.get('train')} train / {sizes.get('val')} val / {sizes.get('test')} test faces (ExpW's own splits, "
-        "grouped by photo), 7 classes. **Frozen features**: the project's face CNN (version 4: FER+ votes on FER2013 faces) on the labelled box at crop margin 0.1; "
+        "grouped by photo), 7 classes. **Frozen features**: the project's face CNN (version 4: FER+ votes on FER2013 "
+        "faces) on the labelled box at crop margin 0.1; "
         "the ImageNet EfficientNet-Lite0 1280x7x7 map of the centre-cropped photo with the face hidden; Adam 1e-4. "
         "**Pixels**: CAER-Net-S's own 2D encoders trained from scratch on the 96x96 face and the whole face-hidden "
         "photo (128x171, 112x112 crops); Adam 3e-4. Batch 32, early stopping on val macro mAP "
