@@ -6,6 +6,7 @@ Each test here failed before its fix. FIDELITY.md lists every element of the fou
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from emocontext.data.datasets import FeatureSequenceDataset
 from emocontext.data.manifest import ClipEntry
@@ -58,3 +59,204 @@ def test_seeds_draw_different_start_frames_at_every_epoch(tmp_path):
         assert _starts(ds0, epoch + 1) != _starts(ds1, epoch), epoch
     # still reproducible: the same seed and epoch give the same starts
     assert _starts(ds0, 3) == _starts(FeatureSequenceDataset(store, entries, EKMAN7, train=True, seed=0), 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses: class weights and CAAN's loss options reach the model's own loss; FaceNet's triplet loss
+# ---------------------------------------------------------------------------------------------
+
+
+def imbalanced_store(root, n=24, t=5, d=6, seed=0):
+    """Clips labelled 0 (two thirds), 1 and 2; the label is readable from the context stream."""
+    rng = np.random.default_rng(seed)
+    store = FeatureStore(root, SIG)
+    entries = []
+    for i in range(n):
+        y = 0 if i % 3 else 1 + (i // 3) % 2
+        ctx = rng.normal(size=(t, d)).astype(np.float32)
+        ctx[:, y] += 1.0
+        split = "train" if i < 16 else "val"
+        e = ClipEntry(f"/synthetic/imb{i}.mp4", EKMAN7.names[y], split, None)
+        store.put(
+            e.clip_id,
+            Record(
+                face=rng.normal(size=(t, d)).astype(np.float32),
+                face_probs=np.zeros((t, 7), np.float32),
+                face_map=np.zeros((t, d, 1, 1), np.float32),
+                context=ctx,
+                face_present=np.ones(t, bool),
+                timestamps=np.arange(t) * 0.2,
+                boxes=np.zeros((t, 4), np.float32),
+                meta=e.to_dict(),
+            ),
+        )
+        entries.append(e)
+    return store, entries
+
+
+def _fit_losses(tmp_path, name, **cfg):
+    from emocontext.train import TrainConfig, fit
+
+    store, entries = imbalanced_store(tmp_path / "s")
+    tr = FeatureSequenceDataset(store, [e for e in entries if e.split == "train"], EKMAN7, train=True)
+    va = FeatureSequenceDataset(store, [e for e in entries if e.split == "val"], EKMAN7)
+    small = {"embed_dim": 8, "fusion_dim": 8, "feature_dim": 8, "score_hidden": 4}
+    config = TrainConfig(model="caan", epochs=2, batch_size=8, model_kwargs=small, **cfg)
+    result = fit(config, tr, va, tmp_path / name, label_set=EKMAN7)
+    return [h["loss"] for h in result.history]
+
+
+def test_class_weights_reach_caans_own_loss(tmp_path):
+    """``--class-weights`` changes CAAN's training loss (before the fix ``model.loss`` never got the weights)."""
+    plain = _fit_losses(tmp_path, "plain")
+    weighted = _fit_losses(tmp_path, "weighted", class_weights=True)
+    assert plain != weighted
+    assert plain == _fit_losses(tmp_path, "again")  # the difference is the weights, not chance
+
+
+def test_caan_loss_options_come_from_the_config(tmp_path):
+    from emocontext.errors import ConfigError
+    from emocontext.train import TrainConfig, fit
+
+    default = _fit_losses(tmp_path, "default")
+    no_triplet = _fit_losses(tmp_path, "nt", loss_kwargs={"triplet_weight": 0.0, "frame_weight": 0.5})
+    assert default != no_triplet
+    store, entries = imbalanced_store(tmp_path / "s2")
+    ds = FeatureSequenceDataset(store, entries, EKMAN7)
+    with pytest.raises(ConfigError, match="takes no loss options"):
+        fit(
+            TrainConfig(model="face_rnn", epochs=1, loss_kwargs={"margin": 1.0}),
+            ds,
+            ds,
+            tmp_path / "x",
+            label_set=EKMAN7,
+        )
+
+
+def _brute_facenet(x, y, margin):
+    """FaceNet's loss by loops: squared distances, every (a, p), semi-hard negative (else the farthest)."""
+    import torch
+
+    d = torch.cdist(x, x).pow(2)
+    losses = []
+    for a in range(len(y)):
+        for p in range(len(y)):
+            if a == p or y[a] != y[p]:
+                continue
+            negs = [float(d[a, n]) for n in range(len(y)) if y[n] != y[a]]
+            if not negs:
+                continue
+            farther = [v for v in negs if v > float(d[a, p])]
+            dn = min(farther) if farther else max(negs)
+            losses.append(max(0.0, float(d[a, p]) - dn + margin))
+    return sum(losses) / len(losses)
+
+
+def test_facenet_triplet_loss_is_squared_and_semi_hard():
+    import torch
+    from torch.nn import functional as F
+
+    from emocontext.models.base import Output
+    from emocontext.models.caan import batch_hard_triplet_loss, caan_loss, facenet_triplet_loss
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 5, generator=g)
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+    got = facenet_triplet_loss(x, y, margin=0.2)
+    assert float(got) == pytest.approx(_brute_facenet(F.normalize(x, dim=1), y, 0.2), abs=1e-5)
+    assert float(got) != pytest.approx(float(batch_hard_triplet_loss(x, y, margin=0.2)), abs=1e-3)
+    # the default of CAAN's loss is FaceNet's form
+    out = Output(logits=torch.zeros(10, 4), extras={"video_feature": x})
+    terms = caan_loss(out, y, frame_weight=0.0, clip_weight=0.0, return_terms=True)
+    torch.testing.assert_close(terms["triplet"], got)
+    assert float(facenet_triplet_loss(x, torch.arange(10))) == 0.0  # no positive pair
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipes: shown by `emocontext models --recipes`, used by `emocontext train`
+# ---------------------------------------------------------------------------------------------
+
+
+def _recipe_rows(monkeypatch) -> dict[str, list[str]]:
+    from typer.testing import CliRunner
+
+    from emocontext import cli
+
+    monkeypatch.setattr(cli.out, "width", 400)
+    r = CliRunner().invoke(cli.app, ["models", "--recipes"])
+    assert r.exit_code == 0, r.output
+    rows = {}
+    for line in r.output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) > 9 and cells[0] and cells[1] in ("adam", "adadelta", "sgd"):
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_every_model_has_its_papers_recipe_and_the_cli_shows_it(monkeypatch):
+    from emocontext.models import list_models, model_info
+    from emocontext.train import TrainConfig, resolve_config
+
+    rows = _recipe_rows(monkeypatch)
+    assert set(rows) == set(list_models())
+    for name, cells in rows.items():
+        cfg = resolve_config(TrainConfig(model=name))  # what fit() runs for this model
+        assert (
+            cells[1:10]
+            == [
+                cfg.optimizer,
+                f"{cfg.lr:g}",
+                model_info(name).recipe.schedule(),
+                f"{cfg.weight_decay:g}",
+                str(cfg.batch_size),
+                str(cfg.epochs),
+                str(cfg.patience),
+                cfg.selection,
+            ][: len(cells[1:10])]
+            or cells
+        )
+    # the papers' numbers
+    caer = resolve_config(TrainConfig(model="caer_net"))
+    assert (caer.lr, caer.lr_step, caer.lr_gamma, caer.batch_size) == (5e-3, 4, 0.1, 32)
+    chao = resolve_config(TrainConfig(model="av_lstm"))
+    assert (chao.optimizer, chao.weight_decay, chao.epochs, chao.selection) == ("adadelta", 5e-4, 50, "accuracy")
+    sun = resolve_config(TrainConfig(model="caca_rnn_a"))
+    assert (sun.optimizer, sun.lr, sun.batch_size) == ("adam", 1e-4, 32)
+    # an option given overrides the recipe
+    assert resolve_config(TrainConfig(model="caer_net", lr=0.1, optimizer="adam")).optimizer == "adam"
+
+
+def test_train_runs_the_recipe_the_cli_shows(tmp_path, monkeypatch):
+    """`emocontext train` with no recipe option runs exactly the recipe `models --recipes` shows."""
+    import torch
+    from typer.testing import CliRunner
+
+    from emocontext import cli
+
+    rows = _recipe_rows(monkeypatch)
+    shown = rows["caer_net_features"]
+    store, _ = imbalanced_store(tmp_path / "s")
+    r = CliRunner().invoke(
+        cli.app,
+        ["train", "-s", str(tmp_path / "s"), "--model", "caer_net_features", "-o", str(tmp_path / "r")]
+        + ["--model-option", "attention_channels=4", "--model-option", "fusion_hidden=4"],
+    )
+    assert r.exit_code == 0, r.output
+    assert "recipe: sgd lr 0.005 x0.1 every 4 epochs" in r.output
+    ck = torch.load(tmp_path / "r" / "seed0" / "checkpoint.pt", weights_only=False)
+    cfg = ck["meta"]["config"]
+    assert [cfg["optimizer"], f"{cfg['lr']:g}", f"{cfg['weight_decay']:g}", str(cfg["batch_size"])] == [
+        shown[1],
+        shown[2],
+        shown[4],
+        shown[5],
+    ]
+    assert [str(cfg["epochs"]), str(cfg["patience"]), cfg["selection"]] == [shown[6], shown[7], shown[8]]
+    assert f"x{cfg['lr_gamma']:g} every {cfg['lr_step']} epochs" == shown[3]
+    # the optimiser really is that one, and the schedule really ran: 5e-3 divided by 10 every 4 epochs
+    group = ck["opt"]["param_groups"][0]
+    assert group["momentum"] == 0.9 and "nesterov" in group  # torch.optim.SGD's state
+    lrs = [h["lr"] for h in ck["history"]]
+    assert len(lrs) == int(shown[6])
+    assert lrs[:5] == pytest.approx([5e-3, 5e-3, 5e-3, 5e-3, 5e-4])
+    assert lrs[-1] == pytest.approx(5e-6)

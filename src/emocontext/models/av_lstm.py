@@ -135,6 +135,7 @@ from .base import (
     run_lstm,
     zero_invalid,
 )
+from .recipes import AV_LSTM
 from .registry import register_model
 
 __all__ = ["AVEncoder", "AVEncoding", "AVLSTM", "coarse_alignment"]
@@ -399,6 +400,7 @@ register_model(
     paper=f"{_PAPER}, 2.1 + 2.3, eq. (4)-(6), (9)-(11), Fig. 1",
     description="AV-LSTM with soft audio-visual alignment and per-emotion perception attention (h_av 32, selection 8).",
     fixed={"encoding": "perception"},
+    recipe=AV_LSTM,
 )
 register_model(
     AVLSTM,
@@ -408,6 +410,7 @@ register_model(
     fixed={"encoding": "last"},
     defaults={"hidden_size": 64},
     unused=_PERCEPTION_ONLY,
+    recipe=AV_LSTM,
 )
 register_model(
     AVLSTM,
@@ -417,4 +420,5 @@ register_model(
     fixed={"encoding": "mean"},
     defaults={"hidden_size": 64},
     unused=_PERCEPTION_ONLY,
+    recipe=AV_LSTM,
 )

@@ -65,6 +65,7 @@ from .base import (
     run_lstm,
     zero_invalid,
 )
+from .recipes import CACA_RNN
 from .registry import register_model
 
 __all__ = [
@@ -515,16 +516,25 @@ class CNN2D3D(EmotionModel):
 # ---------------------------------------------------------------------------------------------
 
 
-register_model(FaceRNN, name="face_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"face_dim": "in_dim"})
-register_model(ContextRNN, name="context_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"context_dim": "in_dim"})
-register_model(ParallelRNN, name="parallel_rnn", paper=f"{_PAPER}, IV, Fig. 3b, Table I")
-register_model(ConcatRNN, name="concat_rnn", paper=f"{_PAPER}, IV, Fig. 3c, Table I")
+register_model(
+    FaceRNN, name="face_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"face_dim": "in_dim"}, recipe=CACA_RNN
+)
+register_model(
+    ContextRNN,
+    name="context_rnn",
+    paper=f"{_PAPER}, IV, Fig. 3a, Table I",
+    dims={"context_dim": "in_dim"},
+    recipe=CACA_RNN,
+)
+register_model(ParallelRNN, name="parallel_rnn", paper=f"{_PAPER}, IV, Fig. 3b, Table I", recipe=CACA_RNN)
+register_model(ConcatRNN, name="concat_rnn", paper=f"{_PAPER}, IV, Fig. 3c, Table I", recipe=CACA_RNN)
 register_model(
     CacaRNN,
     name="caca_rnn_a",
     paper=f"{_PAPER}, III-D, Fig. 2, eq. (2)-(5), Table I",
     description="CACA-RNN A: context LSTM (2x128) initialises and is attended by a face LSTM (128).",
     fixed={"left": "context"},
+    recipe=CACA_RNN,
 )
 register_model(
     CacaRNN,
@@ -532,7 +542,10 @@ register_model(
     paper=f"{_PAPER}, IV, Fig. 3d, Table I",
     description="CACA-RNN B: face LSTM (2x128) initialises and is attended by a context LSTM (128).",
     fixed={"left": "face"},
+    recipe=CACA_RNN,
 )
 # in_channels (channels C of face_map) defaults to face_dim: the project's face CNN gives a
 # 1280 x h x w map whose spatial mean is the 1280-d face feature.
-register_model(CNN2D3D, name="cnn_2d3d", paper=f"{_PAPER}, VI, Fig. 4", dims={"face_dim": "in_channels"})
+register_model(
+    CNN2D3D, name="cnn_2d3d", paper=f"{_PAPER}, VI, Fig. 4", dims={"face_dim": "in_channels"}, recipe=CACA_RNN
+)

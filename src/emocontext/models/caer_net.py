@@ -75,6 +75,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from .base import EmotionModel, Output, batch_masks, compact_order, masked_mean, require, zero_invalid
 from .caer_blocks import PAPER_CHANNELS, AdaptiveFusion, CAEREncoder, CAERHead, SpatialAttention, masked_batch_norm
+from .recipes import CAER_NET
 from .registry import register_model
 
 __all__ = [
@@ -514,6 +515,10 @@ class CAERNet(EmotionModel):
 # Registry names (options: each class's keyword arguments)
 # ---------------------------------------------------------------------------------------------
 
-register_model(CAERNet, name="caer_net", paper=f"{_PAPER}, 3.2, Fig. 2, eq. (1)-(6), Table 3")
-register_model(CAERNetS, name="caer_net_s", paper=f"{_PAPER}, 3.2 'Static model', eq. (1)-(6), Table 3")
-register_model(CAERNetFeatures, name="caer_net_features", paper=f"{_PAPER}, 3.2, eq. (3)-(6), on frozen features")
+register_model(CAERNet, name="caer_net", paper=f"{_PAPER}, 3.2, Fig. 2, eq. (1)-(6), Table 3", recipe=CAER_NET)
+register_model(
+    CAERNetS, name="caer_net_s", paper=f"{_PAPER}, 3.2 'Static model', eq. (1)-(6), Table 3", recipe=CAER_NET
+)
+register_model(
+    CAERNetFeatures, name="caer_net_features", paper=f"{_PAPER}, 3.2, eq. (3)-(6), on frozen features", recipe=CAER_NET
+)
