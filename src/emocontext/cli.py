@@ -487,6 +487,13 @@ def extract(
     spatial: Annotated[
         bool, typer.Option(help="Keep context feature maps (C x 7 x 7) instead of pooled vectors.")
     ] = False,
+    context_pool: Annotated[
+        str,
+        typer.Option(
+            help="mean: the map's mean (C values); flatten: the map pooled to 7x7 and flattened (49 C values; "
+            "with squeezenet1_1 the CACA-RNN paper's 25,088-d context feature)."
+        ),
+    ] = "mean",
     hide_face: Annotated[
         bool, typer.Option(help="Black out the subject's face in the context stream (CAER-Net).")
     ] = False,
@@ -525,6 +532,7 @@ def extract(
             spatial=spatial,
             config=StreamConfig(fps=fps, hide_face=hide_face),
             audio=audio,
+            context_pool=context_pool,
         )
         summary = run_extract(manifest, store, ex, progress=not quiet)
     except EmoContextError as e:

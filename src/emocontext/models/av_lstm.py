@@ -106,8 +106,10 @@ Deviations (the paper's sizes are in section 4.1):
   averaged and classified (the "average of the whole h_av" of the text; with a linear classifier
   this is the average of per-step logits).
 * **Dropout** 0.5 after the hidden layers and on the clip representation before the classifier
-  ("in all layers except the LSTM layer", 4.1). Weight decay (0.0005) and Adadelta belong to the
-  training loop, not the model.
+  ("in all layers except the LSTM layer", 4.1). Adadelta, weight decay 0.0005, 50 epochs and
+  selection on validation accuracy are the registered training recipe
+  (:data:`emocontext.models.recipes.AV_LSTM`, ``emocontext models --recipes``); the optimiser's
+  weight decay reaches every layer ("in all the layers").
 * ``align="none"`` (not in the paper, a sanity baseline): no learned alignment, ``x_t`` is the audio
   state at ``p_t`` (nearest-frame resampling of ``h_a`` to the visual rate); ``extras["alignment"]``
   is then one-hot at slot ``w - 1``.

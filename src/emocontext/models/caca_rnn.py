@@ -294,14 +294,20 @@ class CacaRNN(EmotionModel):
     **Resolving eq. (4)-(5).** As printed they are circular: ``h_i = f(h_{i-1}, x_i, c_i)`` while
     ``c_i`` is scored with ``h_i``. ``attention_query`` picks one of the two standard readings:
 
-    * ``"previous"`` (default; Bahdanau-style query with Luong's input feeding): the query is the
-      right LSTM's previous state ``q_i = h_{i-1}`` (``h_0`` = the state copied from the left
-      LSTM), and the LSTM reads ``[x_i; c_i]``, so ``h_i = f(h_{i-1}, x_i, c_i)`` exactly as in
-      eq. (4): the attention context drives the recurrence, as the paper's "the right LSTM's
-      hidden states are generated from its input and attention" says.
+    * ``"previous"`` (default; Bahdanau-style): the query is the right LSTM's previous state
+      ``q_i = h_{i-1}`` (``h_0`` = the state copied from the left LSTM), and the LSTM reads
+      ``[x_i; c_i]``, so ``h_i = f(h_{i-1}, x_i, c_i)`` exactly as in eq. (4): the attention
+      context drives the recurrence, as the paper's "the right LSTM's hidden states are generated
+      from its input and attention" says. (This feeds ``c_i``, not the previous attentional
+      state ``h~_{i-1}`` of Luong's "input feeding".)
     * ``"current"`` (Luong's global attention without input feeding): the right LSTM reads
       ``x_i`` only, then ``q_i = h_i``, exactly eq. (5)'s score, but ``c_i`` only reaches the
       output through ``h~_i``, not the recurrence. Faster (no Python loop over time).
+
+    **Which LSTM has two layers.** Section V-C (the submitted model) gives the *face* RNN two
+    layers and the context RNN one; V-D (Table I) gives the *first* (left) LSTM two layers and
+    the second one. The defaults follow V-D, the setting of the Table I comparison this module
+    reproduces; ``left_layers=1, right_layers=2`` is V-C's for ``caca_rnn_a`` (FIDELITY.md).
 
     Shapes: ``face`` ``(B, T, D_f)``, ``context`` ``(B, T, D_c)`` -> ``logits`` ``(B, K)``;
     ``temporal_attention`` ``(B, T, T)`` = ``a[b, i, t]`` for query step ``i`` (right stream) and
@@ -412,7 +418,7 @@ class CacaRNN(EmotionModel):
     def _loop(
         self, x: Tensor, valid: Tensor, keys: Tensor, key_valid: Tensor, h0: Tensor, c0: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Right LSTM with query ``h_{i-1}`` and input feeding; steps where ``valid`` is False keep the state.
+        """Right LSTM with query ``h_{i-1}``, reading ``[x_i; c_i]``; steps where ``valid`` is False keep the state.
 
         Returns per-step outputs ``h~`` ``(B, T, H)`` (forward-filled), attention ``(B, T, T)``,
         and the output at the last valid step ``(B, H)`` (``h~_0`` if there is none).
@@ -456,8 +462,8 @@ class CNN2D3D(EmotionModel):
     ``temporal_stride``, ReLU; then the adaptive pooling: mean over the valid time steps and over
     all cells (any ``T``, ``H``, ``W``); Dropout, Linear(channels, K).
 
-    Shapes: ``face_map`` ``(B, T, C, H, W)`` (``C`` = 1280 and ``H = W`` = 4 for the project's
-    64-px EfficientNet-Lite0 face CNN) -> ``logits`` ``(B, K)``.
+    Shapes: ``face_map`` ``(B, T, C, H, W)`` (``C`` = 1280 and ``H = W`` = 5 for the project's
+    face CNN, EfficientNet-Lite0 on 80-px faces with output stride 16) -> ``logits`` ``(B, K)``.
 
     Masking: the face stream is the sequence of face frames (as in the paper, V-B): face frames
     are moved to the front in their order, everything after them is set to 0 and re-set to 0
