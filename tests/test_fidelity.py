@@ -274,3 +274,86 @@ def test_context_pool_flatten_gives_the_papers_25088_values_for_squeezenet():
     x = torch.arange(2 * 4 * 14 * 14, dtype=torch.float32).view(2, 4, 14, 14)
     flat = pool_map(x, "flatten").view(2, 4, 7, 7)
     torch.testing.assert_close(flat[:, :, 0, 0], x[:, :, :2, :2].mean((2, 3)))  # 2x2 cells, channel-major
+
+
+# ---------------------------------------------------------------------------------------------
+# Architecture details the papers give, as options
+# ---------------------------------------------------------------------------------------------
+
+
+def test_caer_fusion_dropout_between_the_fusion_1x1_layers():
+    """Lee et al. 5.1: dropout 0.5 between the 1x1 layers; the fusion weights vary in training, not in eval."""
+    import torch
+
+    from emocontext.models import create_model
+    from emocontext.models.caer_net import PAPER_CONTEXT_CHANNELS_AS_PRINTED
+
+    torch.manual_seed(0)
+    model = create_model("caer_net_features", num_classes=3, face_dim=6, context_dim=5)
+    assert model.head.fusion.face_score[1].p == 0.5
+    batch = {"face": torch.randn(2, 3, 6), "context": torch.randn(2, 3, 5, 2, 2)}
+    model.train()
+    assert not torch.equal(model(batch).fusion_weights, model(batch).fusion_weights)
+    model.eval()
+    torch.testing.assert_close(model(batch).fusion_weights, model(batch).fusion_weights)
+    # the state dict keys are unchanged by the dropout (checkpoints written before load)
+    assert {"head.fusion.face_score.0.weight", "head.fusion.face_score.2.weight"} <= set(model.state_dict())
+    # the context stream's four printed channel values build a four-layer encoder
+    net = create_model("caer_net", num_classes=3, context_channels=PAPER_CONTEXT_CHANNELS_AS_PRINTED)
+    assert len(net.context_encoder.convs) == 4 and net.context_encoder.temporal_stride == 4
+
+
+def test_caan_single_stream_attention_networks():
+    import torch
+
+    from emocontext.models import create_model, list_models
+
+    assert {"caan_face", "caan_context", "av_face_mean"} <= set(list_models())
+    face = create_model("caan_face", num_classes=3, face_dim=4)
+    context = create_model("caan_context", num_classes=3, context_dim=4)
+    assert len(face.score) == 1 and len([m for m in context.score if isinstance(m, torch.nn.Linear)]) == 3
+    assert face.streams == ("face",) and context.streams == ("context",)
+
+
+def test_ffaa_is_supervised_at_the_video_level_only():
+    """CAAN paper 5.2: FFAA is "supervised by softmax-loss" after the average: no frame-level term by default."""
+    import torch
+    from torch.nn import functional as F
+
+    from emocontext.models import create_model
+
+    model = create_model("ffaa", num_classes=3, face_dim=4, context_dim=4).eval()
+    batch = {"face": torch.randn(2, 5, 4), "context": torch.randn(2, 5, 4)}
+    y = torch.tensor([0, 2])
+    out = model(batch)
+    torch.testing.assert_close(model.loss(out, y), F.cross_entropy(out.logits, y))
+    assert model.loss(out, y, frame_weight=1.0) > model.loss(out, y)  # CAAN's frame term, on request
+
+
+def test_caa_can_average_the_face_frames_only():
+    import torch
+
+    from emocontext.models import create_model
+
+    torch.manual_seed(0)
+    ctx = torch.randn(1, 4, 4)
+    face_mask = torch.tensor([[True, False, True, False]])
+    batch = {"context": ctx, "face_mask": face_mask}
+    every = create_model("caa", num_classes=3, context_dim=4).eval()
+    faces = create_model("caa", num_classes=3, context_dim=4, drop_faceless=True).eval()
+    faces.load_state_dict(every.state_dict())
+    assert faces(batch).temporal_attention.tolist() == [[0.5, 0.0, 0.5, 0.0]]
+    assert every(batch).temporal_attention.tolist() == [[0.25] * 4]
+    moved = {"context": ctx.clone(), "face_mask": face_mask}
+    moved["context"][0, 1] += 10  # a face-less frame
+    torch.testing.assert_close(faces(moved).logits, faces(batch).logits)
+
+
+def test_caca_rnn_layer_counts_of_both_sections():
+    """V-D (default): the first (left) LSTM has two layers; V-C: the face RNN (right in A) has two."""
+    from emocontext.models import create_model
+
+    v_d = create_model("caca_rnn_a", num_classes=8, face_dim=128, context_dim=128)
+    v_c = create_model("caca_rnn_a", num_classes=8, face_dim=128, context_dim=128, left_layers=1, right_layers=2)
+    assert v_d.left_lstm.num_layers == 2 and len(v_d.right_cells) == 1
+    assert v_c.left_lstm.num_layers == 1 and len(v_c.right_cells) == 2

@@ -12,6 +12,7 @@ name          model                                                           pa
 av_lstm       aligned AV-LSTM + perception attention (two encoders)           2.1, 2.3, Fig. 1b
 av_lstm_last  aligned AV-LSTM, last-time encoding                             2.1, eq. (7)
 av_lstm_mean  aligned AV-LSTM, average encoding                               2.1, eq. (8)
+av_face_mean  appearance feature only: one LSTM, average encoding (no audio)  4.1, Table 1 row 1
 ============  ==============================================================  ===================
 
 The pieces (section 2.1, Fig. 1a; section 2.3 -- numbered 2.2 in the paper's text -- Fig. 1b):
@@ -140,7 +141,7 @@ from .base import (
 from .recipes import AV_LSTM
 from .registry import register_model
 
-__all__ = ["AVEncoder", "AVEncoding", "AVLSTM", "coarse_alignment"]
+__all__ = ["AVEncoder", "AVEncoding", "AVLSTM", "AppearanceLSTM", "coarse_alignment"]
 
 _PAPER = "Chao et al. 2016"
 _ALIGN = ("soft", "none")
@@ -388,6 +389,45 @@ class AVLSTM(EmotionModel):
         )
 
 
+class AppearanceLSTM(EmotionModel):
+    """Face appearance alone: hidden layer, one 64-cell LSTM, average encoding (Chao et al. 2016, Table 1 row 1).
+
+    Section 4.1: "the performance of the average encoding with single face appearance feature ...
+    The model for appearance feature has one hidden layer and one LSTM layer with 64 memory
+    cells"; Table 1's "average encoding (pool5 only)". Per face frame: Linear(D_f, 64), ReLU,
+    Dropout 0.5 (the hidden layer, as :class:`AVEncoder`'s); the LSTM runs over the face frames
+    only; the clip feature is the mean of its states over them (eq. 8 read as in this module's
+    docstring), Dropout, Linear(64, K).
+
+    Shapes: ``face`` ``(B, T, D_f)`` -> ``logits`` ``(B, K)``; ``frame_logits`` ``(B, T, K)`` (0 at
+    padding); ``temporal_attention`` ``(B, T)`` uniform over the face frames. A clip without a face
+    gets the classifier's bias. Deviation: the paper's appearance feature is 1024 selected pool5
+    values of a face-recognition CNN; here any face feature (the project's 1280-d one).
+    """
+
+    streams = ("face",)
+
+    def __init__(self, *, num_classes: int, face_dim: int, hidden_size: int = 64, dropout: float = 0.5):
+        super().__init__(num_classes)
+        self.encoder = StreamEncoder(face_dim, hidden_size, dropout)
+        self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, batch: dict[str, Tensor]) -> Output:
+        face = require(batch, "face", "AppearanceLSTM")
+        mask, face_mask = batch_masks(batch, face)
+        states, _ = run_lstm(self.lstm, self.encoder(zero_invalid(face, face_mask)), face_mask)
+        states = zero_invalid(states, face_mask)
+        clip = masked_mean(states, face_mask)
+        weights = face_mask.to(face.dtype) / face_mask.sum(1, keepdim=True).clamp(min=1).to(face.dtype)
+        return Output(
+            logits=self.head(self.dropout(clip)),
+            frame_logits=zero_invalid(self.head(states), face_mask),
+            temporal_attention=weights,
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry names (options: AVLSTM's keyword arguments)
 # ---------------------------------------------------------------------------------------------
@@ -422,5 +462,12 @@ register_model(
     fixed={"encoding": "mean"},
     defaults={"hidden_size": 64},
     unused=_PERCEPTION_ONLY,
+    recipe=AV_LSTM,
+)
+register_model(
+    AppearanceLSTM,
+    name="av_face_mean",
+    paper=f"{_PAPER}, 4.1, Table 1 'average encoding (pool5 only)'",
+    description="Face appearance only: hidden layer, LSTM (64 cells), average encoding (Table 1 baseline).",
     recipe=AV_LSTM,
 )

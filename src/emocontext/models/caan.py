@@ -15,6 +15,11 @@ faa     face features averaged over the face frames, two FC layers              
 caa     context features averaged over the frames, two FC layers                        5.2 "CAA"
 ======  =============================================================================  ===========
 
+==============  ===================================================================  ==============
+caan_face       attention network on the face stream alone, 1CF (Tables 2-3 "face")   5.1-5.2
+caan_context    attention network on the context stream alone, 3CF (Tables 2-3)       5.1-5.2
+==============  ===================================================================  ==============
+
 Losses (section 4.2): the frame branch "is supervised by softmax-loss" and the video feature
 ``R_V`` "is supervised by triplet loss [FaceNet]": :func:`caan_loss` combines a frame-level
 cross-entropy, a clip-level cross-entropy on the logits and a triplet loss on ``R_V`` --
@@ -64,6 +69,7 @@ from .registry import register_model
 
 __all__ = [
     "CAAN",
+    "StreamAttention",
     "FFAA",
     "AverageAggregate",
     "FAA",
@@ -104,7 +110,8 @@ class CAAN(EmotionModel):
        the paper does not give the size). A linear classifier on ``g_i`` gives the frame logits,
        "supervised by softmax-loss".
     4. eq. (3): emotion score ``s_i`` from ``g_i`` by 1, 2 or 3 FC layers (``score_layers``,
-       1CF/2CF/3CF; 3CF is the paper's default for fused features).
+       1CF/2CF/3CF; 3CF is the paper's default for fused features). The width of the hidden
+       score layers (``score_hidden``, 512) is not in the paper.
     5. eq. (4): ``R_V = sum_i g_i s_i / sum_i s_i``, here with ``s_i`` replaced by ``exp(s_i)``:
        ``w = masked_softmax(s)`` over the valid frames, ``R_V = sum_i w_i g_i``.
     6. Clip logits: the same linear classifier on ``R_V`` (equal to ``sum_i w_i`` frame logits,
@@ -198,6 +205,91 @@ class CAAN(EmotionModel):
         )
 
 
+class StreamAttention(EmotionModel):
+    """CAAN's attention network on one stream: per-frame features, emotion scores, weighted video feature.
+
+    Section 5.1 and Tables 2-3 ("Facial features" / "Context features" with attention): "the
+    attention network which takes as input face and context information separately ... divided
+    into two branches ... the facial or context emotion features and their emotion scores will be
+    aggregated", with the weighting functions 1CF/2CF/3CF; the paper's defaults are 1CF for the
+    face and 3CF for the context ("We rely on the 3CF weighting function for fusion features and
+    context features ... and 1CF ... for facial").
+
+    Per frame: ``a_i = FC(x_i)`` (``embed_dim`` 1024, Linear, ReLU, Dropout, as CAAN's stream
+    encoders), ``g_i = W a_i + b`` (``feature_dim``), score ``s_i`` from ``g_i``
+    (``score_layers``), ``w = masked_softmax(s)``, ``R_V = sum_i w_i g_i``; the same linear
+    classifier on ``g_i`` (frame logits) and on ``R_V`` (clip logits); trained with
+    :func:`caan_loss`, as :class:`CAAN`. Outputs as :class:`CAAN`.
+
+    Frames: the face stream uses the face frames only; the context stream every valid frame (or
+    the face frames with ``drop_faceless``, a clip without any face keeping all its frames).
+
+    Deviation: the paper's branches start from VGG pool5 maps and run the pretrained fc6/fc7 in the
+    feature branch and "one or two or three convolution layers and a fully connected layer" in the
+    score branch; here both start from the frozen per-frame vectors (ARCHITECTURE.md, "Pretrained
+    parts that work offline") and the score layers are fully connected.
+    """
+
+    stream: str = ""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_dim: int,
+        embed_dim: int = 1024,
+        feature_dim: int = 1024,
+        score_layers: int = 1,
+        score_hidden: int = 512,
+        dropout: float = 0.5,
+        drop_faceless: bool = False,
+    ):
+        super().__init__(num_classes)
+        self.encoder = StreamEncoder(in_dim, embed_dim, dropout)
+        self.feature = nn.Linear(embed_dim, feature_dim)
+        self.score = _score_branch(feature_dim, score_layers, score_hidden)
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.drop_faceless = drop_faceless
+
+    def loss(self, output: Output, labels: Tensor, *, weight: Tensor | None = None, **options) -> Tensor:
+        """:func:`caan_loss`, as :meth:`CAAN.loss`."""
+        return caan_loss(output, labels, class_weight=weight, **options)
+
+    def forward(self, batch: dict[str, Tensor]) -> Output:
+        x = require(batch, self.stream, type(self).__name__)
+        mask, face_mask = batch_masks(batch, x)
+        if self.stream == "face":
+            used = face_mask
+        elif self.drop_faceless:
+            used = torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
+        else:
+            used = mask
+        g = zero_invalid(self.feature(self.encoder(zero_invalid(x, used))), used)
+        scores = zero_invalid(self.score(g).squeeze(-1), used)
+        weights = masked_softmax(scores, used)
+        video = (weights.unsqueeze(-1) * g).sum(1)
+        return Output(
+            logits=self.head(video),
+            frame_logits=zero_invalid(self.head(g), used),
+            temporal_attention=weights,
+            extras={"video_feature": video, "frame_mask": used, "scores": scores},
+        )
+
+
+class FaceAttention(StreamAttention):
+    """Face stream attention network (1CF): Tables 2-3, "Facial features", see :class:`StreamAttention`."""
+
+    streams = ("face",)
+    stream = "face"
+
+
+class ContextAttention(StreamAttention):
+    """Context stream attention network (3CF): Tables 2-3, "Context features", see :class:`StreamAttention`."""
+
+    streams = ("context",)
+    stream = "context"
+
+
 class FFAA(CAAN):
     """FFAA: CAAN's fused per-frame features averaged over frames (no score branch).
 
@@ -239,20 +331,31 @@ class AverageAggregate(EmotionModel):
     hidden vector ``(B, hidden)`` (usable with the triplet loss); ``extras["frame_mask"]``.
 
     The face stream (:class:`FAA`) averages over the face frames only; a clip without a face
-    gets the classifier's output for a zero average. Use :class:`FAA` / :class:`CAA`.
+    gets the classifier's output for a zero average. The context stream (:class:`CAA`) averages
+    over every valid frame by default, as :class:`CAAN`; ``drop_faceless=True`` averages over
+    the frames with a face only, as the paper's section 4.1 selects them (a clip without any face
+    keeps all its frames). Use :class:`FAA` / :class:`CAA`.
     """
 
     stream: str = ""
 
-    def __init__(self, *, num_classes: int, in_dim: int, hidden: int = 1024, dropout: float = 0.5):
+    def __init__(
+        self, *, num_classes: int, in_dim: int, hidden: int = 1024, dropout: float = 0.5, drop_faceless: bool = False
+    ):
         super().__init__(num_classes)
         self.fc = StreamEncoder(in_dim, hidden, dropout)
         self.head = nn.Linear(hidden, num_classes)
+        self.drop_faceless = drop_faceless
 
     def forward(self, batch: dict[str, Tensor]) -> Output:
         x = require(batch, self.stream, type(self).__name__)
         mask, face_mask = batch_masks(batch, x)
-        used = face_mask if self.stream == "face" else mask
+        if self.stream == "face":
+            used = face_mask
+        elif self.drop_faceless:
+            used = torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
+        else:
+            used = mask
         weights = used.to(x.dtype) / used.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
         video = self.fc(masked_mean(x, used))
         return Output(
@@ -432,5 +535,28 @@ register_model(
     unused=("attention", "score_layers", "score_hidden"),
     recipe=CAAN_RECIPE,
 )
-register_model(FAA, name="faa", paper=f"{_PAPER}, 5.2 'FAA'", dims={"face_dim": "in_dim"}, recipe=CAAN_RECIPE)
+register_model(
+    FAA,
+    name="faa",
+    paper=f"{_PAPER}, 5.2 'FAA'",
+    dims={"face_dim": "in_dim"},
+    unused=("drop_faceless",),
+    recipe=CAAN_RECIPE,
+)
 register_model(CAA, name="caa", paper=f"{_PAPER}, 5.2 'CAA'", dims={"context_dim": "in_dim"}, recipe=CAAN_RECIPE)
+register_model(
+    FaceAttention,
+    name="caan_face",
+    paper=f"{_PAPER}, 5.1-5.2, Tables 2-3 (face, 1CF)",
+    dims={"face_dim": "in_dim"},
+    unused=("drop_faceless",),
+    recipe=CAAN_RECIPE,
+)
+register_model(
+    ContextAttention,
+    name="caan_context",
+    paper=f"{_PAPER}, 5.1-5.2, Tables 2-3 (context, 3CF)",
+    dims={"context_dim": "in_dim"},
+    defaults={"score_layers": 3},
+    recipe=CAAN_RECIPE,
+)
