@@ -53,10 +53,19 @@ class PixelClip:
 
 def pixel_stream_config(fps: float = 10.0):
     """The :class:`~emocontext.video.pipeline.StreamConfig` of CAER-Net's input (section 5.1): ``fps``,
-    faces 96x96, whole frames resized to 128x171 with the face hidden."""
+    faces 96x96, whole frames resized to 128x171 with the faces hidden: every detected face, and the
+    subject's nearest box in frames where its face was missed (3.2.1: the network "hides the faces")."""
     from ..video.pipeline import StreamConfig
 
-    return StreamConfig(fps=fps, face_size=96, context_size=128, context_width=171, hide_face=True)
+    return StreamConfig(
+        fps=fps,
+        face_size=96,
+        context_size=128,
+        context_width=171,
+        hide_face=True,
+        hide_all_faces=True,
+        hide_undetected=True,
+    )
 
 
 def load_pixel_clips(
