@@ -426,3 +426,28 @@ def test_hide_all_faces_hides_other_people_too(tmp_path):
     assert "hide_all_faces" not in StreamConfig(hide_face=True).signature()  # older stores still match
     cfg = pixel_stream_config()
     assert cfg.hide_face and cfg.hide_all_faces and cfg.hide_undetected
+
+
+def test_pixel_training_jitters_hue_and_saturation():
+    """Lee et al. 5.1: "contrast, and color changes": hue and saturation jitter besides brightness and contrast."""
+    import torch
+
+    from emocontext.data.pixels import PixelClip, PixelClipDataset, hue_saturation
+
+    grey = torch.full((1, 3, 4, 4), 0.3)
+    torch.testing.assert_close(hue_saturation(grey, 1.5, 17.0), grey, atol=1e-5, rtol=0)  # grey stays grey
+    red = torch.tensor([0.8, -0.5, -0.5]).view(1, 3, 1, 1).expand(1, 3, 2, 2).clone()
+    torch.testing.assert_close(hue_saturation(red, 1.0, 0.0), red, atol=1e-5, rtol=0)
+    turned = hue_saturation(red, 1.0, 18.0)
+    assert (turned - red).abs().max() > 0.05  # the hue moved
+    pale = hue_saturation(red, 0.5, 0.0)
+    assert pale.std(1).mean() < red.std(1).mean()  # less saturated: channels closer together
+    rng = np.random.default_rng(0)
+    clip = PixelClip(
+        rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8),
+        rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
+        np.ones(4, bool),
+    )
+    on = PixelClipDataset([clip], [0], train=True, crop=12, clip_len=4, seed=3)
+    off = PixelClipDataset([clip], [0], train=True, crop=12, clip_len=4, seed=3, hue_saturation=False)
+    assert not torch.equal(on[0]["context_pixels"], off[0]["context_pixels"])
