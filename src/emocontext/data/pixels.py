@@ -12,6 +12,8 @@ as uint8: about 93 KB a frame (96x96 face + 128x171 context), 1.5 MB a 16-frame 
 :class:`PixelClipDataset` turns them into float batches (``face_pixels``,
 ``context_pixels``) with the masks every model reads; :func:`~.datasets.collate` pads them.
 
+Every element of section 5.1 and where it is faithful: FIDELITY.md, "CAER-Net".
+
 Deviations: the paper trains CAER-Net-S on CAER-S at 224x224; we use the dynamic model's
 112x112 context and 96x96 faces for both models, so that training from scratch fits a CPU.
 The paper names "contrast, and color changes" without amounts; we use brightness and contrast

@@ -7,7 +7,7 @@ audio features. All the 27 features of the toolbox are extracted. The audio data
 extracted for each frame and the frame length is 1024. The audio features are then PCA whitened,
 with the final 50 dimensions are kept."
 
-What this module does, and where it differs:
+What this module does, and where it differs (the whole paper: FIDELITY.md, "Audio-visual LSTM"):
 
 * **Framing follows the paper**: 16 kHz, frames of 1024 samples (64 ms), hop 512 samples (32 ms,
   YAAFE's default ``stepSize`` for a ``blockSize`` of 1024, which the paper's "default

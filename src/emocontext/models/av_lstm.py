@@ -15,6 +15,9 @@ av_lstm_mean  aligned AV-LSTM, average encoding                               2.
 av_face_mean  appearance feature only: one LSTM, average encoding (no audio)  4.1, Table 1 row 1
 ============  ==============================================================  ===================
 
+The paper, element by element: FIDELITY.md, "Audio-visual LSTM"; the training recipe (Adadelta,
+weight decay 5e-4, 50 epochs, validation accuracy): :data:`emocontext.models.recipes.AV_LSTM`.
+
 The pieces (section 2.1, Fig. 1a; section 2.3 -- numbered 2.2 in the paper's text -- Fig. 1b):
 
 1. **Audio LSTM.** Audio features ``a_1..a_{T_a}`` go through a hidden layer and an LSTM (eq. 1-3,

@@ -18,6 +18,9 @@ caca_rnn_b     cascade attention RNN, left=face, right=context  IV, Fig. 3d
 cnn_2d3d       3D CNN over the face CNN's feature maps          VI, Fig. 4
 =============  ===============================================  ==============
 
+The paper, element by element (faithful / deviates / missing), with the parameter counts beside
+Table I: FIDELITY.md, "CACA-RNN"; the training recipe: :data:`emocontext.models.recipes.CACA_RNN`.
+
 Deviations shared by all models of this file (each class lists its own):
 
 * **Feature sizes.** The paper's face features come from a private image-emotion CNN and its
