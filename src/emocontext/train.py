@@ -147,6 +147,10 @@ def _selection_key(cfg: TrainConfig, val_map: float, val_acc: float) -> tuple[fl
     return (val_map, val_acc) if cfg.selection == "macro_map" else (val_acc, val_map)
 
 
+#: What a checkpoint written before the recipes (issue 17) was trained with, for the settings it does not record.
+_BEFORE_RECIPES = {"optimizer": "adam", "lr_step": 0, "lr_gamma": 0.1, "selection": "macro_map", "loss_kwargs": {}}
+
+
 def _config_differences(old: dict, new: dict) -> list[str]:
     """``"lr: 0.0001 (checkpoint) vs 1.0 (now)"`` for every setting that differs between two configs."""
     keys = sorted(set(old) | set(new))
@@ -254,7 +258,7 @@ def fit(
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["meta"].get("features", meta["features"]) != meta["features"]:
             raise IncompatibleFeaturesError(f"{ckpt_path} was trained on other features; use a new --out directory")
-        diff = _config_differences(ck["meta"]["config"], meta["config"])
+        diff = _config_differences({**_BEFORE_RECIPES, **ck["meta"]["config"]}, meta["config"])
         if ck["meta"].get("audio_whitening") != whitening:
             diff.append("audio whitening (fitted on other training clips)")
         if diff:

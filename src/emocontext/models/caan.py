@@ -398,7 +398,9 @@ def batch_hard_triplet_loss(
     ``max(0, d(a, p) - d(a, n) + margin)``; the mean over the anchors that have both. Euclidean
     distances; with ``normalize`` (default, as FaceNet's embeddings on the unit sphere, whose
     margin 0.2 is the default here) the embeddings are L2-normalised first, so the margin has a
-    fixed scale. 0 (with a graph) when no anchor has a positive and a negative.
+    fixed scale. 0 (with a graph) when no anchor has a positive and a negative. Not FaceNet's form,
+    which has squared distances and semi-hard negatives (:func:`facenet_triplet_loss`, CAAN's
+    default); this one is ``caan_loss(triplet="batch_hard")``.
 
     Args:
         embeddings: ``(N, F)``.
