@@ -6,6 +6,7 @@ stderr and exit status 1 (2 for bad arguments, as click does); never a traceback
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -77,6 +78,13 @@ def extract(
     spatial: Annotated[
         bool, typer.Option(help="Keep context feature maps (C x 7 x 7) instead of pooled vectors.")
     ] = False,
+    context_pool: Annotated[
+        str,
+        typer.Option(
+            help="mean: the map's mean (C values); flatten: the map pooled to 7x7 and flattened (49 C values; "
+            "with squeezenet1_1 the CACA-RNN paper's 25,088-d context feature)."
+        ),
+    ] = "mean",
     hide_face: Annotated[
         bool, typer.Option(help="Black out the subject's face in the context stream (CAER-Net).")
     ] = False,
@@ -116,6 +124,7 @@ def extract(
             spatial=spatial,
             config=StreamConfig(fps=fps, hide_face=hide_face),
             audio=audio,
+            context_pool=context_pool,
         )
         summary = run_extract(manifest, store, ex, progress=not quiet)
     except EmoContextError as e:
@@ -136,17 +145,71 @@ def extract(
 Store = Annotated[Path, typer.Option("--store", "-s", help="Feature store made by `emocontext extract`.")]
 
 
+TestFraction = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=0.9,
+        help="Without a test split, hold out this fraction of the clips (grouped by subject) as one, so that a "
+        "result is reported on clips never used to select a checkpoint. 0: none (val numbers are then "
+        "selection-set numbers, optimistic). Give `evaluate` the same value as `train`.",
+    ),
+]
+
+
+def _warn_no_test(test) -> None:
+    if not test:
+        _warn(
+            "no test split: every number below is measured on the validation clips that selected the checkpoint "
+            "(optimistic); --test-fraction 0.15 holds out a test split"
+        )
+
+
 @app.command()
-def models() -> None:
+def models(
+    recipes: Annotated[
+        bool,
+        typer.Option(
+            "--recipes",
+            help="Show each model's training recipe instead (optimiser, learning rate and schedule, weight decay, "
+            "batch, epochs, patience, selection metric, source): what `train` runs unless told otherwise.",
+        ),
+    ] = False,
+) -> None:
     """List the registered models with their streams, parameter counts and papers.
 
     Parameter counts are for 8 classes and the project's 1280-d face and context features.
+    With --recipes: the training recipe of each (FIDELITY.md says what each paper gives).
     """
     from .models.registry import list_models, model_info, parameter_table
 
+    names = list_models()
+    if recipes:
+        table = Table(title="training recipes (emocontext train uses them unless an option overrides)")
+        table.add_column("name", no_wrap=True, min_width=max(map(len, names)))
+        for c in ("optimizer", "lr", "schedule", "weight decay", "batch", "epochs", "patience", "select on val"):
+            table.add_column(c, no_wrap=True)
+        for c in ("source", "not in the paper (ours)"):
+            table.add_column(c, overflow="fold")
+        for name in names:
+            r = model_info(name).recipe
+            table.add_row(
+                name,
+                r.optimizer,
+                f"{r.lr:g}",
+                r.schedule(),
+                f"{r.weight_decay:g}",
+                str(r.batch_size),
+                str(r.epochs),
+                str(r.patience),
+                r.selection,
+                r.source,
+                r.ours or "-",
+            )
+        out.print(table)
+        return
     counts = parameter_table()
     table = Table(title="emocontext models (create_model(name, ...))")
-    names = list_models()
     table.add_column("name", no_wrap=True, min_width=max(map(len, names)))  # names are never cut: they are the API
     for c in ("streams", "parameters", "description", "paper"):
         table.add_column(c, overflow="fold")
@@ -155,6 +218,20 @@ def models() -> None:
         n = counts.get(name)
         table.add_row(name, "+".join(info.streams), "-" if n is None else f"{n:,}", info.description, info.paper)
     out.print(table)
+
+
+def _key_values(pairs: list[str] | None, option: str) -> dict:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values read as JSON when they parse, else as text)."""
+    result = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise EmoContextError(f"{option} takes KEY=VALUE, got {pair!r}")
+        try:
+            result[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key.strip()] = value
+    return result
 
 
 @app.command()
@@ -175,15 +252,45 @@ def train(
         str | None, typer.Option(help="Read --manifest as the root of a dataset: caer, afew, ..., expw.")
     ] = None,
     detector: Detector = "mtcnn",
-    epochs: Annotated[int, typer.Option(min=1)] = 60,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-4).")] = 1e-4,
-    weight_decay: float = 0.0,
-    class_weights: Annotated[bool, typer.Option(help="Weight the loss by inverse class frequency.")] = False,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val mAP.")] = 15,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Default: the model's recipe.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the model's recipe.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Initial learning rate. Default: the model's recipe.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Default: the model's recipe.")] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="adam, adadelta or sgd (momentum 0.9). Default: the model's recipe.")
+    ] = None,
+    lr_step: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Multiply the learning rate by --lr-gamma every N epochs (0: constant). Default: recipe."
+        ),
+    ] = None,
+    lr_gamma: Annotated[float | None, typer.Option(help="Factor of each --lr-step. Default: the recipe's.")] = None,
+    selection: Annotated[
+        str | None,
+        typer.Option(help="Validation metric that picks the checkpoint: macro_map or accuracy. Default: recipe."),
+    ] = None,
+    class_weights: Annotated[
+        bool, typer.Option(help="Weight the loss (every cross-entropy term) by inverse class frequency.")
+    ] = False,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many epochs without a better selection metric. Default: recipe.")
+    ] = None,
+    model_option: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE model option (see `emocontext models`; e.g. fusion_dropout=0.5), repeatable."),
+    ] = None,
+    loss_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=VALUE option of a model's own loss (caan: frame_weight, clip_weight, triplet_weight, margin, "
+            "triplet=facenet|batch_hard), repeatable."
+        ),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Train this many seeds (0..N-1) and report the median.")] = 1,
     max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames per clip.")] = None,
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
+    test_fraction: TestFraction = 0.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model (the paper's recipe by default) and report validation and test metrics.
@@ -193,7 +300,10 @@ def train(
     (caer_net, caer_net_s) learn from the frames themselves: give the clips with --manifest
     (CAER-Net section 5.1 input: 10 fps, faces 96x96, the whole face-hidden frame 128x171,
     16-frame windows; datasets' own face boxes, as ExpW's, replace the detector).
+    Every setting not given comes from the model's recipe (`emocontext models --recipes`).
     Without a `val` split, 15 % of the non-test clips (grouped by subject when known) are held out.
+    The validation split picks the checkpoint, so its numbers are labelled "selection"; the test
+    split's are the held-out result (without a test split, --test-fraction holds one out).
     Checkpoints are written after every epoch: run the same command again to resume.
 
     Examples:
@@ -203,7 +313,8 @@ def train(
     _setup_logging(verbose)
     from .data.datasets import read_manifest
     from .models.registry import model_info
-    from .training import TrainConfig, labelled_manifest, split_train_val, store_splits, train_pixel_seeds, train_seeds
+    from .training.fit import TrainConfig, describe_config, resolve_config
+    from .training.seeds import labelled_manifest, split_train_val_test, store_splits, train_pixel_seeds, train_seeds
 
     try:
         pixel_model = any(s.endswith("_pixels") for s in model_info(model).streams)
@@ -216,20 +327,27 @@ def train(
             class_weights=class_weights,
             patience=patience,
             max_frames=max_frames,
+            optimizer=optimizer,
+            lr_step=lr_step,
+            lr_gamma=lr_gamma,
+            selection=selection,
+            model_kwargs=_key_values(model_option, "--model-option"),
+            loss_kwargs=_key_values(loss_option, "--loss-option"),
         )
+        out.print(f"recipe: {describe_config(resolve_config(cfg))}", markup=False, highlight=False)
         if pixel_model:
             if manifest is None:
                 raise EmoContextError(f"{model} learns from pixels: give the clips with --manifest, not a store")
             m = labelled_manifest(read_manifest([manifest], dataset, label_set), manifest)
-            tr, va = split_train_val(m)
-            te = m.split("test")
+            tr, va, te = split_train_val_test(m, test_fraction=test_fraction)
+            _warn_no_test(te)
             from .video.faces import create_detector
 
             summary = train_pixel_seeds(
                 cfg,
                 tr,
                 va,
-                te if len(te) else None,
+                te,
                 m.label_set,
                 out_dir,
                 seeds=range(seeds),
@@ -239,7 +357,8 @@ def train(
         else:
             if store is None:
                 raise EmoContextError(f"{model} reads features: give the feature store with --store")
-            st, labels, tr, va, te = store_splits(store, label_set)
+            st, labels, tr, va, te = store_splits(store, label_set, test_fraction=test_fraction)
+            _warn_no_test(te)
             summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=out.print)
     except EmoContextError as e:
         raise _fail(str(e)) from None
@@ -249,8 +368,17 @@ def train(
 
 def _print_summary(summaries: list[dict], title: str = "results (median over seeds)") -> None:
     table = Table(title=title)
-    for c in ("model", "parameters", "val mAP", "val acc", "test mAP", "test acc", "train clips/s"):
+    for c in (
+        "model",
+        "parameters",
+        "val mAP (selection)",
+        "val acc (selection)",
+        "test mAP (held out)",
+        "test acc (held out)",
+        "train clips/s",
+    ):
         table.add_column(c, justify="right")
+    table.caption = "val: the split that picked each checkpoint (and fitted ensemble weights): optimistic"
     for s in summaries:
         med = s["median"]
 
@@ -275,15 +403,26 @@ def evaluate(
     store: Store,
     split: Annotated[str, typer.Option(help="Which split to evaluate: train, val or test.")] = "test",
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json and confusion.png.")] = None,
+    test_fraction: TestFraction = 0.0,
 ) -> None:
-    """Evaluate a trained model: accuracy, macro mAP, per-class AP and the confusion matrix."""
+    """Evaluate a trained model: accuracy, macro mAP, per-class AP and the confusion matrix.
+
+    The val split is the one that selected the checkpoint: its numbers are labelled as selection-set
+    numbers (optimistic); test is held out; train is the data the model was fitted on.
+    """
     from .training.compare import evaluate_checkpoint, write_evaluation
 
     try:
-        metrics, labels, meta = evaluate_checkpoint(checkpoint, store, split)
+        metrics, labels, meta = evaluate_checkpoint(checkpoint, store, split, test_fraction=test_fraction)
     except EmoContextError as e:
         raise _fail(str(e)) from None
-    table = Table(title=f"{meta['config']['model']} on {split} ({metrics['n']} clips)")
+    role = {
+        "val": "selection set: it picked this checkpoint, optimistic",
+        "test": "held out",
+        "train": "fitted on",
+    }.get(split, "")
+    metrics["split"], metrics["split_role"] = split, role
+    table = Table(title=f"{meta['config']['model']} on {split} ({role}; {metrics['n']} clips)")
     table.add_column("class")
     table.add_column("AP", justify="right")
     table.add_column("clips", justify="right")
@@ -311,17 +450,21 @@ def compare(
         str | None,
         typer.Option(help="Comma-separated trained models to combine by a weighted ensemble fitted on val (Table II)."),
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Default: each model's recipe.")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per model; the table shows medians.")] = 1,
-    batch_size: int = 32,
-    lr: float = 1e-4,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Default: each model's recipe.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Default: each model's recipe.")] = None,
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
+    test_fraction: TestFraction = 0.0,
 ) -> None:
     """Train and evaluate several models on one store; write a Table-I-style markdown table.
 
     With --ensemble, the seed-0 checkpoints of those models are combined by a linear
     weighted average of their probabilities, weights fitted on the validation clips
     (the paper's CACA-RNN + 2D-3D-CNN ensemble, Table II), and evaluated like a model.
+    Each model trains with its own recipe (`emocontext models --recipes`) unless overridden.
+    The table reports the held-out test split; without one, the validation numbers, labelled
+    as selection-set numbers (they picked the checkpoints and the ensemble weights).
 
     Example: emocontext compare -s features/ -o runs/compare --seeds 5 --ensemble caca_rnn_a,cnn_2d3d
     """
@@ -340,10 +483,13 @@ def compare(
             batch_size=batch_size,
             lr=lr,
             label_set=label_set,
+            test_fraction=test_fraction,
             progress=out.print,
         )
     except EmoContextError as e:
         raise _fail(str(e)) from None
+    if not any("test" in s["median"] for s in summaries):
+        _warn_no_test(None)
     _print_summary(summaries)
     out.print(f"wrote {table}")
 

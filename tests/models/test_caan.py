@@ -227,7 +227,7 @@ def test_caan_loss_terms():
     batch = make_batch()
     y = batch["label"]
     out = model(batch)
-    terms = caan_loss(out, y, triplet_weight=0.3, margin=0.4, frame_weight=0.7, return_terms=True)
+    terms = caan_loss(out, y, triplet_weight=0.3, margin=0.4, frame_weight=0.7, triplet="batch_hard", return_terms=True)
     used = out.extras["frame_mask"]
     frame = torch.stack(
         [F.cross_entropy(out.frame_logits[b][used[b]], y[b].repeat(int(used[b].sum()))) for b in range(len(y))]
@@ -237,7 +237,9 @@ def test_caan_loss_terms():
     torch.testing.assert_close(terms["triplet"], batch_hard_triplet_loss(out.extras["video_feature"], y, margin=0.4))
     total = 0.7 * terms["frame"] + terms["clip"] + 0.3 * terms["triplet"]
     torch.testing.assert_close(terms["loss"], total)
-    torch.testing.assert_close(caan_loss(out, y, triplet_weight=0.3, margin=0.4, frame_weight=0.7), total)
+    torch.testing.assert_close(
+        caan_loss(out, y, triplet_weight=0.3, margin=0.4, frame_weight=0.7, triplet="batch_hard"), total
+    )
     total.backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
     assert model.score[0].weight.grad.abs().sum() > 0  # the score branch is trained

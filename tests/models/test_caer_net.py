@@ -183,8 +183,8 @@ def test_bad_inputs_are_config_errors():
 @pytest.mark.parametrize("name", MODELS)
 def test_training_mode_ignores_padding(name):
     """With dropout off, even batch-norm statistics in training ignore padded frames (values and amount)."""
-    model = build(name, dropout=0.0).train()
-    twin = build(name, dropout=0.0).train()
+    model = build(name, dropout=0.0, fusion_dropout=0.0).train()
+    twin = build(name, dropout=0.0, fusion_dropout=0.0).train()
     batch = make_batch()
     longer = {k: (torch.cat([v, torch.zeros_like(v[:, :3])], 1) if v.dim() > 1 else v) for k, v in batch.items()}
     longer = perturb(longer, ~longer["mask"])
@@ -437,6 +437,7 @@ def test_caer_net_s_learns_context_label_and_attends_to_it():
         fusion_hidden=8,
         classifier_hidden=16,
         dropout=0.0,
+        fusion_dropout=0.0,
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)

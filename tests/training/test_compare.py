@@ -10,7 +10,7 @@ def _summary(model: str, parameters: int, speed: float | None, mean_ap: float, a
         "model": model,
         "parameters": parameters,
         "clips_per_second": speed,
-        "median": {"test": {"macro_map": mean_ap, "accuracy": acc}},
+        "median": {part: {"macro_map": mean_ap, "accuracy": acc} for part in ("val", "test")},
     }
 
 
@@ -18,7 +18,8 @@ def test_compare_table_rows_and_note():
     summaries = [_summary("face_rnn", 1234567, 812.4, 0.41234, 0.5), _summary("ensemble(a b)", 10, None, 0.5, 0.25)]
     text = compare_table(summaries, "test", "\nnote\n")
     lines = text.splitlines()
-    assert lines[0] == "| model | parameters | test mAP | test accuracy | train clips/s |"
+    assert lines[0] == "| model | parameters | test (held out) mAP | test (held out) accuracy | train clips/s |"
     assert lines[2] == "| face_rnn | 1,234,567 | 0.4123 | 0.5000 | 812 |"
     assert lines[3] == "| ensemble(a b) | 10 | 0.5000 | 0.2500 | - |"
     assert text.endswith("\nnote\n")
+    assert "val (selection set: optimistic) mAP" in compare_table(summaries, "val", "")

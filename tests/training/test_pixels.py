@@ -142,6 +142,8 @@ def test_caer_net_s_trains_from_pixel_clips_through_fit(tmp_path):
         epochs=6,
         batch_size=8,
         lr=3e-3,
+        optimizer="adam",  # this test checks that fit() reads pixel datasets, not CAER-Net's recipe
+        lr_step=0,
         model_kwargs={"channels": (8, 8, 8, 8, 8), "attention_channels": 4, "fusion_hidden": 8},
     )
     res = fit(cfg, train, val, tmp_path / "run", label_set=EKMAN7)

@@ -7,20 +7,22 @@ audio features. All the 27 features of the toolbox are extracted. The audio data
 extracted for each frame and the frame length is 1024. The audio features are then PCA whitened,
 with the final 50 dimensions are kept."
 
-What this module does, and where it differs:
+What this module does, and where it differs (the whole paper: FIDELITY.md, "Audio-visual LSTM"):
 
 * **Framing follows the paper**: 16 kHz, frames of 1024 samples (64 ms), hop 512 samples (32 ms,
   YAAFE's default ``stepSize`` for a ``blockSize`` of 1024, which the paper's "default
   parameters" imply), Hann window. :meth:`AudioFeatureSpec.speech` gives the usual speech
   framing instead (25 ms window, 10 ms hop).
 * **Descriptors** (deviation: YAAFE is unmaintained and not on a package registry, so librosa
-  computes a compact subset of YAAFE's features instead of all 939 dimensions): the log frame
-  energy and MFCC 1..13 (YAAFE's MFCC defaults: 40 mel bands from 130 to 6854 Hz, first cepstral
-  coefficient dropped, ``CepsIgnoreFirstCoeff=1``; the log energy takes its place, as in HTK),
-  their deltas and delta-deltas (YAAFE's ``Derivate`` transform), and five spectral shape
-  descriptors: centroid, bandwidth and 85 % roll-off (divided by the Nyquist frequency, so in
-  [0, 1]), flatness and zero-crossing rate. 47 values per frame by default
-  (:attr:`AudioFeatureSpec.feature_names`).
+  computes a compact set instead of YAAFE's 27 features, 939 dimensions): MFCC 1..13 (YAAFE's MFCC
+  defaults: 40 mel bands from 130 to 6854 Hz, first cepstral coefficient dropped,
+  ``CepsIgnoreFirstCoeff=1``) and five spectral shape descriptors: centroid, bandwidth and 85 %
+  roll-off (divided by the Nyquist frequency, so in [0, 1]), flatness and zero-crossing rate --
+  counterparts of YAAFE features -- plus, **not** in YAAFE's default feature set, the log frame
+  energy (YAAFE's ``Energy`` is the RMS, not its log; here it takes the dropped c0's place, as in
+  HTK) and the deltas and delta-deltas of the log energy and MFCCs (YAAFE has them only as the
+  ``Derivate`` transform, which "default parameters of each feature" do not apply). 47 values per
+  frame by default (:attr:`AudioFeatureSpec.feature_names`; ``delta_order=0`` drops the deltas).
 * **Frame times**: frames are centred (librosa ``center=True``): frame ``a`` is centred at
   ``a * hop / sample_rate`` seconds. A video frame sampled at time ``t`` (``video.decode``
   samples the frame on screen at ``t``) therefore lines up with audio frame ``t * frame_rate``.

@@ -357,7 +357,16 @@ class ContextExtractor:
         backbone: ``"efficientnet_lite0"`` (default, ships offline) or
             ``"squeezenet1_1"`` (needs ``squeezenet_weights``, a local torchvision file).
         spatial: return the last feature map ``(N, C, 7, 7)`` instead of the pooled ``(N, C)``.
+        pool: how a vector is made from the last map (without ``spatial``): ``"mean"`` (default,
+            ``(N, C)``: 512 for SqueezeNet 1.1, 1280 for EfficientNet-Lite0) or ``"flatten"``: the
+            map average-pooled to 7x7 and flattened, ``(N, 49 C)`` -- Sun et al., MEC 2017, V-C's
+            "pooling layer after the context CNN to down sample feature size to size 25088"
+            (512 x 7 x 7 for SqueezeNet 1.1, whose map is 13x13 at 224 px). The mean is the default:
+            the 25,088-d input makes the context encoder alone 3.2M parameters, four times Table I's
+            whole CACA-RNN (FIDELITY.md, "CACA-RNN").
     """
+
+    POOLS = ("mean", "flatten")
 
     def __init__(
         self,
@@ -366,7 +375,10 @@ class ContextExtractor:
         spatial: bool = False,
         batch_size: int = 16,
         squeezenet_weights: str | Path | None = None,
+        pool: str = "mean",
     ):
+        if pool not in self.POOLS:
+            raise ConfigError(f"pool must be one of {self.POOLS}, got {pool!r}")
         if backbone == "efficientnet_lite0":
             self.spec = EFFNET_LITE0_IMAGENET
             net = fold_batch_norms(build_efficientnet_lite0(pretrained=True))
@@ -381,10 +393,14 @@ class ContextExtractor:
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.spatial = spatial
         self.batch_size = batch_size
+        self.pool = pool
 
     @property
     def signature(self) -> dict:
-        return {**self.spec.signature(), "spatial": self.spatial}
+        sig = {**self.spec.signature(), "spatial": self.spatial}
+        if self.pool != "mean":  # absent for the mean, so older stores still match
+            sig["pool"] = self.pool
+        return sig
 
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray) -> np.ndarray:
@@ -392,10 +408,20 @@ class ContextExtractor:
         out = []
         for i in range(0, len(frames), self.batch_size):
             m = self._map(_to_input(frames[i : i + self.batch_size], self.spec))
-            out.append(m if self.spatial else m.mean((2, 3)))
+            out.append(m if self.spatial else pool_map(m, self.pool))
         if not out:
             return np.zeros((0, self.spec.feature_dim), np.float32)
         return torch.cat(out).contiguous().numpy()
+
+
+def pool_map(m: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+    """``(N, C, h, w)`` -> ``(N, C)`` (``"mean"``) or ``(N, 49 C)`` (``"flatten"``: adaptive average pool to 7x7,
+    flattened channel-major, as torchvision's ``torch.flatten(pool5, 1)``)."""
+    if pool == "mean":
+        return m.mean((2, 3))
+    if pool == "flatten":
+        return F.adaptive_avg_pool2d(m, 7).flatten(1)
+    raise ConfigError(f"pool must be 'mean' or 'flatten', got {pool!r}")
 
 
 class _Fire(nn.Module):

@@ -152,10 +152,13 @@ class Extractors:
         config: StreamConfig = StreamConfig(),
         face_weights: str | Path | None = None,
         audio: AudioFeatureSpec | bool | None = None,
+        context_pool: str = "mean",
     ) -> Extractors:
         """Build the extractors once.
 
         Args:
+            context_pool: ``"mean"`` or ``"flatten"`` (7x7 map flattened: SqueezeNet's 25,088-d
+                context feature of Sun et al., V-C), see :class:`~.backbones.ContextExtractor`.
             audio: per-audio-frame features to extract too: an
                 :class:`~emocontext.features.audio.AudioFeatureSpec`, ``True`` for the paper's
                 (:data:`~emocontext.features.audio.PAPER_AUDIO`), or None/False for no audio.
@@ -169,7 +172,7 @@ class Extractors:
         return cls(
             detector=create_detector(detector) if isinstance(detector, str) else detector,
             face=FaceExtractor(face_weights),
-            context=ContextExtractor(context_backbone, spatial=spatial),
+            context=ContextExtractor(context_backbone, spatial=spatial, pool=context_pool),
             config=config,
             audio=audio,
         )

@@ -12,7 +12,11 @@ name          model                                                           pa
 av_lstm       aligned AV-LSTM + perception attention (two encoders)           2.1, 2.3, Fig. 1b
 av_lstm_last  aligned AV-LSTM, last-time encoding                             2.1, eq. (7)
 av_lstm_mean  aligned AV-LSTM, average encoding                               2.1, eq. (8)
+av_face_mean  appearance feature only: one LSTM, average encoding (no audio)  4.1, Table 1 row 1
 ============  ==============================================================  ===================
+
+The paper, element by element: FIDELITY.md, "Audio-visual LSTM"; the training recipe (Adadelta,
+weight decay 5e-4, 50 epochs, validation accuracy): :data:`emocontext.models.recipes.AV_LSTM`.
 
 The pieces (section 2.1, Fig. 1a; section 2.3 -- numbered 2.2 in the paper's text -- Fig. 1b):
 
@@ -106,8 +110,10 @@ Deviations (the paper's sizes are in section 4.1):
   averaged and classified (the "average of the whole h_av" of the text; with a linear classifier
   this is the average of per-step logits).
 * **Dropout** 0.5 after the hidden layers and on the clip representation before the classifier
-  ("in all layers except the LSTM layer", 4.1). Weight decay (0.0005) and Adadelta belong to the
-  training loop, not the model.
+  ("in all layers except the LSTM layer", 4.1). Adadelta, weight decay 0.0005, 50 epochs and
+  selection on validation accuracy are the registered training recipe
+  (:data:`emocontext.models.recipes.AV_LSTM`, ``emocontext models --recipes``); the optimiser's
+  weight decay reaches every layer ("in all the layers").
 * ``align="none"`` (not in the paper, a sanity baseline): no learned alignment, ``x_t`` is the audio
   state at ``p_t`` (nearest-frame resampling of ``h_a`` to the visual rate); ``extras["alignment"]``
   is then one-hot at slot ``w - 1``.
@@ -135,9 +141,10 @@ from .base import (
     run_lstm,
     zero_invalid,
 )
+from .recipes import AV_LSTM
 from .registry import register_model
 
-__all__ = ["AVEncoder", "AVEncoding", "AVLSTM", "coarse_alignment"]
+__all__ = ["AVEncoder", "AVEncoding", "AVLSTM", "AppearanceLSTM", "coarse_alignment"]
 
 _PAPER = "Chao et al. 2016"
 _ALIGN = ("soft", "none")
@@ -385,6 +392,45 @@ class AVLSTM(EmotionModel):
         )
 
 
+class AppearanceLSTM(EmotionModel):
+    """Face appearance alone: hidden layer, one 64-cell LSTM, average encoding (Chao et al. 2016, Table 1 row 1).
+
+    Section 4.1: "the performance of the average encoding with single face appearance feature ...
+    The model for appearance feature has one hidden layer and one LSTM layer with 64 memory
+    cells"; Table 1's "average encoding (pool5 only)". Per face frame: Linear(D_f, 64), ReLU,
+    Dropout 0.5 (the hidden layer, as :class:`AVEncoder`'s); the LSTM runs over the face frames
+    only; the clip feature is the mean of its states over them (eq. 8 read as in this module's
+    docstring), Dropout, Linear(64, K).
+
+    Shapes: ``face`` ``(B, T, D_f)`` -> ``logits`` ``(B, K)``; ``frame_logits`` ``(B, T, K)`` (0 at
+    padding); ``temporal_attention`` ``(B, T)`` uniform over the face frames. A clip without a face
+    gets the classifier's bias. Deviation: the paper's appearance feature is 1024 selected pool5
+    values of a face-recognition CNN; here any face feature (the project's 1280-d one).
+    """
+
+    streams = ("face",)
+
+    def __init__(self, *, num_classes: int, face_dim: int, hidden_size: int = 64, dropout: float = 0.5):
+        super().__init__(num_classes)
+        self.encoder = StreamEncoder(face_dim, hidden_size, dropout)
+        self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, batch: dict[str, Tensor]) -> Output:
+        face = require(batch, "face", "AppearanceLSTM")
+        mask, face_mask = batch_masks(batch, face)
+        states, _ = run_lstm(self.lstm, self.encoder(zero_invalid(face, face_mask)), face_mask)
+        states = zero_invalid(states, face_mask)
+        clip = masked_mean(states, face_mask)
+        weights = face_mask.to(face.dtype) / face_mask.sum(1, keepdim=True).clamp(min=1).to(face.dtype)
+        return Output(
+            logits=self.head(self.dropout(clip)),
+            frame_logits=zero_invalid(self.head(states), face_mask),
+            temporal_attention=weights,
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry names (options: AVLSTM's keyword arguments)
 # ---------------------------------------------------------------------------------------------
@@ -399,6 +445,7 @@ register_model(
     paper=f"{_PAPER}, 2.1 + 2.3, eq. (4)-(6), (9)-(11), Fig. 1",
     description="AV-LSTM with soft audio-visual alignment and per-emotion perception attention (h_av 32, selection 8).",
     fixed={"encoding": "perception"},
+    recipe=AV_LSTM,
 )
 register_model(
     AVLSTM,
@@ -408,6 +455,7 @@ register_model(
     fixed={"encoding": "last"},
     defaults={"hidden_size": 64},
     unused=_PERCEPTION_ONLY,
+    recipe=AV_LSTM,
 )
 register_model(
     AVLSTM,
@@ -417,4 +465,12 @@ register_model(
     fixed={"encoding": "mean"},
     defaults={"hidden_size": 64},
     unused=_PERCEPTION_ONLY,
+    recipe=AV_LSTM,
+)
+register_model(
+    AppearanceLSTM,
+    name="av_face_mean",
+    paper=f"{_PAPER}, 4.1, Table 1 'average encoding (pool5 only)'",
+    description="Face appearance only: hidden layer, LSTM (64 cells), average encoding (Table 1 baseline).",
+    recipe=AV_LSTM,
 )

@@ -15,11 +15,17 @@ faa     face features averaged over the face frames, two FC layers              
 caa     context features averaged over the frames, two FC layers                        5.2 "CAA"
 ======  =============================================================================  ===========
 
+==============  ===================================================================  ==============
+caan_face       attention network on the face stream alone, 1CF (Tables 2-3 "face")   5.1-5.2
+caan_context    attention network on the context stream alone, 3CF (Tables 2-3)       5.1-5.2
+==============  ===================================================================  ==============
+
 Losses (section 4.2): the frame branch "is supervised by softmax-loss" and the video feature
 ``R_V`` "is supervised by triplet loss [FaceNet]": :func:`caan_loss` combines a frame-level
-cross-entropy, a clip-level cross-entropy on the logits and a batch-hard triplet loss on ``R_V``
-(:func:`batch_hard_triplet_loss`), with configurable weights. The training loop's plain
-cross-entropy on ``Output.logits`` also trains every model of this file.
+cross-entropy, a clip-level cross-entropy on the logits and a triplet loss on ``R_V`` --
+FaceNet's (squared distances, semi-hard negatives, :func:`facenet_triplet_loss`) by default, or
+batch-hard (:func:`batch_hard_triplet_loss`) -- with weights set from ``TrainConfig.loss_kwargs``
+or ``emocontext train --loss-option``. Every deviation is in FIDELITY.md ("CAAN").
 
 Deviations shared by the models of this file (each class lists its own):
 
@@ -58,9 +64,20 @@ from .base import (
     require,
     zero_invalid,
 )
+from .recipes import CAAN as CAAN_RECIPE
 from .registry import register_model
 
-__all__ = ["CAAN", "FFAA", "AverageAggregate", "FAA", "CAA", "caan_loss", "batch_hard_triplet_loss"]
+__all__ = [
+    "CAAN",
+    "StreamAttention",
+    "FFAA",
+    "AverageAggregate",
+    "FAA",
+    "CAA",
+    "caan_loss",
+    "batch_hard_triplet_loss",
+    "facenet_triplet_loss",
+]
 
 _PAPER = "CAAN, Advances in Multimedia (HEIV)"
 
@@ -93,7 +110,8 @@ class CAAN(EmotionModel):
        the paper does not give the size). A linear classifier on ``g_i`` gives the frame logits,
        "supervised by softmax-loss".
     4. eq. (3): emotion score ``s_i`` from ``g_i`` by 1, 2 or 3 FC layers (``score_layers``,
-       1CF/2CF/3CF; 3CF is the paper's default for fused features).
+       1CF/2CF/3CF; 3CF is the paper's default for fused features). The width of the hidden
+       score layers (``score_hidden``, 512) is not in the paper.
     5. eq. (4): ``R_V = sum_i g_i s_i / sum_i s_i``, here with ``s_i`` replaced by ``exp(s_i)``:
        ``w = masked_softmax(s)`` over the valid frames, ``R_V = sum_i w_i g_i``.
     6. Clip logits: the same linear classifier on ``R_V`` (equal to ``sum_i w_i`` frame logits,
@@ -154,9 +172,10 @@ class CAAN(EmotionModel):
             return mask
         return torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
 
-    def loss(self, output: Output, labels: Tensor) -> Tensor:
-        """Training loss used by :func:`emocontext.train.fit`: :func:`caan_loss` with its defaults."""
-        return caan_loss(output, labels)
+    def loss(self, output: Output, labels: Tensor, *, weight: Tensor | None = None, **options) -> Tensor:
+        """Training loss used by :func:`emocontext.train.fit`: :func:`caan_loss` (``weight``: class weights
+        ``(K,)`` of both cross-entropy terms; ``options``: :func:`caan_loss`'s keyword arguments)."""
+        return caan_loss(output, labels, class_weight=weight, **options)
 
     def forward(self, batch: dict[str, Tensor]) -> Output:
         name = type(self).__name__
@@ -186,6 +205,91 @@ class CAAN(EmotionModel):
         )
 
 
+class StreamAttention(EmotionModel):
+    """CAAN's attention network on one stream: per-frame features, emotion scores, weighted video feature.
+
+    Section 5.1 and Tables 2-3 ("Facial features" / "Context features" with attention): "the
+    attention network which takes as input face and context information separately ... divided
+    into two branches ... the facial or context emotion features and their emotion scores will be
+    aggregated", with the weighting functions 1CF/2CF/3CF; the paper's defaults are 1CF for the
+    face and 3CF for the context ("We rely on the 3CF weighting function for fusion features and
+    context features ... and 1CF ... for facial").
+
+    Per frame: ``a_i = FC(x_i)`` (``embed_dim`` 1024, Linear, ReLU, Dropout, as CAAN's stream
+    encoders), ``g_i = W a_i + b`` (``feature_dim``), score ``s_i`` from ``g_i``
+    (``score_layers``), ``w = masked_softmax(s)``, ``R_V = sum_i w_i g_i``; the same linear
+    classifier on ``g_i`` (frame logits) and on ``R_V`` (clip logits); trained with
+    :func:`caan_loss`, as :class:`CAAN`. Outputs as :class:`CAAN`.
+
+    Frames: the face stream uses the face frames only; the context stream every valid frame (or
+    the face frames with ``drop_faceless``, a clip without any face keeping all its frames).
+
+    Deviation: the paper's branches start from VGG pool5 maps and run the pretrained fc6/fc7 in the
+    feature branch and "one or two or three convolution layers and a fully connected layer" in the
+    score branch; here both start from the frozen per-frame vectors (ARCHITECTURE.md, "Pretrained
+    parts that work offline") and the score layers are fully connected.
+    """
+
+    stream: str = ""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_dim: int,
+        embed_dim: int = 1024,
+        feature_dim: int = 1024,
+        score_layers: int = 1,
+        score_hidden: int = 512,
+        dropout: float = 0.5,
+        drop_faceless: bool = False,
+    ):
+        super().__init__(num_classes)
+        self.encoder = StreamEncoder(in_dim, embed_dim, dropout)
+        self.feature = nn.Linear(embed_dim, feature_dim)
+        self.score = _score_branch(feature_dim, score_layers, score_hidden)
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.drop_faceless = drop_faceless
+
+    def loss(self, output: Output, labels: Tensor, *, weight: Tensor | None = None, **options) -> Tensor:
+        """:func:`caan_loss`, as :meth:`CAAN.loss`."""
+        return caan_loss(output, labels, class_weight=weight, **options)
+
+    def forward(self, batch: dict[str, Tensor]) -> Output:
+        x = require(batch, self.stream, type(self).__name__)
+        mask, face_mask = batch_masks(batch, x)
+        if self.stream == "face":
+            used = face_mask
+        elif self.drop_faceless:
+            used = torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
+        else:
+            used = mask
+        g = zero_invalid(self.feature(self.encoder(zero_invalid(x, used))), used)
+        scores = zero_invalid(self.score(g).squeeze(-1), used)
+        weights = masked_softmax(scores, used)
+        video = (weights.unsqueeze(-1) * g).sum(1)
+        return Output(
+            logits=self.head(video),
+            frame_logits=zero_invalid(self.head(g), used),
+            temporal_attention=weights,
+            extras={"video_feature": video, "frame_mask": used, "scores": scores},
+        )
+
+
+class FaceAttention(StreamAttention):
+    """Face stream attention network (1CF): Tables 2-3, "Facial features", see :class:`StreamAttention`."""
+
+    streams = ("face",)
+    stream = "face"
+
+
+class ContextAttention(StreamAttention):
+    """Context stream attention network (3CF): Tables 2-3, "Context features", see :class:`StreamAttention`."""
+
+    streams = ("context",)
+    stream = "context"
+
+
 class FFAA(CAAN):
     """FFAA: CAAN's fused per-frame features averaged over frames (no score branch).
 
@@ -205,9 +309,13 @@ class FFAA(CAAN):
         kwargs.pop("score_hidden", None)
         super().__init__(attention=False, **kwargs)
 
-    def loss(self, output: Output, labels: Tensor) -> Tensor:
-        """Softmax losses only (frame and clip): the baselines have no triplet loss (section 5.2)."""
-        return caan_loss(output, labels, triplet_weight=0.0)
+    def loss(self, output: Output, labels: Tensor, *, weight: Tensor | None = None, **options) -> Tensor:
+        """Softmax losses only: the baselines have no triplet loss (section 5.2). The paper supervises FFAA
+        at the video level only ("supervised by softmax-loss" after the average); ``frame_weight``
+        defaults to 0 here for that reason (set it to 1 to add CAAN's frame-level term)."""
+        options.setdefault("frame_weight", 0.0)
+        options.setdefault("triplet_weight", 0.0)
+        return caan_loss(output, labels, class_weight=weight, **options)
 
 
 class AverageAggregate(EmotionModel):
@@ -223,20 +331,31 @@ class AverageAggregate(EmotionModel):
     hidden vector ``(B, hidden)`` (usable with the triplet loss); ``extras["frame_mask"]``.
 
     The face stream (:class:`FAA`) averages over the face frames only; a clip without a face
-    gets the classifier's output for a zero average. Use :class:`FAA` / :class:`CAA`.
+    gets the classifier's output for a zero average. The context stream (:class:`CAA`) averages
+    over every valid frame by default, as :class:`CAAN`; ``drop_faceless=True`` averages over
+    the frames with a face only, as the paper's section 4.1 selects them (a clip without any face
+    keeps all its frames). Use :class:`FAA` / :class:`CAA`.
     """
 
     stream: str = ""
 
-    def __init__(self, *, num_classes: int, in_dim: int, hidden: int = 1024, dropout: float = 0.5):
+    def __init__(
+        self, *, num_classes: int, in_dim: int, hidden: int = 1024, dropout: float = 0.5, drop_faceless: bool = False
+    ):
         super().__init__(num_classes)
         self.fc = StreamEncoder(in_dim, hidden, dropout)
         self.head = nn.Linear(hidden, num_classes)
+        self.drop_faceless = drop_faceless
 
     def forward(self, batch: dict[str, Tensor]) -> Output:
         x = require(batch, self.stream, type(self).__name__)
         mask, face_mask = batch_masks(batch, x)
-        used = face_mask if self.stream == "face" else mask
+        if self.stream == "face":
+            used = face_mask
+        elif self.drop_faceless:
+            used = torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
+        else:
+            used = mask
         weights = used.to(x.dtype) / used.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
         video = self.fc(masked_mean(x, used))
         return Output(
@@ -279,7 +398,9 @@ def batch_hard_triplet_loss(
     ``max(0, d(a, p) - d(a, n) + margin)``; the mean over the anchors that have both. Euclidean
     distances; with ``normalize`` (default, as FaceNet's embeddings on the unit sphere, whose
     margin 0.2 is the default here) the embeddings are L2-normalised first, so the margin has a
-    fixed scale. 0 (with a graph) when no anchor has a positive and a negative.
+    fixed scale. 0 (with a graph) when no anchor has a positive and a negative. Not FaceNet's form,
+    which has squared distances and semi-hard negatives (:func:`facenet_triplet_loss`, CAAN's
+    default); this one is ``caan_loss(triplet="batch_hard")``.
 
     Args:
         embeddings: ``(N, F)``.
@@ -300,6 +421,41 @@ def batch_hard_triplet_loss(
     return F.relu(hardest_pos[ok] - hardest_neg[ok] + margin).mean()
 
 
+def facenet_triplet_loss(embeddings: Tensor, labels: Tensor, *, margin: float = 0.2, normalize: bool = True) -> Tensor:
+    """FaceNet's triplet loss (Schroff et al., CVPR 2015, eq. 1-3 and section 3.2): squared distances,
+    every anchor-positive pair, semi-hard negatives.
+
+    Embeddings are L2-normalised (FaceNet's ``||f(x)||_2 = 1``) unless ``normalize`` is False. For
+    every pair ``(a, p)`` with the same label (``a != p``): the negative ``n`` is the nearest one
+    farther than the positive, ``d(a, p) < d(a, n)`` (semi-hard; the hardest negative with
+    ``d(a, n) < d(a, p) + margin`` when one exists), or, when every negative is nearer than the
+    positive, the farthest negative (the mildest violation, as TensorFlow Addons' semi-hard loss).
+    Loss: ``mean max(0, ||a - p||^2 - ||a - n||^2 + margin)`` over the pairs that have a negative;
+    0 (with a graph) when none does. ``embeddings`` ``(N, F)``, ``labels`` ``(N,)``.
+    """
+    if normalize:
+        embeddings = F.normalize(embeddings, dim=-1)
+    d = (embeddings.unsqueeze(1) - embeddings.unsqueeze(0)).pow(2).sum(-1)  # (N, N) squared distances
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos, neg = same & ~eye, ~same
+    if not bool(pos.any()) or not bool(neg.any()):
+        return embeddings.sum() * 0.0
+    a_idx, p_idx = pos.nonzero(as_tuple=True)
+    d_ap = d[a_idx, p_idx]  # (P,)
+    d_an = d[a_idx]  # (P, N)
+    neg_a = neg[a_idx]
+    inf = torch.full((), float("inf"), dtype=d.dtype, device=d.device)
+    farther = neg_a & (d_an > d_ap.unsqueeze(1))
+    semi_hard = torch.where(farther, d_an, inf).amin(1)
+    fallback = torch.where(neg_a, d_an, -inf).amax(1)
+    chosen = torch.where(farther.any(1), semi_hard, fallback)
+    ok = neg_a.any(1)
+    if not bool(ok.any()):
+        return embeddings.sum() * 0.0
+    return F.relu(d_ap[ok] - chosen[ok] + margin).mean()
+
+
 def caan_loss(
     output: Output,
     labels: Tensor,
@@ -309,6 +465,8 @@ def caan_loss(
     frame_weight: float = 1.0,
     clip_weight: float = 1.0,
     normalize: bool = True,
+    triplet: str = "facenet",
+    class_weight: Tensor | None = None,
     return_terms: bool = False,
 ) -> Tensor | dict[str, Tensor]:
     """CAAN's training loss: frame-level softmax loss, clip softmax loss and a triplet loss on ``R_V``.
@@ -318,14 +476,18 @@ def caan_loss(
 
         loss = frame_weight   * mean_b mean_{i used} CE(frame_logits[b, i], y_b)
              + clip_weight    * mean_b CE(logits[b], y_b)
-             + triplet_weight * batch_hard_triplet_loss(R_V, y, margin)
+             + triplet_weight * triplet_loss(R_V, y, margin)
 
     Each frame is labelled with its clip's label; the frame term averages over the used frames of
     a clip, then over clips (long clips do not dominate). Deviation: the clip term is not in the
     paper, which does not say how the video is classified; it trains the score branch from the
     labels directly (the frame term does not depend on the scores). Terms a model does not
     provide (no ``frame_logits``, no ``video_feature``) are skipped, so the loss also serves FAA,
-    CAA and FFAA. The triplet term is batch-hard within the batch (:func:`batch_hard_triplet_loss`).
+    CAA and FFAA. ``triplet="facenet"`` (default, the paper cites FaceNet): squared distances and
+    semi-hard negatives (:func:`facenet_triplet_loss`); ``"batch_hard"``: unsquared distances, the
+    hardest positive and negative of each anchor (:func:`batch_hard_triplet_loss`, this library's
+    earlier default). ``class_weight`` ``(K,)`` weights both cross-entropy terms (as
+    :func:`torch.nn.functional.cross_entropy`'s ``weight``; ``emocontext train --class-weights``).
 
     Args:
         output: a model's :class:`Output` (``logits``, optional ``frame_logits``,
@@ -333,22 +495,27 @@ def caan_loss(
         labels: ``(B,)`` class ids.
         return_terms: return ``{"loss", "frame", "clip", "triplet"}`` instead of the total.
     """
+    triplets = {"facenet": facenet_triplet_loss, "batch_hard": batch_hard_triplet_loss}
+    if triplet not in triplets:
+        raise ConfigError(f"triplet must be one of {', '.join(triplets)}, got {triplet!r}")
     zero = output.logits.sum() * 0.0
     terms = {"frame": zero, "clip": zero, "triplet": zero}
     if clip_weight:
-        terms["clip"] = F.cross_entropy(output.logits, labels)
+        terms["clip"] = F.cross_entropy(output.logits, labels, weight=class_weight)
     if frame_weight and output.frame_logits is not None:
         fl = output.frame_logits
         B, T, K = fl.shape
         used = output.extras.get("frame_mask")
         used = torch.ones(B, T, dtype=torch.bool, device=fl.device) if used is None else used.to(fl.device)
-        ce = F.cross_entropy(fl.reshape(B * T, K), labels.repeat_interleave(T), reduction="none").view(B, T)
+        ce = F.cross_entropy(
+            fl.reshape(B * T, K), labels.repeat_interleave(T), weight=class_weight, reduction="none"
+        ).view(B, T)
         has = used.any(1)
         if bool(has.any()):
             terms["frame"] = masked_mean(ce, used)[has].mean()
     video = output.extras.get("video_feature")
     if triplet_weight and video is not None:
-        terms["triplet"] = batch_hard_triplet_loss(video, labels, margin=margin, normalize=normalize)
+        terms["triplet"] = triplets[triplet](video, labels, margin=margin, normalize=normalize)
     total = frame_weight * terms["frame"] + clip_weight * terms["clip"] + triplet_weight * terms["triplet"]
     if return_terms:
         return {"loss": total, **terms}
@@ -360,7 +527,38 @@ def caan_loss(
 # ---------------------------------------------------------------------------------------------
 
 
-register_model(CAAN, name="caan", paper=f"{_PAPER}, 4.2, Fig. 4, eq. (1)-(4)", fixed={"attention": True})
-register_model(FFAA, name="ffaa", paper=f"{_PAPER}, 5.2 'FFAA'", unused=("attention", "score_layers", "score_hidden"))
-register_model(FAA, name="faa", paper=f"{_PAPER}, 5.2 'FAA'", dims={"face_dim": "in_dim"})
-register_model(CAA, name="caa", paper=f"{_PAPER}, 5.2 'CAA'", dims={"context_dim": "in_dim"})
+register_model(
+    CAAN, name="caan", paper=f"{_PAPER}, 4.2, Fig. 4, eq. (1)-(4)", fixed={"attention": True}, recipe=CAAN_RECIPE
+)
+register_model(
+    FFAA,
+    name="ffaa",
+    paper=f"{_PAPER}, 5.2 'FFAA'",
+    unused=("attention", "score_layers", "score_hidden"),
+    recipe=CAAN_RECIPE,
+)
+register_model(
+    FAA,
+    name="faa",
+    paper=f"{_PAPER}, 5.2 'FAA'",
+    dims={"face_dim": "in_dim"},
+    unused=("drop_faceless",),
+    recipe=CAAN_RECIPE,
+)
+register_model(CAA, name="caa", paper=f"{_PAPER}, 5.2 'CAA'", dims={"context_dim": "in_dim"}, recipe=CAAN_RECIPE)
+register_model(
+    FaceAttention,
+    name="caan_face",
+    paper=f"{_PAPER}, 5.1-5.2, Tables 2-3 (face, 1CF)",
+    dims={"face_dim": "in_dim"},
+    unused=("drop_faceless",),
+    recipe=CAAN_RECIPE,
+)
+register_model(
+    ContextAttention,
+    name="caan_context",
+    paper=f"{_PAPER}, 5.1-5.2, Tables 2-3 (context, 3CF)",
+    dims={"context_dim": "in_dim"},
+    defaults={"score_layers": 3},
+    recipe=CAAN_RECIPE,
+)

@@ -18,6 +18,9 @@ caca_rnn_b     cascade attention RNN, left=face, right=context  IV, Fig. 3d
 cnn_2d3d       3D CNN over the face CNN's feature maps          VI, Fig. 4
 =============  ===============================================  ==============
 
+The paper, element by element (faithful / deviates / missing), with the parameter counts beside
+Table I: FIDELITY.md, "CACA-RNN"; the training recipe: :data:`emocontext.models.recipes.CACA_RNN`.
+
 Deviations shared by all models of this file (each class lists its own):
 
 * **Feature sizes.** The paper's face features come from a private image-emotion CNN and its
@@ -65,6 +68,7 @@ from .base import (
     run_lstm,
     zero_invalid,
 )
+from .recipes import CACA_RNN
 from .registry import register_model
 
 __all__ = [
@@ -293,14 +297,20 @@ class CacaRNN(EmotionModel):
     **Resolving eq. (4)-(5).** As printed they are circular: ``h_i = f(h_{i-1}, x_i, c_i)`` while
     ``c_i`` is scored with ``h_i``. ``attention_query`` picks one of the two standard readings:
 
-    * ``"previous"`` (default; Bahdanau-style query with Luong's input feeding): the query is the
-      right LSTM's previous state ``q_i = h_{i-1}`` (``h_0`` = the state copied from the left
-      LSTM), and the LSTM reads ``[x_i; c_i]``, so ``h_i = f(h_{i-1}, x_i, c_i)`` exactly as in
-      eq. (4): the attention context drives the recurrence, as the paper's "the right LSTM's
-      hidden states are generated from its input and attention" says.
+    * ``"previous"`` (default; Bahdanau-style): the query is the right LSTM's previous state
+      ``q_i = h_{i-1}`` (``h_0`` = the state copied from the left LSTM), and the LSTM reads
+      ``[x_i; c_i]``, so ``h_i = f(h_{i-1}, x_i, c_i)`` exactly as in eq. (4): the attention
+      context drives the recurrence, as the paper's "the right LSTM's hidden states are generated
+      from its input and attention" says. (This feeds ``c_i``, not the previous attentional
+      state ``h~_{i-1}`` of Luong's "input feeding".)
     * ``"current"`` (Luong's global attention without input feeding): the right LSTM reads
       ``x_i`` only, then ``q_i = h_i``, exactly eq. (5)'s score, but ``c_i`` only reaches the
       output through ``h~_i``, not the recurrence. Faster (no Python loop over time).
+
+    **Which LSTM has two layers.** Section V-C (the submitted model) gives the *face* RNN two
+    layers and the context RNN one; V-D (Table I) gives the *first* (left) LSTM two layers and
+    the second one. The defaults follow V-D, the setting of the Table I comparison this module
+    reproduces; ``left_layers=1, right_layers=2`` is V-C's for ``caca_rnn_a`` (FIDELITY.md).
 
     Shapes: ``face`` ``(B, T, D_f)``, ``context`` ``(B, T, D_c)`` -> ``logits`` ``(B, K)``;
     ``temporal_attention`` ``(B, T, T)`` = ``a[b, i, t]`` for query step ``i`` (right stream) and
@@ -411,7 +421,7 @@ class CacaRNN(EmotionModel):
     def _loop(
         self, x: Tensor, valid: Tensor, keys: Tensor, key_valid: Tensor, h0: Tensor, c0: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Right LSTM with query ``h_{i-1}`` and input feeding; steps where ``valid`` is False keep the state.
+        """Right LSTM with query ``h_{i-1}``, reading ``[x_i; c_i]``; steps where ``valid`` is False keep the state.
 
         Returns per-step outputs ``h~`` ``(B, T, H)`` (forward-filled), attention ``(B, T, T)``,
         and the output at the last valid step ``(B, H)`` (``h~_0`` if there is none).
@@ -455,8 +465,8 @@ class CNN2D3D(EmotionModel):
     ``temporal_stride``, ReLU; then the adaptive pooling: mean over the valid time steps and over
     all cells (any ``T``, ``H``, ``W``); Dropout, Linear(channels, K).
 
-    Shapes: ``face_map`` ``(B, T, C, H, W)`` (``C`` = 1280 and ``H = W`` = 4 for the project's
-    64-px EfficientNet-Lite0 face CNN) -> ``logits`` ``(B, K)``.
+    Shapes: ``face_map`` ``(B, T, C, H, W)`` (``C`` = 1280 and ``H = W`` = 5 for the project's
+    face CNN, EfficientNet-Lite0 on 80-px faces with output stride 16) -> ``logits`` ``(B, K)``.
 
     Masking: the face stream is the sequence of face frames (as in the paper, V-B): face frames
     are moved to the front in their order, everything after them is set to 0 and re-set to 0
@@ -515,16 +525,25 @@ class CNN2D3D(EmotionModel):
 # ---------------------------------------------------------------------------------------------
 
 
-register_model(FaceRNN, name="face_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"face_dim": "in_dim"})
-register_model(ContextRNN, name="context_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"context_dim": "in_dim"})
-register_model(ParallelRNN, name="parallel_rnn", paper=f"{_PAPER}, IV, Fig. 3b, Table I")
-register_model(ConcatRNN, name="concat_rnn", paper=f"{_PAPER}, IV, Fig. 3c, Table I")
+register_model(
+    FaceRNN, name="face_rnn", paper=f"{_PAPER}, IV, Fig. 3a, Table I", dims={"face_dim": "in_dim"}, recipe=CACA_RNN
+)
+register_model(
+    ContextRNN,
+    name="context_rnn",
+    paper=f"{_PAPER}, IV, Fig. 3a, Table I",
+    dims={"context_dim": "in_dim"},
+    recipe=CACA_RNN,
+)
+register_model(ParallelRNN, name="parallel_rnn", paper=f"{_PAPER}, IV, Fig. 3b, Table I", recipe=CACA_RNN)
+register_model(ConcatRNN, name="concat_rnn", paper=f"{_PAPER}, IV, Fig. 3c, Table I", recipe=CACA_RNN)
 register_model(
     CacaRNN,
     name="caca_rnn_a",
     paper=f"{_PAPER}, III-D, Fig. 2, eq. (2)-(5), Table I",
     description="CACA-RNN A: context LSTM (2x128) initialises and is attended by a face LSTM (128).",
     fixed={"left": "context"},
+    recipe=CACA_RNN,
 )
 register_model(
     CacaRNN,
@@ -532,7 +551,10 @@ register_model(
     paper=f"{_PAPER}, IV, Fig. 3d, Table I",
     description="CACA-RNN B: face LSTM (2x128) initialises and is attended by a context LSTM (128).",
     fixed={"left": "face"},
+    recipe=CACA_RNN,
 )
 # in_channels (channels C of face_map) defaults to face_dim: the project's face CNN gives a
 # 1280 x h x w map whose spatial mean is the 1280-d face feature.
-register_model(CNN2D3D, name="cnn_2d3d", paper=f"{_PAPER}, VI, Fig. 4", dims={"face_dim": "in_channels"})
+register_model(
+    CNN2D3D, name="cnn_2d3d", paper=f"{_PAPER}, VI, Fig. 4", dims={"face_dim": "in_channels"}, recipe=CACA_RNN
+)

@@ -25,6 +25,7 @@ from .base import masked_softmax
 
 __all__ = [
     "PAPER_CHANNELS",
+    "PAPER_CONTEXT_CHANNELS_AS_PRINTED",
     "CAEREncoder",
     "SpatialAttention",
     "AdaptiveFusion",
@@ -34,6 +35,11 @@ __all__ = [
 
 #: The paper's channels of the five convolution layers of each encoding stream (section 3.2.1).
 PAPER_CHANNELS = (32, 64, 128, 256, 256)
+#: The context stream's list as printed in 3.2.1: "five convolution layers ... 32, 64, 128, and 256" -- four
+#: values for five layers. The models default to :data:`PAPER_CHANNELS` for both streams (the text says
+#: the context stream is "similar to" the face stream, whose list has five values); pass
+#: ``context_channels=PAPER_CONTEXT_CHANNELS_AS_PRINTED`` for the four-layer reading (FIDELITY.md).
+PAPER_CONTEXT_CHANNELS_AS_PRINTED = (32, 64, 128, 256)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,6 +248,19 @@ class SpatialAttention(nn.Module):
         return attended, attention
 
 
+class _ReLUDropout(nn.Module):
+    """ReLU then dropout ``p``, one parameterless module."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(F.relu(x), self.p, self.training)
+
+
 class AdaptiveFusion(nn.Module):
     """Adaptive fusion attention: ``lambda_F``, ``lambda_C`` from each feature, softmax, weighted concatenation.
 
@@ -260,16 +279,22 @@ class AdaptiveFusion(nn.Module):
     read: ``lambda_face`` is exactly 0, ``lambda_context`` 1 and the face half of ``fused`` is 0.
     With ``attention=False`` (Table 3 without "fA") there are no parameters and the weights are
     0.5 / 0.5 (0 / 1 without a face): plain concatenation.
+
+    ``dropout``: between the two 1x1 layers of each branch (section 5.1: "dropout scheme with the
+    ratio of 0.5 between 1x1 convolution layers"); the models pass their ``fusion_dropout`` (0.5).
     """
 
-    def __init__(self, face_dim: int, context_dim: int, hidden: int = 128, *, attention: bool = True):
+    def __init__(
+        self, face_dim: int, context_dim: int, hidden: int = 128, *, attention: bool = True, dropout: float = 0.0
+    ):
         super().__init__()
         self.face_dim, self.context_dim = face_dim, context_dim
         self.attention = attention
         if attention:
-            self.face_score = nn.Sequential(nn.Linear(face_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+            # index 1 holds ReLU + dropout (no parameters), so state dicts keep the keys 0 and 2
+            self.face_score = nn.Sequential(nn.Linear(face_dim, hidden), _ReLUDropout(dropout), nn.Linear(hidden, 1))
             self.context_score = nn.Sequential(
-                nn.Linear(context_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1)
+                nn.Linear(context_dim, hidden), _ReLUDropout(dropout), nn.Linear(hidden, 1)
             )
 
     @property
@@ -326,6 +351,7 @@ class CAERHead(nn.Module):
         classifier_hidden: int,
         dropout: float,
         dims: int = 2,
+        fusion_dropout: float = 0.0,
     ):
         super().__init__()
         if not (use_face or use_context):
@@ -347,7 +373,9 @@ class CAERHead(nn.Module):
         if use_face:
             in_dim += face_dim
         self.fusion = (
-            AdaptiveFusion(face_dim, context_channels, fusion_hidden, attention=fusion_attention)
+            AdaptiveFusion(
+                face_dim, context_channels, fusion_hidden, attention=fusion_attention, dropout=fusion_dropout
+            )
             if use_face and use_context
             else None
         )

@@ -37,6 +37,13 @@ Ablations (Table 3) are constructor options of every model here: ``use_face`` ("
 * With one stream only there is no fusion: the classifier reads that stream's feature and
   ``Output.fusion_weights`` is None.
 
+Options every model here takes beyond the paper's defaults: ``fusion_dropout`` (0.5, section 5.1:
+"dropout ... 0.5 between 1x1 convolution layers", here between the two 1x1 layers of each fusion
+branch, and the classifier's ``dropout`` between its two); ``context_channels`` (default: the face
+stream's five values; the four printed for the context stream are
+:data:`PAPER_CONTEXT_CHANNELS_AS_PRINTED`). Every element of the paper, faithful or not, is in
+FIDELITY.md ("CAER-Net").
+
 Deviations shared by the models of this file (each class lists its own):
 
 * **1x1 convolutions as linear layers.** The fusion network's and the classifier's 1x1
@@ -74,7 +81,16 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .base import EmotionModel, Output, batch_masks, compact_order, masked_mean, require, zero_invalid
-from .caer_blocks import PAPER_CHANNELS, AdaptiveFusion, CAEREncoder, CAERHead, SpatialAttention, masked_batch_norm
+from .caer_blocks import (
+    PAPER_CHANNELS,
+    PAPER_CONTEXT_CHANNELS_AS_PRINTED,
+    AdaptiveFusion,
+    CAEREncoder,
+    CAERHead,
+    SpatialAttention,
+    masked_batch_norm,
+)
+from .recipes import CAER_NET
 from .registry import register_model
 
 __all__ = [
@@ -86,6 +102,7 @@ __all__ = [
     "CAERNetFeatures",
     "TABLE3_ABLATIONS",
     "PAPER_CHANNELS",
+    "PAPER_CONTEXT_CHANNELS_AS_PRINTED",
     "masked_batch_norm",
 ]
 
@@ -222,6 +239,7 @@ class CAERNetS(_FrameCAER):
         classifier_hidden: int = 128,
         dropout: float = 0.5,
         face_dropout: float = 0.0,
+        fusion_dropout: float = 0.5,
     ):
         context_channels = tuple(context_channels or channels)
         head = CAERHead(
@@ -238,6 +256,7 @@ class CAERNetS(_FrameCAER):
             classifier_hidden=classifier_hidden,
             dropout=dropout,
             dims=2,
+            fusion_dropout=fusion_dropout,
         )
         super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head, face_dropout=face_dropout)
         self.face_encoder = CAEREncoder(dims=2, channels=channels) if use_face else None
@@ -324,6 +343,7 @@ class CAERNetFeatures(_FrameCAER):
         classifier_hidden: int = 128,
         dropout: float = 0.5,
         face_dropout: float = 0.0,
+        fusion_dropout: float = 0.5,
     ):
         head = CAERHead(
             num_classes=num_classes,
@@ -339,6 +359,7 @@ class CAERNetFeatures(_FrameCAER):
             classifier_hidden=classifier_hidden,
             dropout=dropout,
             dims=2,
+            fusion_dropout=fusion_dropout,
         )
         super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head, face_dropout=face_dropout)
         self.face_dim, self.context_dim = face_dim, context_dim
@@ -437,6 +458,7 @@ class CAERNet(EmotionModel):
         fusion_hidden: int = 128,
         classifier_hidden: int = 128,
         dropout: float = 0.5,
+        fusion_dropout: float = 0.5,
     ):
         super().__init__(num_classes)
         context_channels = tuple(context_channels or channels)
@@ -455,6 +477,7 @@ class CAERNet(EmotionModel):
             classifier_hidden=classifier_hidden,
             dropout=dropout,
             dims=3,
+            fusion_dropout=fusion_dropout,
         )
         self.face_encoder = CAEREncoder(dims=3, channels=channels) if use_face else None
         self.context_encoder = CAEREncoder(dims=3, channels=context_channels) if use_context else None
@@ -514,6 +537,10 @@ class CAERNet(EmotionModel):
 # Registry names (options: each class's keyword arguments)
 # ---------------------------------------------------------------------------------------------
 
-register_model(CAERNet, name="caer_net", paper=f"{_PAPER}, 3.2, Fig. 2, eq. (1)-(6), Table 3")
-register_model(CAERNetS, name="caer_net_s", paper=f"{_PAPER}, 3.2 'Static model', eq. (1)-(6), Table 3")
-register_model(CAERNetFeatures, name="caer_net_features", paper=f"{_PAPER}, 3.2, eq. (3)-(6), on frozen features")
+register_model(CAERNet, name="caer_net", paper=f"{_PAPER}, 3.2, Fig. 2, eq. (1)-(6), Table 3", recipe=CAER_NET)
+register_model(
+    CAERNetS, name="caer_net_s", paper=f"{_PAPER}, 3.2 'Static model', eq. (1)-(6), Table 3", recipe=CAER_NET
+)
+register_model(
+    CAERNetFeatures, name="caer_net_features", paper=f"{_PAPER}, 3.2, eq. (3)-(6), on frozen features", recipe=CAER_NET
+)

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .base import EmotionModel, Output
+from .recipes import CACA_RNN
 from .registry import create_model, register_model
 
 __all__ = ["LinearEnsemble", "fit_ensemble_weights", "macro_average_precision", "simplex_grid"]
@@ -235,7 +236,9 @@ class LinearEnsemble(EmotionModel):
 
 
 @register_model(
-    paper="Sun et al., MEC 2017, VI, Table II (CACA-RNN+2D-3D-CNN)", streams=("face", "context", "face_map")
+    paper="Sun et al., MEC 2017, VI, Table II (CACA-RNN+2D-3D-CNN)",
+    streams=("face", "context", "face_map"),
+    recipe=CACA_RNN,
 )
 def ensemble(
     *,

@@ -35,6 +35,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
+from .recipes import DEFAULT as DEFAULT_RECIPE
+from .recipes import Recipe
 
 __all__ = [
     "ModelInfo",
@@ -66,6 +68,8 @@ class ModelInfo:
         options: names of the extra keyword arguments :func:`create_model` accepts (besides
             ``num_classes``, ``face_dim``, ``context_dim``).
         model_class: the registered class (None for a builder function).
+        recipe: the paper's training recipe (:mod:`emocontext.models.recipes`), which
+            :func:`emocontext.train.fit` uses for every setting not given.
     """
 
     name: str
@@ -75,6 +79,7 @@ class ModelInfo:
     builder: Callable[..., nn.Module] = field(repr=False, compare=False)
     options: tuple[str, ...] = ()
     model_class: type | None = field(default=None, repr=False, compare=False)
+    recipe: Recipe = field(default=DEFAULT_RECIPE, repr=False, compare=False)
 
     def __str__(self) -> str:
         streams = "+".join(self.streams) or "-"
@@ -167,6 +172,7 @@ def register_model(
     defaults: Mapping[str, Any] | None = None,
     unused: Sequence[str] = (),
     dims: Mapping[str, str] | None = None,
+    recipe: Recipe | None = None,
 ):
     """Register a model class (or a builder function) under a name; returns ``target``.
 
@@ -194,6 +200,7 @@ def register_model(
         streams: batch keys read; by default the class attribute ``streams`` (a builder
             function should give them; they are empty otherwise).
         fixed, defaults, unused, dims: for a class, see above.
+        recipe: the paper's training recipe (default :data:`emocontext.models.recipes.DEFAULT`).
 
     Raises:
         ConfigError: the name is taken by another class or function; a builder function with
@@ -232,6 +239,7 @@ def register_model(
             builder=builder,
             options=options,
             model_class=model_class,
+            recipe=recipe or DEFAULT_RECIPE,
         )
         return obj
 

@@ -9,11 +9,21 @@ A package (not a ``train.py``) so that version control follows the old module to
 
 from __future__ import annotations
 
-from ..training.fit import TrainConfig, TrainResult, check_features, clip_probs, fit, load_model, predict_probs
+from ..training.fit import (
+    TrainConfig,
+    TrainResult,
+    check_features,
+    clip_probs,
+    fit,
+    load_model,
+    predict_probs,
+    resolve_config,
+)
 from ..training.seeds import (
     infer_label_set,
     manifest_from_store,
     split_train_val,
+    split_train_val_test,
     store_splits,
     train_pixel_seeds,
     train_seeds,
@@ -28,6 +38,8 @@ __all__ = [
     "manifest_from_store",
     "infer_label_set",
     "split_train_val",
+    "split_train_val_test",
+    "resolve_config",
     "check_features",
     "train_seeds",
     "train_pixel_seeds",

@@ -14,13 +14,24 @@ from __future__ import annotations
 
 from .compare import compare_models, compare_table, ensemble_summary, evaluate_checkpoint, write_evaluation
 from .datasets import FeatureSequenceDataset, collate, fit_audio_whitening
-from .fit import TrainConfig, TrainResult, check_features, clip_probs, fit, load_model, predict_probs
+from .fit import (
+    TrainConfig,
+    TrainResult,
+    check_features,
+    clip_probs,
+    describe_config,
+    fit,
+    load_model,
+    predict_probs,
+    resolve_config,
+)
 from .pixels import PixelClip, PixelClipDataset, load_pixel_clips
 from .seeds import (
     infer_label_set,
     labelled_manifest,
     manifest_from_store,
     split_train_val,
+    split_train_val_test,
     store_splits,
     train_pixel_seeds,
     train_seeds,
@@ -47,7 +58,10 @@ __all__ = [
     "load_pixel_clips",
     "manifest_from_store",
     "predict_probs",
+    "describe_config",
+    "resolve_config",
     "split_train_val",
+    "split_train_val_test",
     "store_splits",
     "train_pixel_seeds",
     "train_seeds",

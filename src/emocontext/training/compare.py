@@ -32,7 +32,8 @@ def ensemble_summary(members: Sequence[str], out_dir: Path, store, labels: Label
     (``out_dir/<member>/seed0/best.pt``); evaluate the ensemble like a model.
 
     Returns a summary like :func:`~.seeds.train_seeds`' (``model``, ``parameters``, ``median`` val/test
-    accuracy and macro mAP) plus ``weights``: member -> fitted weight.
+    accuracy and macro mAP) plus ``weights``: member -> fitted weight. Its val numbers are selection-set
+    numbers twice over (the members' checkpoints and the weights were chosen on val).
     """
     models = [load_model(Path(out_dir) / m / "seed0" / "best.pt") for m in members]
     k = len(labels)
@@ -63,9 +64,11 @@ def ensemble_summary(members: Sequence[str], out_dir: Path, store, labels: Label
 
 
 def compare_table(summaries: Sequence[dict], part: str, note: str) -> str:
-    """The markdown table of ``summaries`` on ``part`` (``"test"`` or ``"val"``), then ``note``."""
+    """The markdown table of ``summaries`` on ``part`` (``"test"``, held out, or ``"val"``, the selection
+    set, labelled as such), then ``note``."""
+    what = "test (held out)" if part == "test" else "val (selection set: optimistic)"
     lines = [
-        f"| model | parameters | {part} mAP | {part} accuracy | train clips/s |",
+        f"| model | parameters | {what} mAP | {what} accuracy | train clips/s |",
         "|---|---|---|---|---|",
     ]
     for s in summaries:
@@ -81,17 +84,22 @@ def compare_models(
     names: Sequence[str],
     *,
     ensemble: Sequence[str] = (),
-    epochs: int = 60,
+    epochs: int | None = None,
     seeds: int = 1,
-    batch_size: int = 32,
-    lr: float = 1e-4,
+    batch_size: int | None = None,
+    lr: float | None = None,
     label_set: str | None = None,
+    test_fraction: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[list[dict], Path]:
     """Train and evaluate each model of ``names`` over ``seeds`` seeds on one store; write ``out_dir/table.md``.
 
     Args:
         ensemble: models (among ``names``) to combine by a weighted ensemble fitted on val (Table II).
+        epochs, batch_size, lr: None = each model's recipe (:mod:`emocontext.models.recipes`).
+        test_fraction: without a test split in the store, hold out this fraction of the groups as one
+            (:func:`~.seeds.split_train_val_test`); the table then reports it, else the val numbers, labelled
+            as selection-set numbers.
         progress: called with ``"<model>: done"`` after each model.
 
     Returns:
@@ -104,7 +112,7 @@ def compare_models(
     missing = [m for m in ensemble if m not in names]
     if missing:
         raise EmoContextError(f"--ensemble members {missing} are not among --models {list(names)}")
-    st, labels, tr, va, te = store_splits(store_dir, label_set)
+    st, labels, tr, va, te = store_splits(store_dir, label_set, test_fraction=test_fraction)
     summaries = []
     for name in names:
         cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch_size, lr=lr)
@@ -115,21 +123,29 @@ def compare_models(
         summaries.append(ensemble_summary(ensemble, out_dir, st, labels, va, te))
     note = f"\nMedian over {seeds} seed(s); store `{store_dir}`; {len(tr)} train, {len(va)} val"
     note += f", {len(te)} test clips.\n" if te else " clips.\n"
+    if not te:
+        note += (
+            "No test split: the numbers are on the validation clips that selected each checkpoint (and fitted "
+            "the ensemble weights), so they are optimistic. `--test-fraction` holds out a test split.\n"
+        )
     table = atomic_write_text(out_dir / "table.md", compare_table(summaries, "test" if te else "val", note))
     return summaries, table
 
 
-def evaluate_checkpoint(checkpoint: str | Path, store_dir: str | Path, split: str = "test"):
+def evaluate_checkpoint(
+    checkpoint: str | Path, store_dir: str | Path, split: str = "test", *, test_fraction: float = 0.0
+):
     """Score a trained model on one split of a store: ``(metrics, label set, checkpoint meta)``.
 
     ``metrics`` is :func:`~emocontext.metrics.evaluate_probs`' (accuracy, macro mAP, per-class AP, support,
-    confusion matrix).
+    confusion matrix). ``test_fraction`` must be the value the model was trained with (the splits are
+    rebuilt, :func:`~.seeds.store_splits`). The val split selected the checkpoint: its numbers are optimistic.
 
     Raises:
         EmoContextError: no checkpoint, no clips in ``split``, or features made by other extractors.
     """
     model, meta = load_model(checkpoint)
-    st, labels, tr, va, te = store_splits(store_dir, meta["label_set"])
+    st, labels, tr, va, te = store_splits(store_dir, meta["label_set"], test_fraction=test_fraction)
     check_features(meta, st)
     entries = {"train": tr, "val": va, "test": te}.get(split)
     if not entries:

@@ -82,7 +82,8 @@ class FeatureSequenceDataset(Dataset):
         label_set: maps labels to class ids.
         train: random start frame per sample (augmentation).
         max_frames: keep at most this many frames from the start (None = all).
-        seed: seeds the random start frames; epoch ``e`` uses ``seed + e`` (:meth:`set_epoch`).
+        seed: seeds the random start frames; sample ``i`` of epoch ``e`` draws from the seed
+            sequence ``(seed, e, i)`` (:meth:`set_epoch`), so different seeds never share draws.
         audio_whitening: a :class:`~emocontext.features.audio.PCAWhitening` fitted on the training
             clips (:func:`fit_audio_whitening`), or its state dict (from a checkpoint's
             ``meta["audio_whitening"]``), applied to every audio frame; None = raw features.
@@ -160,7 +161,9 @@ class FeatureSequenceDataset(Dataset):
         t = len(r)
         start = 0
         if self.train and t > 1:
-            rng = np.random.default_rng((self.seed + self.epoch) * 1_000_003 + i)
+            # (seed, epoch, i) as a SeedSequence: an arithmetic mix such as (seed + epoch) * C + i would make
+            # seed s at epoch e draw what seed s + 1 draws at epoch e - 1 (FIDELITY.md, "Seeds")
+            rng = np.random.default_rng((self.seed, self.epoch, i))
             start = int(rng.integers(0, t // 2 + 1))
         end = t if self.max_frames is None else min(t, start + self.max_frames)
         sl = slice(start, end)

@@ -1,15 +1,23 @@
-"""Training and evaluation of one model: :func:`fit`, checkpoints, :func:`load_model`, predictions.
+"""Training and evaluation of one model with its paper's recipe: :func:`fit`, checkpoints, :func:`load_model`.
 
-The default recipe is the paper's (Sun et al., MEC 2017, section V-C): Adam,
-learning rate 1e-4, batch 32, frozen extractors (features come from a
-FeatureStore), a random start frame per clip in training and the first frame in
-evaluation, cross-entropy (optionally weighted by inverse class frequency). A model
-that defines ``loss(output, labels)`` trains with that instead (CAAN's softmax +
-triplet loss).
-Model selection and early stopping use the validation macro mAP (the MEC 2017
-metric), ties broken by accuracy. Training repeated over several seeds reports the median of each metric
-(section V-D: "training was repeated five times with different random seeds and
-median performance metrics are selected").
+Every setting of :class:`TrainConfig` left at None comes from the model's recipe
+(:attr:`~emocontext.models.registry.ModelInfo.recipe`, :mod:`emocontext.models.recipes`):
+optimiser, learning rate and its step schedule, weight decay, batch, epochs, early-stopping
+patience, and the validation metric that selects the checkpoint (CACA-RNN: Adam 1e-4, batch 32,
+macro mAP; CAER-Net: 5e-3 divided by 10 every 4 epochs; Chao et al.: Adadelta, weight decay
+5e-4, 50 epochs, validation accuracy; CAAN gives none). ``emocontext models --recipes`` shows
+them; FIDELITY.md says what each paper gives and what is ours. The extractors are frozen
+(features come from a FeatureStore); a random start frame per clip in training and the first
+frame in evaluation (Sun et al., V-C). The loss is cross-entropy (weighted by inverse class
+frequency with ``class_weights``), or the model's own ``loss(output, labels, weight=...,
+**loss_kwargs)`` when it has one (CAAN's softmax + triplet loss), which receives the same class
+weights and ``TrainConfig.loss_kwargs``.
+
+Model selection and early stopping use the recipe's validation metric, the other metric breaking
+ties; numbers measured on the validation clips are therefore *selection-set* numbers, optimistic,
+and labelled so; the held-out number is the test split's (:func:`train_seeds`). Training repeated
+over several seeds reports the median of each metric (Sun et al., V-D: "training was repeated
+five times with different random seeds and median performance metrics are selected").
 
 Audio models (``streams`` with ``"audio"``, e.g. ``av_lstm``) get ``audio_dim`` from the
 datasets; the audio PCA whitening of the training dataset (Chao et al. 2016, 3.3) is saved in
@@ -41,30 +49,100 @@ from ..errors import ConfigError, EmoContextError, IncompatibleFeaturesError
 from ..features.store import FeatureStore
 from ..labels import LabelSet
 from ..metrics import evaluate_probs, macro_map
+from ..models.recipes import OPTIMIZERS, SELECTION_METRICS
 from ..models.registry import count_parameters, create_model, model_info
 from ..outputs import atomic_write_bytes, atomic_write_text
 from .datasets import FeatureSequenceDataset, collate
 from .pixels import PixelClipDataset, average_windows
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "predict_probs", "clip_probs", "load_model", "check_features"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "resolve_config",
+    "fit",
+    "predict_probs",
+    "clip_probs",
+    "load_model",
+    "check_features",
+]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (defaults: the CACA-RNN paper's recipe)."""
+    """Hyper-parameters of one training run; None = the model's recipe (:func:`resolve_config`).
+
+    ``optimizer`` ``"adam"`` / ``"adadelta"`` / ``"sgd"`` (momentum 0.9); the learning rate is
+    ``lr * lr_gamma ** (epoch // lr_step)`` (constant when ``lr_step`` is 0); ``selection``
+    ``"macro_map"`` or ``"accuracy"`` on the validation clips picks ``best.pt``; ``loss_kwargs``
+    go to the model's own ``loss`` (CAAN: ``frame_weight``, ``clip_weight``, ``triplet_weight``,
+    ``margin``, ``triplet``), an error for a model trained with plain cross-entropy.
+    """
 
     model: str
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.0
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
     class_weights: bool = False
-    patience: int = 15
+    patience: int | None = None
     seed: int = 0
     max_frames: int | None = None
     model_kwargs: dict = field(default_factory=dict)
+    optimizer: str | None = None
+    lr_step: int | None = None
+    lr_gamma: float | None = None
+    selection: str | None = None
+    loss_kwargs: dict = field(default_factory=dict)
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with every None setting taken from the model's recipe: what :func:`fit` runs.
+
+    Raises:
+        ConfigError: unknown model, optimiser or selection metric; a non-positive epochs, batch
+            size or learning rate.
+    """
+    recipe = model_info(config.model).recipe.settings()
+    cfg = TrainConfig(**{k: (recipe[k] if v is None and k in recipe else v) for k, v in asdict(config).items()})
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    if cfg.selection not in SELECTION_METRICS:
+        raise ConfigError(f"selection must be one of {', '.join(SELECTION_METRICS)}, got {cfg.selection!r}")
+    for key in ("epochs", "batch_size", "lr"):
+        if not getattr(cfg, key) > 0:
+            raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)!r}")
+    if cfg.lr_step < 0 or not 0 < cfg.lr_gamma <= 1:
+        raise ConfigError(f"lr_step must be >= 0 and lr_gamma in (0, 1], got {cfg.lr_step!r}, {cfg.lr_gamma!r}")
+    return cfg
+
+
+def describe_config(cfg: TrainConfig) -> str:
+    """One line, e.g. ``"sgd lr 0.005 x0.1 every 4 epochs, weight decay 0, batch 32, 16 epochs (patience 16),
+    select on val accuracy"``."""
+    schedule = f" x{cfg.lr_gamma:g} every {cfg.lr_step} epochs" if cfg.lr_step else " constant"
+    return (
+        f"{cfg.optimizer} lr {cfg.lr:g}{schedule}, weight decay {cfg.weight_decay:g}, batch {cfg.batch_size}, "
+        f"{cfg.epochs} epochs (patience {cfg.patience}), select on val {cfg.selection}"
+    )
+
+
+def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def _selection_key(cfg: TrainConfig, val_map: float, val_acc: float) -> tuple[float, float]:
+    """The recipe's metric first, the other one breaking ties."""
+    return (val_map, val_acc) if cfg.selection == "macro_map" else (val_acc, val_map)
+
+
+#: What a checkpoint written before the recipes (issue 17) was trained with, for the settings it does not record.
+_BEFORE_RECIPES = {"optimizer": "adam", "lr_step": 0, "lr_gamma": 0.1, "selection": "macro_map", "loss_kwargs": {}}
 
 
 def _config_differences(old: dict, new: dict) -> list[str]:
@@ -128,14 +206,17 @@ def fit(
     label_set: LabelSet,
     progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train ``config.model`` on ``train_ds``, select on ``val_ds`` macro mAP, write checkpoints to ``out_dir``.
+    """Train ``config.model`` on ``train_ds``, select on ``val_ds``, write checkpoints to ``out_dir``.
 
-    Files: ``checkpoint.pt`` (last epoch, for resuming), ``best.pt`` (best validation
-    mAP; what :func:`load_model` reads), ``history.json``.
+    The settings ``config`` leaves at None are the model's recipe (:func:`resolve_config`); the
+    recipe's validation metric selects the checkpoint. Files: ``checkpoint.pt`` (last epoch, for
+    resuming), ``best.pt`` (best validation metric; what :func:`load_model` reads),
+    ``history.json``. ``TrainResult.val_metrics`` are measured on the selection set.
 
     Raises:
         ConfigError: unknown model or bad hyper-parameters.
     """
+    config = resolve_config(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     k = len(label_set)
@@ -147,7 +228,9 @@ def fit(
     if _whitening_state(val_ds) != whitening:
         raise ConfigError("train_ds and val_ds must use the same audio whitening (fitted on the training clips)")
     model = create_model(config.model, num_classes=k, **dims, **config.model_kwargs)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.loss_kwargs and not hasattr(model, "loss"):
+        raise ConfigError(f"{config.model} trains with plain cross-entropy: it takes no loss options")
+    opt = _optimizer(config, model.parameters())
     weight = None
     if config.class_weights:
         counts = np.bincount(train_ds.labels, minlength=k).astype(np.float64)
@@ -169,7 +252,7 @@ def fit(
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["meta"].get("features", meta["features"]) != meta["features"]:
             raise IncompatibleFeaturesError(f"{ckpt_path} was trained on other features; use a new --out directory")
-        diff = _config_differences(ck["meta"]["config"], meta["config"])
+        diff = _config_differences({**_BEFORE_RECIPES, **ck["meta"]["config"]}, meta["config"])
         if ck["meta"].get("audio_whitening") != whitening:
             diff.append("audio whitening (fitted on other training clips)")
         if diff:
@@ -187,13 +270,16 @@ def fit(
         if stale >= config.patience:
             break
         torch.manual_seed(config.seed * 10_000 + epoch)
+        lr = config.lr * config.lr_gamma ** (epoch // config.lr_step) if config.lr_step else config.lr
+        for group in opt.param_groups:
+            group["lr"] = lr
         train_ds.set_epoch(epoch)
         model.train()
         t0, total, n = time.perf_counter(), 0.0, 0
         for batch in _loader(train_ds, config.batch_size, True, config.seed * 10_000 + epoch):
             output = model(batch)
             if hasattr(model, "loss"):  # a model with its own objective (CAAN: softmax + triplet loss)
-                loss = model.loss(output, batch["label"])
+                loss = model.loss(output, batch["label"], weight=weight, **config.loss_kwargs)
             else:
                 loss = F.cross_entropy(output.logits, batch["label"], weight=weight)
             opt.zero_grad(set_to_none=True)
@@ -206,9 +292,12 @@ def fit(
         probs = clip_probs(model, val_ds)
         val_map = macro_map(val_ds.labels, probs, k)
         val_acc = float((probs.argmax(1) == val_ds.labels).mean())
-        history.append({"epoch": epoch + 1, "loss": total / max(n, 1), "val_map": val_map, "val_accuracy": val_acc})
-        if (val_map, val_acc) > best_key:  # macro mAP first, accuracy breaks ties
-            best_key, best_epoch, stale = (val_map, val_acc), epoch, 0
+        history.append(
+            {"epoch": epoch + 1, "lr": lr, "loss": total / max(n, 1), "val_map": val_map, "val_accuracy": val_acc}
+        )
+        key = _selection_key(config, val_map, val_acc)
+        if key > best_key:  # the recipe's metric first, the other breaks ties
+            best_key, best_epoch, stale = key, epoch, 0
             _save({"model": model.state_dict(), "meta": {**meta, "epoch": epoch}}, best_path)
         else:
             stale += 1
@@ -229,7 +318,7 @@ def fit(
         if progress:
             progress(
                 f"epoch {epoch + 1}/{config.epochs} loss {total / max(n, 1):.4f} "
-                f"val mAP {val_map:.4f} acc {val_acc:.4f}" + (" *" if best_epoch == epoch else "")
+                f"val (selection) mAP {val_map:.4f} acc {val_acc:.4f}" + (" *" if best_epoch == epoch else "")
             )
     if not best_path.exists():
         raise EmoContextError(f"{out}: no epoch finished, nothing to evaluate")

@@ -31,6 +31,7 @@ __all__ = [
     "infer_label_set",
     "labelled_manifest",
     "split_train_val",
+    "split_train_val_test",
     "store_splits",
     "train_seeds",
     "train_pixel_seeds",
@@ -81,6 +82,37 @@ def split_train_val(manifest: Manifest, *, val_fraction: float = 0.15, seed: int
     return Manifest(tr, manifest.label_set, manifest.name), Manifest(va, manifest.label_set, manifest.name)
 
 
+def split_train_val_test(
+    manifest: Manifest, *, val_fraction: float = 0.15, test_fraction: float = 0.0, seed: int = 0
+) -> tuple[Manifest, Manifest, Manifest | None]:
+    """Train, validation (selection) and test (held-out) parts.
+
+    The manifest's own ``test`` split when it has one; otherwise, with ``test_fraction`` > 0, that
+    fraction of the clips' groups (subjects when known) is held out as the test part, before the
+    validation part is chosen (:func:`split_train_val`) from the rest, so that a number reported
+    on it was never used to select a checkpoint, an epoch or ensemble weights. None when there is
+    no test part: then every reported number is a selection-set number.
+    """
+    test = manifest.split("test")
+    if len(test) or not test_fraction:
+        train, val = split_train_val(manifest, val_fraction=val_fraction, seed=seed)
+        return train, val, (test if len(test) else None)
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    groups = sorted({e.group or e.path for e in manifest})
+    np.random.default_rng((seed, 1)).shuffle(groups)
+    n_test = max(1, int(round(len(groups) * test_fraction)))
+    held = set(groups[:n_test])
+    te = [e for e in manifest if (e.group or e.path) in held]
+    rest = [e for e in manifest if (e.group or e.path) not in held]
+    if not rest:
+        raise ConfigError(f"{manifest.name}: too few clips ({len(manifest)}) to hold out a test set")
+    train, val = split_train_val(
+        Manifest(rest, manifest.label_set, manifest.name), val_fraction=val_fraction, seed=seed
+    )
+    return train, val, Manifest(te, manifest.label_set, manifest.name)
+
+
 def labelled_manifest(manifest: Manifest, source: str | Path | None = None) -> Manifest:
     """``manifest`` ready to train on: every clip labelled, with a label set (inferred with
     :func:`infer_label_set` when it has none; set in place).
@@ -95,17 +127,17 @@ def labelled_manifest(manifest: Manifest, source: str | Path | None = None) -> M
     return manifest
 
 
-def store_splits(store_dir: str | Path, label_set: str | LabelSet | None = None):
+def store_splits(store_dir: str | Path, label_set: str | LabelSet | None = None, *, test_fraction: float = 0.0):
     """A store's clips ready to train on: ``(store, label set, train, val, test or None)``.
 
-    The manifest is the one recorded in the store (:func:`manifest_from_store`); train and val are
-    :func:`split_train_val`'s; test is the store's ``test`` split (None when it has none).
+    The manifest is the one recorded in the store (:func:`manifest_from_store`); the parts are
+    :func:`split_train_val_test`'s: test is the store's ``test`` split, else ``test_fraction`` of its
+    groups held out (None when neither: every reported number is then a selection-set number).
     """
     store = FeatureStore(store_dir)
     manifest = manifest_from_store(store, get_label_set(label_set) if label_set else None)
-    train, val = split_train_val(manifest)
-    test = manifest.split("test")
-    return store, manifest.label_set, train, val, (test if len(test) else None)
+    train, val, test = split_train_val_test(manifest, test_fraction=test_fraction)
+    return store, manifest.label_set, train, val, test
 
 
 def train_seeds(

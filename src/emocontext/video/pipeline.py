@@ -47,6 +47,26 @@ from .streams import (
 __all__ = ["StreamConfig", "StageTimes", "video_streams"]
 
 
+def _boxes_to_hide(present: np.ndarray, boxes: np.ndarray, dets_per_frame: list, config) -> list[list]:
+    """Per frame, the xyxy boxes (frame pixels) to black out in the context stream (see :class:`StreamConfig`)."""
+    n = len(present)
+    hidden: list[list] = [[boxes[i]] if present[i] else [] for i in range(n)]
+    found = np.flatnonzero(present)
+    if config.hide_undetected and len(found):
+        for i in np.flatnonzero(~np.asarray(present, bool)):
+            hidden[i].append(boxes[found[np.argmin(np.abs(found - i))]])
+    if config.hide_all_faces:
+        for i, dets in enumerate(dets_per_frame):
+            hidden[i].extend(d.box for d in dets)
+    return hidden
+
+
+def _hide_all(context: np.ndarray, boxes: list) -> np.ndarray:
+    for box in boxes:
+        context = hide_face(context, box)
+    return context
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     """How a video becomes streams (defaults: Sun et al., MEC 2017, section V-B/V-C).
@@ -61,7 +81,16 @@ class StreamConfig:
             a width in pixels: the whole frame resized to ``context_size x context_width``
             (CAER-Net, section 5.1: 128 x 171).
         hide_face: black out the subject's face in the context stream (CAER-Net).
+        hide_all_faces: with ``hide_face``, black out every detected face of the frame, not only
+            the subject's (Lee et al., ICCV 2019, 3.2.1: the network "hides the faces").
+        hide_undetected: with ``hide_face``, in a frame where the subject's face was not detected
+            black out the box of the nearest frame (in time) where it was, so that a missed
+            detection does not leave the face visible in the context stream.
         face_margin: margin around the face box, fraction of its side (0.1: see ``streams.face_crop``).
+
+    ``hide_all_faces`` and ``hide_undetected`` are off by default: the shipped context model and
+    existing feature stores were made without them (FIDELITY.md, "CAER-Net"); CAER-Net's pixel
+    clips (:func:`emocontext.data.pixels.pixel_stream_config`) turn both on.
     """
 
     fps: float = DEFAULT_FPS
@@ -72,6 +101,8 @@ class StreamConfig:
     hide_face: bool = False
     face_margin: float = 0.1
     context_width: int | None = None
+    hide_all_faces: bool = False
+    hide_undetected: bool = False
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
@@ -92,6 +123,9 @@ class StreamConfig:
         }
         if self.context_width is not None:  # absent for the centre square, so older stores still match
             sig["context_width"] = self.context_width
+        for key in ("hide_all_faces", "hide_undetected"):  # absent when off, for the same reason
+            if self.hide_face and getattr(self, key):
+                sig[key] = True
         return sig
 
     def context(self, image: np.ndarray) -> np.ndarray:
@@ -210,18 +244,19 @@ def video_streams(
     chosen = person_tracks(tracks, n) if persons else ([subject] if subject is not None else [])
     people = [person_stream(tr, k) for k, tr in enumerate(chosen, 1)]
     subject_id = next((p.person_id for p, tr in zip(people, chosen, strict=True) if tr is subject), None)
-    visible = contexts if with_context and config.hide_face and len(people) > 1 else None
+    everyone = config.hide_face and config.hide_all_faces
+    visible = contexts if with_context and config.hide_face and not everyone and len(people) > 1 else None
     if subject_id is not None:
         me = people[subject_id - 1]
         faces, present, boxes = me.face, me.face_present, me.boxes
-        if config.hide_face and with_context:
-            contexts = [
-                hide_face(c, config.to_context_coords(boxes[i], frame_hw)) if present[i] else c
-                for i, c in enumerate(contexts)
-            ]
     else:
         faces = np.zeros((n, *crop_shape), np.uint8)
         present, boxes = np.zeros(n, bool), np.zeros((n, 4), np.float32)
+    if config.hide_face and with_context:
+        hidden = _boxes_to_hide(present, boxes, dets_per_frame, config)
+        contexts = [
+            _hide_all(c, [config.to_context_coords(b, frame_hw) for b in hidden[i]]) for i, c in enumerate(contexts)
+        ]
     times.add("track", time.perf_counter() - t0)
     return Streams(
         face=faces,

@@ -106,7 +106,7 @@ class Streams:
         person = next((p for p in self.persons if p.person_id == person_id), None)
         if person is None:
             raise KeyError(f"no person {person_id} (persons: {[p.person_id for p in self.persons]})")
-        context = self.context
+        context = self.context  # with hide_all_faces it already hides everyone's face
         if self.visible_context is not None and self.context_config is not None:
             cfg = self.context_config
             context = np.stack(
