@@ -89,6 +89,19 @@ Detector = Annotated[
     ),
 ]
 Fps = Annotated[float, typer.Option(help="Frames sampled per second of video (CACA-RNN uses 5).", min=0.01)]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        help="Spread the files over a Ray cluster (pip install -e \".[ray]\"): 'local' starts one on this machine, "
+        "'auto' joins the one `ray start` made here, HOST:PORT joins that head. Actors load the models once each; "
+        "the results are the same as without --ray.",
+        show_default=False,
+    ),
+]
+RayWorkers = Annotated[
+    int | None, typer.Option(help="With --ray: actors in the pool (default: one per CPU of the cluster).", min=1)
+]
 
 _VIDEO_OUT = {".mp4", ".m4v", ".mov", ".mkv"}
 
@@ -155,6 +168,8 @@ def predict(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar: one line per file.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ray: RayAddress = None,
+    workers: RayWorkers = None,
 ) -> None:
     """Say which emotion each person in each video shows, and why.
 
@@ -201,7 +216,8 @@ def predict(
         for folder in () if single else (report, annotate):
             if folder is not None:
                 check_writable_dir(folder)
-        predictor = Predictor(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
+        options = dict(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
+        predictor = Predictor(**options)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     names = _output_names([p for p, _ in inputs])
@@ -222,9 +238,13 @@ def predict(
                 for sink in (s_jsonl, s_csv, s_frames):
                     sink.write(str(path), None, msg)
             task = bar.add_task("predict", total=len(inputs))
-            for (path, _), (spath, pred, error) in zip(
-                inputs, predictor.predict_many(p for p, _ in inputs), strict=True
-            ):
+            if ray:  # the same results, from a pool of Ray actors (emocontext.distributed.ray)
+                from .distributed.ray import predict_with_ray
+
+                results = predict_with_ray([p for p, _ in inputs], options, address=ray, workers=workers)
+            else:
+                results = predictor.predict_many(p for p, _ in inputs)
+            for (path, _), (spath, pred, error) in zip(inputs, results, strict=True):
                 if error:
                     _error(error)
                 else:
@@ -503,6 +523,8 @@ def extract(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ray: RayAddress = None,
+    workers: RayWorkers = None,
 ) -> None:
     """Extract face and context features of every clip into a feature store.
 
@@ -519,14 +541,19 @@ def extract(
 
     try:
         manifest = _read_manifest(inputs, dataset)
-        ex = Extractors.build(
+        build = dict(
             detector=detector,
             context_backbone=context_backbone,
             spatial=spatial,
             config=StreamConfig(fps=fps, hide_face=hide_face),
             audio=audio,
         )
-        summary = run_extract(manifest, store, ex, progress=not quiet)
+        if ray:  # the same records, from a pool of Ray actors (emocontext.distributed.ray)
+            from .distributed.ray import extract_with_ray
+
+            summary = extract_with_ray(manifest, store, build, address=ray, workers=workers, progress=not quiet)
+        else:
+            summary = run_extract(manifest, store, Extractors.build(**build), progress=not quiet)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     out.print(

@@ -32,7 +32,16 @@ from .audio import PAPER_AUDIO, AudioFeatureSpec, audio_features
 from .backbones import ContextExtractor, FaceExtractor
 from .store import FeatureStore, Record
 
-__all__ = ["Extractors", "ExtractSummary", "extract", "clip_record", "clip_audio", "face_features", "AUDIO_SPAN"]
+__all__ = [
+    "Extractors",
+    "ExtractSummary",
+    "extract",
+    "entry_record",
+    "clip_record",
+    "clip_audio",
+    "face_features",
+    "AUDIO_SPAN",
+]
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +310,30 @@ def clip_record(
     )
 
 
+def entry_record(
+    entry: ClipEntry,
+    extractors: Extractors,
+    times: StageTimes | None = None,
+    *,
+    loaded: tuple[Streams, AudioArrays | None] | None = None,
+) -> Record:
+    """The store record of one manifest entry: :meth:`Extractors.load` (unless ``loaded`` gives its result),
+    :func:`clip_record`, and the entry itself in ``meta`` (with a dataset's own face box, as ExpW's).
+
+    The one function that makes a record, for :func:`extract` and for the Ray workers of
+    :mod:`emocontext.distributed.ray`, so the two write the same store.
+
+    Raises:
+        EmoContextError: the clip cannot be decoded (or another expected failure of one clip).
+    """
+    streams, audio = loaded if loaded is not None else extractors.load(entry, times)
+    record = clip_record(streams, extractors, times, audio=audio)
+    record.meta.update(entry.to_dict())
+    if getattr(entry, "box", None) is not None:  # a dataset's own face box (ExpW FaceEntry)
+        record.meta.update(face_id=entry.face_id, box=list(entry.box))
+    return record
+
+
 @dataclass
 class ExtractSummary:
     done: int = 0
@@ -366,11 +399,7 @@ def extract(
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
             bar.update(task, description=escape(Path(entry.path).name))
             try:
-                streams, audio = current.result()
-                record = clip_record(streams, extractors, summary.times, audio=audio)
-                record.meta.update(entry.to_dict())
-                if getattr(entry, "box", None) is not None:  # a dataset's own face box (ExpW FaceEntry)
-                    record.meta.update(face_id=entry.face_id, box=list(entry.box))
+                record = entry_record(entry, extractors, summary.times, loaded=current.result())
                 store.put(entry.clip_id, record)
                 summary.done += 1
                 if record.audio is not None and len(record.audio) == 0:
