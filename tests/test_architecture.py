@@ -26,8 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("features", ("features",)),
     ("data", ("data",)),
     ("models", ("models",)),
-    ("training", ("train", "pretrained")),
-    ("prediction", ("predict", "report")),
+    ("training", ("train", "pretrained", "distributed", "distributed.ddp")),
+    ("prediction", ("predict", "report", "distributed.ray")),
     ("entry points", ("", "__main__", "cli", "serve")),
 )
 

@@ -102,6 +102,22 @@ RayAddress = Annotated[
 RayWorkers = Annotated[
     int | None, typer.Option(help="With --ray: actors in the pool (default: one per CPU of the cluster).", min=1)
 ]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="Torch threads of this process, or of each Ray actor with --ray (default: all cores; 1 per actor). "
+        "Results are bit-identical between runs with the same number of threads.",
+        min=1,
+    ),
+]
+
+
+def _threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
 
 _VIDEO_OUT = {".mp4", ".m4v", ".mov", ".mkv"}
 
@@ -170,6 +186,7 @@ def predict(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ray: RayAddress = None,
     workers: RayWorkers = None,
+    threads: Threads = None,
 ) -> None:
     """Say which emotion each person in each video shows, and why.
 
@@ -216,6 +233,7 @@ def predict(
         for folder in () if single else (report, annotate):
             if folder is not None:
                 check_writable_dir(folder)
+        _threads(threads)
         options = dict(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
         predictor = Predictor(**options)
     except EmoContextError as e:
@@ -241,7 +259,9 @@ def predict(
             if ray:  # the same results, from a pool of Ray actors (emocontext.distributed.ray)
                 from .distributed.ray import predict_with_ray
 
-                results = predict_with_ray([p for p, _ in inputs], options, address=ray, workers=workers)
+                results = predict_with_ray(
+                    [p for p, _ in inputs], options, address=ray, workers=workers, threads=threads or 1
+                )
             else:
                 results = predictor.predict_many(p for p, _ in inputs)
             for (path, _), (spath, pred, error) in zip(inputs, results, strict=True):
@@ -525,6 +545,7 @@ def extract(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ray: RayAddress = None,
     workers: RayWorkers = None,
+    threads: Threads = None,
 ) -> None:
     """Extract face and context features of every clip into a feature store.
 
@@ -540,6 +561,7 @@ def extract(
     from .video.pipeline import StreamConfig
 
     try:
+        _threads(threads)
         manifest = _read_manifest(inputs, dataset)
         build = dict(
             detector=detector,
@@ -551,7 +573,9 @@ def extract(
         if ray:  # the same records, from a pool of Ray actors (emocontext.distributed.ray)
             from .distributed.ray import extract_with_ray
 
-            summary = extract_with_ray(manifest, store, build, address=ray, workers=workers, progress=not quiet)
+            summary = extract_with_ray(
+                manifest, store, build, address=ray, workers=workers, threads=threads or 1, progress=not quiet
+            )
         else:
             summary = run_extract(manifest, store, Extractors.build(**build), progress=not quiet)
     except EmoContextError as e:
@@ -634,6 +658,18 @@ def train(
     max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames per clip.")] = None,
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Train with this many processes on this machine (PyTorch DistributedDataParallel: gloo on CPU, "
+            "NCCL on CUDA); the same global batches as one process. `torchrun --nproc_per_node N -m emocontext "
+            "train ...` does the same through torchrun (and across machines).",
+            min=1,
+        ),
+    ] = 1,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda (one GPU per process) or auto (cuda if there is one).")
+    ] = "cpu",
 ) -> None:
     """Train a model (the paper's recipe by default) and report validation and test metrics.
 
@@ -649,11 +685,23 @@ def train(
       emocontext train -s features/ --model caca_rnn_a -o runs/caca_a --seeds 5
       emocontext train --manifest ../shared/data/expw --dataset expw --model caer_net_s -o runs/caer_s
     """
+    params = dict(locals())  # this command's arguments, for the processes of --nproc
     _setup_logging(verbose)
+    import os
+
+    from .distributed import ddp
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # start the processes; each runs this command
+        code = ddp.launch(nproc, train, params)
+        if code:
+            raise typer.Exit(code)
+        return
     from .models.registry import model_info
     from .train import TrainConfig, split_train_val, train_pixel_seeds, train_seeds
 
     try:
+        main = ddp.setup(device).main  # joins torchrun's process group, if any; rank 0 prints
+        say = out.print if main else None
         pixel_model = any(s.endswith("_pixels") for s in model_info(model).streams)
         cfg = TrainConfig(
             model=model,
@@ -682,15 +730,17 @@ def train(
                 out_dir,
                 seeds=range(seeds),
                 detector=create_detector(detector),
-                progress=out.print,
+                progress=say,
             )
         else:
             if store is None:
                 raise EmoContextError(f"{model} reads features: give the feature store with --store")
             st, labels, tr, va, te = _clips(store, label_set)
-            summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=out.print)
+            summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=say)
     except EmoContextError as e:
         raise _fail(str(e)) from None
+    if not main:
+        return
     _print_summary([summary])
     out.print(f"checkpoints and metrics in {out_dir}", markup=False, highlight=False)
 

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader
 from .data.datasets import FeatureSequenceDataset, collate, fit_audio_whitening
 from .data.manifest import ClipEntry, Manifest
 from .data.pixels import PixelClipDataset, average_windows, load_pixel_clips, pixel_stream_config
+from .distributed import ddp
 from .errors import ConfigError, EmoContextError, IncompatibleFeaturesError
 from .features.store import FeatureStore, atomic_write_bytes, atomic_write_text
 from .labels import LABEL_SETS, LabelSet
@@ -99,6 +100,8 @@ class TrainResult:
 
 
 def _save(obj: dict, path: Path) -> None:
+    if not ddp.current().main:  # several processes: rank 0 writes (emocontext.distributed.ddp)
+        return
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -113,9 +116,10 @@ def _loader(ds: FeatureSequenceDataset, batch_size: int, shuffle: bool, seed: in
 def predict_probs(model: torch.nn.Module, ds: FeatureSequenceDataset, batch_size: int = 64) -> np.ndarray:
     """Class probabilities ``(N, K)`` of every clip of ``ds``, in order."""
     model.eval()
+    device = str(next(model.parameters()).device)
     out = []
     for batch in _loader(ds, batch_size, False, 0):
-        out.append(model(batch).logits.softmax(-1))
+        out.append(model(ddp.to_device(batch, device)).logits.softmax(-1).cpu())
     return torch.cat(out).numpy()
 
 
@@ -160,6 +164,7 @@ def fit(
     if _whitening_state(val_ds) != whitening:
         raise ConfigError("train_ds and val_ds must use the same audio whitening (fitted on the training clips)")
     model = create_model(config.model, num_classes=k, **dims, **config.model_kwargs)
+    net = ddp.wrap(model)  # on the device; DistributedDataParallel when several processes train
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     weight = None
     if config.class_weights:
@@ -203,7 +208,14 @@ def fit(
         train_ds.set_epoch(epoch)
         model.train()
         t0, total, n = time.perf_counter(), 0.0, 0
-        for batch in _loader(train_ds, config.batch_size, True, config.seed * 10_000 + epoch):
+        if ddp.current().active:  # several processes and/or CUDA: the same global batches (distributed.ddp)
+            seed = config.seed * 10_000 + epoch
+            total, n = ddp.train_epoch(
+                net, model, opt, train_ds, collate, batch_size=config.batch_size, seed=seed, weight=weight
+            )
+        for batch in (
+            () if ddp.current().active else _loader(train_ds, config.batch_size, True, config.seed * 10_000 + epoch)
+        ):
             output = model(batch)
             if hasattr(model, "loss"):  # a model with its own objective (CAAN: softmax + triplet loss)
                 loss = model.loss(output, batch["label"])
@@ -238,7 +250,9 @@ def fit(
             },
             ckpt_path,
         )
-        atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+        if ddp.current().main:
+            atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+        ddp.barrier()  # every process resumes from, and ends with, what rank 0 wrote
         if progress:
             progress(
                 f"epoch {epoch + 1}/{config.epochs} loss {total / max(n, 1):.4f} "
@@ -459,9 +473,12 @@ def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, pro
         if test_ds is not None:
             model, _ = load_model(result.checkpoint)
             test_metrics = evaluate_probs(test_ds.labels, clip_probs(model, test_ds), list(label_set.names))
-            plot_confusion(np.array(test_metrics["confusion"]), list(label_set.names), run_dir / "confusion_test.png")
             run["test"] = _short(test_metrics)
-            atomic_write_text(run_dir / "test_metrics.json", json.dumps(test_metrics, indent=2))
+            if ddp.current().main:
+                plot_confusion(
+                    np.array(test_metrics["confusion"]), list(label_set.names), run_dir / "confusion_test.png"
+                )
+                atomic_write_text(run_dir / "test_metrics.json", json.dumps(test_metrics, indent=2))
         runs.append(run)
     median = {}
     for part in ("val", "test"):
@@ -475,7 +492,8 @@ def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, pro
         "runs": runs,
         "median": median,
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    if ddp.current().main:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 

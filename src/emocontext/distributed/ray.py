@@ -6,7 +6,7 @@ Design (how it scales past one machine):
   the :class:`~emocontext.predict.Predictor` once in their ``__init__`` (the detector, the face CNN,
   the context CNN: the seconds of start-up that a task per file would pay every time) and then take
   one file per call. The pool has one actor per CPU of the cluster (``workers=`` to choose), each
-  with one torch thread, and every actor has two files in flight so it never waits on the driver.
+  with one torch thread, and every actor holds one file at a time.
   On a cluster of many machines (``ray start --head`` on one, ``ray start --address HEAD:6379`` on
   the others, then ``--ray HEAD:6379`` or ``--ray auto`` on the head) the pool spans every node:
   each node needs emocontext installed and the input files at the same path (a shared or
@@ -15,10 +15,15 @@ Design (how it scales past one machine):
   (:func:`~emocontext.features.extract.entry_record`, :meth:`~emocontext.predict.Predictor.predict`),
   so records and predictions are the same; only the order in which files finish differs, and
   ``predict`` results are handed back in input order, so the output tables are the same files.
+  Bit for bit, that holds between processes with the same number of torch threads (``--threads``;
+  one per actor by default): oneDNN's convolutions split their sums by thread, so 1 and 2 threads
+  give CNN features that differ by about 1e-6 (measured: at most 7.5e-6 on the context CNN), which
+  moves a few float16 values of a store record by one step and, rarely, a probability's 4th decimal.
 * **Failures.** A file whose decoding fails is an ordinary per-file error, as in one process. A
   worker process that dies (killed, out of memory, a crash in native code) is restarted by Ray
-  (``max_restarts=-1``) and the files it held are given again to the pool, up to ``retries`` more
-  times; a file that kills its worker every time is reported as failed and the others still run.
+  (``max_restarts=-1``) and the file it held is run again on it (``max_task_retries``), up to
+  ``retries`` more times; a file that kills its worker every time is then reported as failed and
+  the others still run.
 * **The store stays atomic and resumable.** Only the driver writes records, each with the store's
   atomic write, as results arrive. A run killed part-way keeps every finished record, and the next
   run (with ``--ray`` or without) skips them.
@@ -53,8 +58,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Files handed to one actor at a time (one running, one queued: the actor never waits for the driver).
-IN_FLIGHT = 2
+#: Files handed to one actor at a time. One: a file queued behind one that kills the worker would be
+#: retried with it and could use up its retries; the driver's round trip between two files is milliseconds.
+IN_FLIGHT = 1
 
 
 def _import_ray():
@@ -71,7 +77,8 @@ def cluster(address: str = "local", *, num_cpus: int | None = None):
 
     Args:
         address: ``"local"`` starts a cluster on this machine (listening on 127.0.0.1 only, no
-            dashboard) that ends with the block; ``"auto"`` joins the cluster started on this machine
+            dashboard, workers at the driver's priority rather than Ray's niceness 15) that ends with
+            the block; ``"auto"`` joins the cluster started on this machine
             by ``ray start``; ``"HOST:PORT"`` joins that cluster's head. When Ray is already
             initialised in this process (a test, a notebook), that connection is used as it is.
         num_cpus: CPUs of a local cluster (default: all of this machine's).
@@ -89,7 +96,15 @@ def cluster(address: str = "local", *, num_cpus: int | None = None):
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address == "local":
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                # Ray starts its workers at niceness 15: on a machine shared with other work they then get
+                # what the rest leaves (minutes where one process takes seconds); 0 = the driver's share
+                _system_config={"worker_niceness": 0},
+                **quiet,
+            )
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -205,7 +220,7 @@ def map_files(
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(cpus // max(threads, 1), 1)
     workers = max(min(workers, len(items)), 1)
-    remote = ray.remote(num_cpus=threads, max_restarts=-1, max_task_retries=0)(worker)
+    remote = ray.remote(num_cpus=threads, max_restarts=-1, max_task_retries=retries)(worker)
     actors = [remote.remote(init, threads) for _ in range(workers)]
     answers = ray.get([a.ready.remote() for a in actors])
     errors = [e for e, _ in answers if e]
@@ -216,13 +231,11 @@ def map_files(
 
     def results() -> Iterator[tuple[int, object, str | None, dict]]:
         todo = list(range(len(items)))[::-1]  # a stack: pop() gives the next item in order
-        attempts = [0] * len(items)
         pending: dict = {}  # ObjectRef -> (item index, actor)
 
         def submit(actor) -> None:
             if todo:
                 i = todo.pop()
-                attempts[i] += 1
                 pending[actor.run.remote(items[i])] = (i, actor)
 
         try:
@@ -234,13 +247,9 @@ def map_files(
                 i, actor = pending.pop(done[0])
                 try:
                     result, error, seconds = ray.get(done[0])
-                except RayActorError as e:  # the worker process died: Ray restarts it; the file goes back
-                    if attempts[i] <= retries:
-                        log.warning("a worker died while reading item %d; retrying it (%s)", i, type(e).__name__)
-                        todo.append(i)
-                        submit(actor)
-                        continue
-                    result, error, seconds = None, f"{_name(items[i])}: its worker died {attempts[i]} times", {}
+                except RayActorError as e:  # its worker died 1 + retries times (Ray restarted it and retried)
+                    log.warning("%s: its worker died %d times (%s)", _name(items[i]), retries + 1, type(e).__name__)
+                    result, error, seconds = None, f"{_name(items[i])}: its worker died {retries + 1} times", {}
                 submit(actor)
                 yield i, result, error, seconds
         finally:
@@ -274,6 +283,7 @@ def extract_with_ray(
     *,
     address: str = "local",
     workers: int | None = None,
+    threads: int = 1,
     retries: int = 2,
     progress: bool = True,
     worker: type = ExtractWorker,
@@ -286,7 +296,8 @@ def extract_with_ray(
         build: keyword arguments of :meth:`~emocontext.features.extract.Extractors.build` (names and
             values: every actor builds its own extractors from them).
         address: the Ray cluster (:func:`cluster`).
-        workers: actors (default: one per CPU of the cluster).
+        workers: actors (default: one per ``threads`` CPUs of the cluster).
+        threads: CPUs and torch threads of each actor (see the module docstring on identical results).
         retries: times a clip is retried after its worker process died.
         progress: show the progress bar.
         worker: the actor class (a subclass of :class:`ExtractWorker`).
@@ -316,7 +327,7 @@ def extract_with_ray(
     from rich.markup import escape
 
     with cluster(address):
-        signature, results = map_files(worker, build, todo, workers=workers, retries=retries)
+        signature, results = map_files(worker, build, todo, workers=workers, threads=threads, retries=retries)
         target = FeatureStore(root, signature)  # raises with the differences if the store was made otherwise
         failed = {}
         with _bar("extract", progress) as bar:
@@ -346,6 +357,7 @@ def predict_with_ray(
     *,
     address: str = "local",
     workers: int | None = None,
+    threads: int = 1,
     retries: int = 2,
     worker: type = PredictWorker,
     on_start: Callable[[], None] | None = None,
@@ -356,7 +368,8 @@ def predict_with_ray(
         paths: the files.
         options: keyword arguments of :class:`~emocontext.predict.Predictor` (every actor builds its own).
         address: the Ray cluster (:func:`cluster`).
-        workers: actors (default: one per CPU of the cluster).
+        workers: actors (default: one per ``threads`` CPUs of the cluster).
+        threads: CPUs and torch threads of each actor (see the module docstring on identical results).
         retries: times a file is retried after its worker process died.
         worker: the actor class (a subclass of :class:`PredictWorker`).
         on_start: called once the pool is ready (before the first result).
@@ -372,7 +385,7 @@ def predict_with_ray(
     if not paths:
         return
     with cluster(address):
-        _, results = map_files(worker, options, paths, workers=workers, retries=retries)
+        _, results = map_files(worker, options, paths, workers=workers, threads=threads, retries=retries)
         if on_start:
             on_start()
         done: dict[int, tuple] = {}
