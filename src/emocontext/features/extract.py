@@ -236,7 +236,7 @@ class Extractors:
 
 
 def face_features(
-    face: FaceExtractor, crops: np.ndarray, present: np.ndarray
+    face: FaceExtractor, crops: np.ndarray, present: np.ndarray, *, keep_maps: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face CNN over a face stream: per-frame features, probabilities and feature maps, zeros where no face.
 
@@ -247,6 +247,8 @@ def face_features(
         face: the frozen face CNN.
         crops: uint8 ``(T, H, W, 3)`` RGB face crops (any size: the extractor resizes to its input).
         present: bool ``(T,)``: frames with a face; only those go through the CNN.
+        keep_maps: False: the maps come back as ``(T, 0, h, w)`` (prediction reads no maps; a long
+            video's maps would take 100 KB a frame).
 
     Returns:
         float32 features ``(T, D)``, probabilities ``(T, K)`` (K = the extractor's classes) and maps
@@ -254,7 +256,7 @@ def face_features(
     """
     present = np.asarray(present, bool)
     n = len(present)
-    feats, probs, maps = face.run(crops[present])
+    feats, probs, maps = face.run(crops[present], keep_maps=keep_maps)
     out_f = np.zeros((n, *feats.shape[1:]), np.float32)
     out_p = np.zeros((n, *probs.shape[1:]), np.float32)
     out_m = np.zeros((n, *maps.shape[1:]), np.float32)
