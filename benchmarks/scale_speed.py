@@ -94,6 +94,8 @@ def main() -> None:
     args = ap.parse_args()
     parts = args.parts.split(",")
     files, seconds = media(args.videos)
+    if not files:
+        raise SystemExit(f"no video files under {args.videos} (run from the repository root, or set EMOCONTEXT_DATA)")
     lines = [
         "# Scale-out and the single-machine path: stage costs, one command, Ray vs one process",
         "",
