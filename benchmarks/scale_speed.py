@@ -73,7 +73,7 @@ def command(target: list[Path], args: list[str], env: dict | None = None) -> tup
 
 
 def ray_breakdown(files: list[Path]) -> dict:
-    from emocontext.distributed.ray import cluster, map_files, PredictWorker
+    from emocontext.distributed.ray import PredictWorker, cluster, map_files
 
     t0 = time.perf_counter()
     with cluster("local"):
