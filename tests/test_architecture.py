@@ -26,8 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("data",)),
     ("features", ("features",)),
     ("models", ("models",)),
-    ("training", ("train", "training", "pretrained")),
-    ("prediction", ("predict", "report")),
+    ("training", ("train", "training", "pretrained", "distributed", "distributed.ddp")),
+    ("prediction", ("predict", "report", "distributed.ray")),
     ("entry points", ("", "__main__", "cli", "commands", "serve")),
 )
 

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .commands.common import Detector, Fps, err, out
+from .commands.common import Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
 from .commands.common import fail as _fail
 from .commands.common import setup_logging as _setup_logging
 from .commands.common import warn as _warn
@@ -101,6 +101,9 @@ def extract(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ray: RayAddress = None,
+    workers: RayWorkers = None,
+    threads: Threads = None,
 ) -> None:
     """Extract face and context features of every clip into a feature store.
 
@@ -117,8 +120,9 @@ def extract(
     from .video.pipeline import StreamConfig
 
     try:
+        set_threads(threads)
         manifest = read_manifest(inputs, dataset)
-        ex = Extractors.build(
+        build = dict(
             detector=detector,
             context_backbone=context_backbone,
             spatial=spatial,
@@ -126,7 +130,14 @@ def extract(
             audio=audio,
             context_pool=context_pool,
         )
-        summary = run_extract(manifest, store, ex, progress=not quiet)
+        if ray:  # the same records, from a pool of Ray actors (emocontext.distributed.ray)
+            from .distributed.ray import extract_with_ray
+
+            summary = extract_with_ray(
+                manifest, store, build, address=ray, workers=workers, threads=threads or 1, progress=not quiet
+            )
+        else:
+            summary = run_extract(manifest, store, Extractors.build(**build), progress=not quiet)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     out.print(
@@ -292,6 +303,18 @@ def train(
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
     test_fraction: TestFraction = 0.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Train with this many processes on this machine (PyTorch DistributedDataParallel: gloo on CPU, "
+            "NCCL on CUDA); the same global batches as one process. `torchrun --nproc_per_node N -m emocontext "
+            "train ...` does the same through torchrun (and across machines).",
+            min=1,
+        ),
+    ] = 1,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda (one GPU per process) or auto (cuda if there is one).")
+    ] = "cpu",
 ) -> None:
     """Train a model (the paper's recipe by default) and report validation and test metrics.
 
@@ -310,13 +333,25 @@ def train(
       emocontext train -s features/ --model caca_rnn_a -o runs/caca_a --seeds 5
       emocontext train --manifest ../shared/data/expw --dataset expw --model caer_net_s -o runs/caer_s
     """
+    params = dict(locals())  # this command's arguments, for the processes of --nproc
     _setup_logging(verbose)
+    import os
+
     from .data.datasets import read_manifest
+    from .distributed import ddp
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # start the processes; each runs this command
+        code = ddp.launch(nproc, train, params)
+        if code:
+            raise typer.Exit(code)
+        return
     from .models.registry import model_info
     from .training.fit import TrainConfig, describe_config, resolve_config
     from .training.seeds import labelled_manifest, split_train_val_test, store_splits, train_pixel_seeds, train_seeds
 
     try:
+        main = ddp.setup(device).main  # joins torchrun's process group, if any; rank 0 prints
+        say = out.print if main else None
         pixel_model = any(s.endswith("_pixels") for s in model_info(model).streams)
         cfg = TrainConfig(
             model=model,
@@ -334,13 +369,15 @@ def train(
             model_kwargs=_key_values(model_option, "--model-option"),
             loss_kwargs=_key_values(loss_option, "--loss-option"),
         )
-        out.print(f"recipe: {describe_config(resolve_config(cfg))}", markup=False, highlight=False)
+        if main:
+            out.print(f"recipe: {describe_config(resolve_config(cfg))}", markup=False, highlight=False)
         if pixel_model:
             if manifest is None:
                 raise EmoContextError(f"{model} learns from pixels: give the clips with --manifest, not a store")
             m = labelled_manifest(read_manifest([manifest], dataset, label_set), manifest)
             tr, va, te = split_train_val_test(m, test_fraction=test_fraction)
-            _warn_no_test(te)
+            if main:
+                _warn_no_test(te)
             from .video.faces import create_detector
 
             summary = train_pixel_seeds(
@@ -352,16 +389,19 @@ def train(
                 out_dir,
                 seeds=range(seeds),
                 detector=create_detector(detector),
-                progress=out.print,
+                progress=say,
             )
         else:
             if store is None:
                 raise EmoContextError(f"{model} reads features: give the feature store with --store")
             st, labels, tr, va, te = store_splits(store, label_set, test_fraction=test_fraction)
-            _warn_no_test(te)
-            summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=out.print)
+            if main:
+                _warn_no_test(te)
+            summary = train_seeds(cfg, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=say)
     except EmoContextError as e:
         raise _fail(str(e)) from None
+    if not main:
+        return
     _print_summary([summary])
     out.print(f"checkpoints and metrics in {out_dir}", markup=False, highlight=False)
 

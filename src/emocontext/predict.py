@@ -368,7 +368,7 @@ class Predictor:
         present = streams.face_present
         t0 = time.perf_counter()
         # the same per-frame features as `emocontext extract` stores (one code path for training and prediction)
-        feats, face_probs, _ = face_features(self.face, streams.face, present)
+        feats, face_probs, _ = face_features(self.face, streams.face, present, keep_maps=False)
         probs = face_probs if not with_context else np.zeros((n, len(self.labels)), np.float32)
         self.times.add("face_cnn", time.perf_counter() - t0)
         attention = fusion = None

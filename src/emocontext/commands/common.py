@@ -47,3 +47,32 @@ Detector = Annotated[
     ),
 ]
 Fps = Annotated[float, typer.Option(help="Frames sampled per second of video (CACA-RNN uses 5).", min=0.01)]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        help="Spread the files over a Ray cluster (pip install -e \".[ray]\"): 'local' starts one on this machine, "
+        "'auto' joins the one `ray start` made here, HOST:PORT joins that head. Actors load the models once each; "
+        "the results are the same as without --ray.",
+        show_default=False,
+    ),
+]
+RayWorkers = Annotated[
+    int | None, typer.Option(help="With --ray: actors in the pool (default: one per CPU of the cluster).", min=1)
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="Torch threads of this process, or of each Ray actor with --ray (default: all cores; 1 per actor). "
+        "Results are bit-identical between runs with the same number of threads.",
+        min=1,
+    ),
+]
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` when given."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import EmoContextError
-from .common import Detector, Fps, err, out
+from .common import Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
 from .common import error as _error
 from .common import fail as _fail
 from .common import setup_logging as _setup_logging
@@ -86,6 +86,9 @@ def predict(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar: one line per file.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ray: RayAddress = None,
+    workers: RayWorkers = None,
+    threads: Threads = None,
 ) -> None:
     """Say which emotion each person in each video shows, and why.
 
@@ -136,7 +139,9 @@ def predict(
         for folder in () if single else (report, annotate):
             if folder is not None:
                 check_writable_dir(folder)
-        predictor = Predictor(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
+        set_threads(threads)
+        options = dict(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
+        predictor = Predictor(**options)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     names = output_names([p for p, _ in inputs])
@@ -157,9 +162,15 @@ def predict(
                 for sink in (s_jsonl, s_csv, s_frames):
                     sink.write(str(path), None, msg)
             task = bar.add_task("predict", total=len(inputs))
-            for (path, _), (spath, pred, error) in zip(
-                inputs, predictor.predict_many(p for p, _ in inputs), strict=True
-            ):
+            if ray:  # the same results, from a pool of Ray actors (emocontext.distributed.ray)
+                from ..distributed.ray import predict_with_ray
+
+                results = predict_with_ray(
+                    [p for p, _ in inputs], options, address=ray, workers=workers, threads=threads or 1
+                )
+            else:
+                results = predictor.predict_many(p for p, _ in inputs)
+            for (path, _), (spath, pred, error) in zip(inputs, results, strict=True):
                 if error:
                     _error(error)
                 else:

@@ -32,7 +32,16 @@ from .audio import PAPER_AUDIO, AudioFeatureSpec, audio_features
 from .backbones import ContextExtractor, FaceExtractor
 from .store import FeatureStore, Record
 
-__all__ = ["Extractors", "ExtractSummary", "extract", "clip_record", "clip_audio", "face_features", "AUDIO_SPAN"]
+__all__ = [
+    "Extractors",
+    "ExtractSummary",
+    "extract",
+    "entry_record",
+    "clip_record",
+    "clip_audio",
+    "face_features",
+    "AUDIO_SPAN",
+]
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +239,7 @@ class Extractors:
 
 
 def face_features(
-    face: FaceExtractor, crops: np.ndarray, present: np.ndarray
+    face: FaceExtractor, crops: np.ndarray, present: np.ndarray, *, keep_maps: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face CNN over a face stream: per-frame features, probabilities and feature maps, zeros where no face.
 
@@ -241,6 +250,8 @@ def face_features(
         face: the frozen face CNN.
         crops: uint8 ``(T, H, W, 3)`` RGB face crops (any size: the extractor resizes to its input).
         present: bool ``(T,)``: frames with a face; only those go through the CNN.
+        keep_maps: False: the maps come back as ``(T, 0, h, w)`` (prediction reads no maps; a long
+            video's maps would take 100 KB a frame).
 
     Returns:
         float32 features ``(T, D)``, probabilities ``(T, K)`` (K = the extractor's classes) and maps
@@ -248,7 +259,7 @@ def face_features(
     """
     present = np.asarray(present, bool)
     n = len(present)
-    feats, probs, maps = face.run(crops[present])
+    feats, probs, maps = face.run(crops[present], keep_maps=keep_maps)
     out_f = np.zeros((n, *feats.shape[1:]), np.float32)
     out_p = np.zeros((n, *probs.shape[1:]), np.float32)
     out_m = np.zeros((n, *maps.shape[1:]), np.float32)
@@ -302,6 +313,30 @@ def clip_record(
         audio=None if audio is None or extractors.audio is None else audio[0],
         audio_timestamps=None if audio is None or extractors.audio is None else audio[1],
     )
+
+
+def entry_record(
+    entry: ClipEntry,
+    extractors: Extractors,
+    times: StageTimes | None = None,
+    *,
+    loaded: tuple[Streams, AudioArrays | None] | None = None,
+) -> Record:
+    """The store record of one manifest entry: :meth:`Extractors.load` (unless ``loaded`` gives its result),
+    :func:`clip_record`, and the entry itself in ``meta`` (with a dataset's own face box, as ExpW's).
+
+    The one function that makes a record, for :func:`extract` and for the Ray workers of
+    :mod:`emocontext.distributed.ray`, so the two write the same store.
+
+    Raises:
+        EmoContextError: the clip cannot be decoded (or another expected failure of one clip).
+    """
+    streams, audio = loaded if loaded is not None else extractors.load(entry, times)
+    record = clip_record(streams, extractors, times, audio=audio)
+    record.meta.update(entry.to_dict())
+    if getattr(entry, "box", None) is not None:  # a dataset's own face box (ExpW FaceEntry)
+        record.meta.update(face_id=entry.face_id, box=list(entry.box))
+    return record
 
 
 @dataclass
@@ -369,11 +404,7 @@ def extract(
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
             bar.update(task, description=escape(Path(entry.path).name))
             try:
-                streams, audio = current.result()
-                record = clip_record(streams, extractors, summary.times, audio=audio)
-                record.meta.update(entry.to_dict())
-                if entry.box is not None:  # a dataset's own face box (ExpW)
-                    record.meta.update(face_id=entry.face_id, box=list(entry.box))
+                record = entry_record(entry, extractors, summary.times, loaded=current.result())
                 store.put(entry.clip_id, record)
                 summary.done += 1
                 if record.audio is not None and len(record.audio) == 0:

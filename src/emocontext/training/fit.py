@@ -45,6 +45,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from ..distributed import ddp
 from ..errors import ConfigError, EmoContextError, IncompatibleFeaturesError
 from ..features.store import FeatureStore
 from ..labels import LabelSet
@@ -164,6 +165,8 @@ class TrainResult:
 
 
 def _save(obj: dict, path: Path) -> None:
+    if not ddp.current().main:  # several processes: rank 0 writes (emocontext.distributed.ddp)
+        return
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -178,9 +181,10 @@ def _loader(ds: FeatureSequenceDataset, batch_size: int, shuffle: bool, seed: in
 def predict_probs(model: torch.nn.Module, ds: FeatureSequenceDataset, batch_size: int = 64) -> np.ndarray:
     """Class probabilities ``(N, K)`` of every clip of ``ds``, in order."""
     model.eval()
+    device = str(next(model.parameters()).device)
     out = []
     for batch in _loader(ds, batch_size, False, 0):
-        out.append(model(batch).logits.softmax(-1))
+        out.append(model(ddp.to_device(batch, device)).logits.softmax(-1).cpu())
     return torch.cat(out).numpy()
 
 
@@ -230,6 +234,7 @@ def fit(
     model = create_model(config.model, num_classes=k, **dims, **config.model_kwargs)
     if config.loss_kwargs and not hasattr(model, "loss"):
         raise ConfigError(f"{config.model} trains with plain cross-entropy: it takes no loss options")
+    net = ddp.wrap(model)  # on the device; DistributedDataParallel when several processes train
     opt = _optimizer(config, model.parameters())
     weight = None
     if config.class_weights:
@@ -276,7 +281,22 @@ def fit(
         train_ds.set_epoch(epoch)
         model.train()
         t0, total, n = time.perf_counter(), 0.0, 0
-        for batch in _loader(train_ds, config.batch_size, True, config.seed * 10_000 + epoch):
+        if ddp.current().active:  # several processes and/or CUDA: the same global batches (distributed.ddp)
+            seed = config.seed * 10_000 + epoch
+            total, n = ddp.train_epoch(
+                net,
+                model,
+                opt,
+                train_ds,
+                collate,
+                batch_size=config.batch_size,
+                seed=seed,
+                weight=weight,
+                loss_kwargs=config.loss_kwargs,
+            )
+        for batch in (
+            () if ddp.current().active else _loader(train_ds, config.batch_size, True, config.seed * 10_000 + epoch)
+        ):
             output = model(batch)
             if hasattr(model, "loss"):  # a model with its own objective (CAAN: softmax + triplet loss)
                 loss = model.loss(output, batch["label"], weight=weight, **config.loss_kwargs)
@@ -314,7 +334,9 @@ def fit(
             },
             ckpt_path,
         )
-        atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+        if ddp.current().main:
+            atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+        ddp.barrier()  # every process resumes from, and ends with, what rank 0 wrote
         if progress:
             progress(
                 f"epoch {epoch + 1}/{config.epochs} loss {total / max(n, 1):.4f} "

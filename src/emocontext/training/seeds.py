@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.manifest import ClipEntry, FaceEntry, Manifest
+from ..distributed import ddp
 from ..errors import ConfigError, EmoContextError
 from ..features.store import FeatureStore
 from ..labels import LABEL_SETS, LabelSet, get_label_set
@@ -244,9 +245,12 @@ def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, pro
         if test_ds is not None:
             model, _ = load_model(result.checkpoint)
             test_metrics = evaluate_probs(test_ds.labels, clip_probs(model, test_ds), list(label_set.names))
-            plot_confusion(np.array(test_metrics["confusion"]), list(label_set.names), run_dir / "confusion_test.png")
             run["test"] = _short(test_metrics)
-            atomic_write_text(run_dir / "test_metrics.json", json.dumps(test_metrics, indent=2))
+            if ddp.current().main:  # several processes (distributed.ddp): rank 0 writes
+                plot_confusion(
+                    np.array(test_metrics["confusion"]), list(label_set.names), run_dir / "confusion_test.png"
+                )
+                atomic_write_text(run_dir / "test_metrics.json", json.dumps(test_metrics, indent=2))
         runs.append(run)
     median = {}
     for part in ("val", "test"):
@@ -260,7 +264,8 @@ def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, pro
         "runs": runs,
         "median": median,
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    if ddp.current().main:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
