@@ -16,7 +16,7 @@ from emocontext.errors import ConfigError
 from emocontext.labels import EKMAN7
 from emocontext.training.datasets import FeatureSequenceDataset
 from emocontext.training.fit import TrainConfig, _loader, fit, load_model, predict_probs
-from tests.test_train import synthetic_store
+from tests.training.test_fit import synthetic_store
 
 #: No dropout: a 2-process run then computes the single-process gradients (up to summation order).
 SMALL = {"hidden_size": 16, "embed_dim": 16, "dropout": 0.0}
