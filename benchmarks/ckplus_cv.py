@@ -124,7 +124,8 @@ def main() -> None:
         f"({', '.join(CKPLUS7.names)}). Folds: scikit-learn GroupKFold by subject; in each fold the next "
         "fold's subjects are the validation set (early stopping on macro mAP, patience 20) and the "
         "held-out fold is the test set. Recipe: Adam 1e-4, batch 32, up to "
-        f"{args.epochs} epochs, seed 0. Features: the project's face CNN (version 4: FER+ votes on FER2013 faces), frozen.",
+        f"{args.epochs} epochs, seed 0. Features: the project's face CNN "
+        "(version 4: FER+ votes on FER2013 faces), frozen.",
         "",
         "| model | parameters | accuracy (mean +- std over folds) | accuracy (pooled) | macro mAP (mean +- std) |",
         "|---|---|---|---|---|",
