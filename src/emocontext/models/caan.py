@@ -256,14 +256,7 @@ class StreamAttention(EmotionModel):
         return caan_loss(output, labels, class_weight=weight, **options)
 
     def forward(self, batch: dict[str, Tensor]) -> Output:
-        x = require(batch, self.stream, type(self).__name__)
-        mask, face_mask = batch_masks(batch, x)
-        if self.stream == "face":
-            used = face_mask
-        elif self.drop_faceless:
-            used = torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
-        else:
-            used = mask
+        x, used = _frames_used(batch, self.stream, self.drop_faceless, type(self).__name__)
         g = zero_invalid(self.feature(self.encoder(zero_invalid(x, used))), used)
         scores = zero_invalid(self.score(g).squeeze(-1), used)
         weights = masked_softmax(scores, used)
@@ -348,14 +341,7 @@ class AverageAggregate(EmotionModel):
         self.drop_faceless = drop_faceless
 
     def forward(self, batch: dict[str, Tensor]) -> Output:
-        x = require(batch, self.stream, type(self).__name__)
-        mask, face_mask = batch_masks(batch, x)
-        if self.stream == "face":
-            used = face_mask
-        elif self.drop_faceless:
-            used = torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
-        else:
-            used = mask
+        x, used = _frames_used(batch, self.stream, self.drop_faceless, type(self).__name__)
         weights = used.to(x.dtype) / used.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
         video = self.fc(masked_mean(x, used))
         return Output(
@@ -562,3 +548,16 @@ register_model(
     defaults={"score_layers": 3},
     recipe=CAAN_RECIPE,
 )
+
+
+def _frames_used(batch: dict[str, Tensor], stream: str, drop_faceless: bool, model: str) -> tuple[Tensor, Tensor]:
+    """The stream ``(B, T, D)`` and the frames a single-stream model reads ``(B, T)`` bool: frames with a
+    face for the face stream; for the context stream every valid frame, or only the frames with a face
+    in clips that have one when ``drop_faceless`` (CAA as the paper describes it, FIDELITY.md)."""
+    x = require(batch, stream, model)
+    mask, face_mask = batch_masks(batch, x)
+    if stream == "face":
+        return x, face_mask
+    if drop_faceless:
+        return x, torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
+    return x, mask
