@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import re
 
 import numpy as np
@@ -135,6 +136,24 @@ def test_key_frames_show_the_moment_against_the_answer_and_never_repeat_one(vide
     assert 4 in picks  # the 38 % moment
     shown = [tuple(frames[i].probabilities.items()) for i in picks]
     assert len(set(shown)) == len(shown) and len(picks) >= 3  # no moment shown twice
+
+
+def test_key_frames_spread_over_the_frames_with_a_face(video):
+    """A face in the first 2.2 s of a 6.2 s clip: the key frames spread over those 2.2 s instead of
+    three neighbouring frames 0.2 s apart (seen on face_noface.mov)."""
+    from emocontext.predict import FramePrediction, Prediction
+
+    values = [0.93, 0.81, 0.82, 0.9990, 0.9991, 0.9992, 0.9993, 0.9994, 0.9995, 0.9996, 0.9997, 0.9998]
+    frames = [
+        FramePrediction(i * 0.2, True, [1, 1, 20, 20], {"happy": v, "neutral": round(1 - v, 4)}, "face")
+        for i, v in enumerate(values)
+    ]
+    frames += [FramePrediction(i * 0.2, False, None, None, "none") for i in range(len(values), 32)]
+    pred = Prediction(str(video), "happy", 0.73, {"happy": 0.73, "neutral": 0.27}, 32, len(values), frames, fps=5.0)
+    picks = select_key_frames(pred, 4)
+    assert len(picks) == 4 and all(frames[i].face_present for i in picks)
+    times = sorted(frames[i].timestamp for i in picks)
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 2.2 / 5 - 1e-9
 
 
 def test_still_image_report_has_no_empty_timeline(tmp_path):

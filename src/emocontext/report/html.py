@@ -105,9 +105,10 @@ def select_key_frames(prediction: Prediction, k: int = 4) -> list[int]:
     ``k >= 2`` the frame **least** like the clip label is taken too when it differs from the
     best by 0.15 or more (the moment that goes against the clip's answer), and the best frame
     read from the context alone (no face), if any. The other slots go greedily to the best
-    frames at least ``duration / (k + 1)`` seconds from those chosen, so they spread over the
-    clip (the gap is dropped if that leaves slots empty), and never to two frames with the same
-    probabilities (one moment shown twice). Without any frame with probabilities (face-only
+    frames at least ``span / (k + 1)`` seconds from those chosen (``span``: from the first to the
+    last frame with probabilities), so they spread over the moments that can be shown (the gap is
+    dropped if that leaves slots empty), and never to two frames with the same probabilities (one
+    moment shown twice). Without any frame with probabilities (face-only
     model, no face) the frames are spread evenly in time.
 
     Args:
@@ -146,7 +147,7 @@ def select_key_frames(prediction: Prediction, k: int = 4) -> list[int]:
     context_only = [i for i in ranked if _is_context_only(frames[i]) and i not in chosen]
     if len(chosen) < k and context_only and len(context_only) < len(ranked):
         chosen.append(context_only[0])
-    gap = (times.max() - times.min()) / (k + 1)
+    gap = (times[scored].max() - times[scored].min()) / (k + 1)  # spread over the frames that can be shown
     for i in ranked:
         if len(chosen) >= k:
             break
