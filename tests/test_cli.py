@@ -72,9 +72,31 @@ def test_folder_with_bad_files_keeps_going(tmp_path, noface_video):
     assert len(rows) == len(lines) and {r["status"] for r in rows} == {"ok", "error"}
 
 
+def test_folder_run_says_which_files_it_skipped(tmp_path):
+    encode_video(tmp_path / "good.mp4", numbered_frames(5), fps=5)
+    for name in ("a.mp3", "sub/b.MP3", "notes.txt", ".DS_Store"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    r = _run("predict", tmp_path, "-q")
+    assert r.exit_code == 0, r.output
+    assert "skipped 3 files that are not video or images (.mp3: 2, .txt: 1)" in r.output
+
+
 def test_help_teaches():
     r = _run("predict", "--help")
     assert r.exit_code == 0 and "--jsonl" in r.output and "Examples" in r.output
+
+
+def test_cli_and_library_share_the_detect_every_default():
+    import inspect
+
+    from emocontext.commands.predict import predict
+    from emocontext.predict import Predictor
+
+    cli = inspect.signature(predict).parameters["detect_every"].default
+    assert cli == inspect.signature(Predictor.__init__).parameters["detect_every"].default == 5
+    r = _run("predict", "--sample", "--detect-every", "0")
+    assert r.exit_code == 2 and "detect-every" in r.output
 
 
 @pytest.mark.realdata

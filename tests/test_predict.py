@@ -18,7 +18,11 @@ from tests.conftest import encode_video, numbered_frames
 
 
 class FaceInFirstHalf:
-    """A face at a fixed box in the first 5 frames only."""
+    """A face at a fixed box in the first 5 frames only.
+
+    Scripted detectors ignore the pixels, so the tests that use them detect on every frame
+    (``detect_every=1``): a search near the last box would hand them a window and get the same box back.
+    """
 
     name = "first_half"
 
@@ -69,7 +73,9 @@ def test_export_round_trip_is_float16_and_loads(model_file):
 
 
 def test_context_model_explains_every_frame_and_falls_back_to_context(model_file, video):
-    p = Predictor(model="context", detector=FaceInFirstHalf(), context_weights=model_file).predict(video)
+    p = Predictor(model="context", detector=FaceInFirstHalf(), detect_every=1, context_weights=model_file).predict(
+        video
+    )
     assert p.num_frames == 10 and p.frames_with_face == 5
     assert p.label in EKMAN7.names and abs(sum(p.probabilities.values()) - 1) < 1e-3
     h, w = p.frame_size
@@ -89,7 +95,7 @@ def test_context_model_explains_every_frame_and_falls_back_to_context(model_file
 
 
 def test_context_model_answers_without_any_face(model_file, video):
-    p = Predictor(model="context", detector=FaceInFirstHalf(), context_weights=model_file)
+    p = Predictor(model="context", detector=FaceInFirstHalf(), detect_every=1, context_weights=model_file)
     p.detector.calls = 100  # never a face
     pred = p.predict(video)
     assert pred.no_face and pred.label is not None
@@ -110,10 +116,15 @@ def test_mismatched_extractors_are_refused(tmp_path, extractors, model_file):
     other_face = {**extractors[0].signature, "weights_sha256": "0" * 16}
     bad = export_context_model(ck, _extraction(extractors, face_sig=other_face), tmp_path / "bad.pt")
     with pytest.raises(IncompatibleFeaturesError, match="face CNN"):
-        Predictor(model="context", context_weights=bad, detector=FaceInFirstHalf())
+        Predictor(model="context", context_weights=bad, detector=FaceInFirstHalf(), detect_every=1)
     not_hidden = export_context_model(ck, _extraction(extractors, hide_face=False), tmp_path / "nh.pt")
     # a model trained without hiding the face is used without hiding it (its own setting wins)
-    assert Predictor(model="context", context_weights=not_hidden, detector=FaceInFirstHalf()).config.hide_face is False
+    assert (
+        Predictor(
+            model="context", context_weights=not_hidden, detector=FaceInFirstHalf(), detect_every=1
+        ).config.hide_face
+        is False
+    )
 
 
 def test_bad_model_files(tmp_path):
@@ -138,8 +149,8 @@ def test_shipped_context_model_matches_the_shipped_extractors(extractors, video,
         assert shipped.card[split]["accuracy_shipped"] >= shipped.card[split]["accuracy_face_only"]
     assert shipped.face_model is not None and 0 <= shipped.face_weight <= 1
     monkeypatch.delenv("EMOCONTEXT_CONTEXT_WEIGHTS", raising=False)
-    assert Predictor(detector=FaceInFirstHalf()).model_name == "face_cnn_temporal_mean"
-    pred = Predictor(model="context", detector=FaceInFirstHalf()).predict(video)
+    assert Predictor(detector=FaceInFirstHalf(), detect_every=1).model_name == "face_cnn_temporal_mean"
+    pred = Predictor(model="context", detector=FaceInFirstHalf(), detect_every=1).predict(video)
     assert pred.model == "caer_net_features_expw" and pred.label in EKMAN7.names
     assert {f.source for f in pred.frames} == {"face+context", "context"}
 
@@ -158,7 +169,7 @@ def two_face_clip(tmp_path_factory):
 
 
 def test_every_person_gets_their_own_emotion_and_the_top_level_stays_the_subjects(two_face_clip):
-    p = Predictor(model="face", detector=TwoFaces()).predict(two_face_clip)
+    p = Predictor(model="face", detector=TwoFaces(), detect_every=1).predict(two_face_clip)
     assert [q.person_id for q in p.persons] == [1, 2] and p.subject_id == 1
     assert [q.subject for q in p.persons] == [True, False]
     one, two = p.persons
@@ -169,14 +180,14 @@ def test_every_person_gets_their_own_emotion_and_the_top_level_stays_the_subject
     d = p.to_dict()
     assert d["status"] == "ok" and [q["person_id"] for q in d["persons"]] == [1, 2]
     assert "frames" not in p.to_dict(frames=False)["persons"][1]
-    subject_only = Predictor(model="face", detector=TwoFaces(), person="subject").predict(two_face_clip)
+    subject_only = Predictor(model="face", detector=TwoFaces(), detect_every=1, person="subject").predict(two_face_clip)
     assert [q.person_id for q in subject_only.persons] == [1] and subject_only.label == p.label
 
 
 def test_frame_rows_and_dataframe(two_face_clip, monkeypatch):
     import sys
 
-    p = Predictor(model="face", detector=TwoFaces()).predict(two_face_clip)
+    p = Predictor(model="face", detector=TwoFaces(), detect_every=1).predict(two_face_clip)
     rows = list(p.frame_rows())
     assert len(rows) == 20 and {r["person_id"] for r in rows} == {1, 2}
     row = next(r for r in rows if r["person_id"] == 2 and r["face_present"])
@@ -193,7 +204,7 @@ def test_prediction_and_extraction_share_the_face_features(two_face_clip):
     from emocontext.data.manifest import ClipEntry
     from emocontext.features.extract import Extractors, clip_record
 
-    predictor = Predictor(model="face", detector=TwoFaces(), person="subject")
+    predictor = Predictor(model="face", detector=TwoFaces(), detect_every=1, person="subject")
     p = predictor.predict(two_face_clip)
     ex = Extractors(detector=TwoFaces(), face=predictor.face, context=ContextExtractor())
     record = clip_record(ex.streams(ClipEntry(str(two_face_clip))), ex)
@@ -202,7 +213,9 @@ def test_prediction_and_extraction_share_the_face_features(two_face_clip):
 
 
 def test_context_model_reads_every_person_with_their_own_face_hidden(model_file, two_face_clip):
-    p = Predictor(model="context", detector=TwoFaces(), context_weights=model_file).predict(two_face_clip)
+    p = Predictor(model="context", detector=TwoFaces(), detect_every=1, context_weights=model_file).predict(
+        two_face_clip
+    )
     assert len(p.persons) == 2
     one, two = p.persons
     # person 2 is absent in the first 4 frames: read from the scene there, like a file without a face

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .commands.common import Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
+from .commands.common import DetectEvery, Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
 from .commands.common import fail as _fail
 from .commands.common import setup_logging as _setup_logging
 from .commands.common import warn as _warn
@@ -71,6 +71,7 @@ def extract(
     ],
     store: Annotated[Path, typer.Option("--store", "-o", help="Feature store directory (created or resumed).")],
     detector: Detector = "mtcnn",
+    detect_every: DetectEvery = 1,
     fps: Fps = 5.0,
     context_backbone: Annotated[
         str, typer.Option(help="efficientnet_lite0 (default) or squeezenet1_1.")
@@ -126,7 +127,7 @@ def extract(
             detector=detector,
             context_backbone=context_backbone,
             spatial=spatial,
-            config=StreamConfig(fps=fps, hide_face=hide_face),
+            config=StreamConfig(fps=fps, hide_face=hide_face, detect_every=detect_every),
             audio=audio,
             context_pool=context_pool,
         )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from emocontext.data.manifest import ClipEntry, Manifest
+from emocontext.data.manifest import ClipEntry, Manifest, describe_skipped, gather_paths
 from emocontext.errors import ManifestError
 from emocontext.labels import EKMAN7
 
@@ -95,6 +95,19 @@ def test_csv_bad_numbers_name_the_line(tmp_path, row, message):
 
 
 # ------------------------------------------------------------------ properties (Hypothesis)
+
+
+def test_gather_paths_lists_what_a_folder_run_skips(tmp_path):
+    for name in ("v.mp4", "x/w.PNG", "a.wav", "x/b.wav", "labels.csv", ".hidden"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"0")
+    files, bad, skipped = gather_paths([tmp_path, tmp_path / "missing"])
+    assert sorted(f.name for f, _ in files) == ["missing", "v.mp4", "w.PNG"]
+    assert bad == [] and sorted(f.name for f in skipped) == ["a.wav", "b.wav", "labels.csv"]
+    assert describe_skipped(skipped) == "skipped 3 files that are not video or images (.wav: 2, .csv: 1)"
+    assert describe_skipped([Path("README")]) == "skipped 1 file that is not video or images (no suffix: 1)"
+    assert gather_paths([tmp_path / "v.mp4"])[2] == []  # a file named on the command line is never "skipped"
+
 
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

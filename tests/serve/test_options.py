@@ -1,4 +1,4 @@
-"""Form fields -> prediction options: defaults, one clear 422 per bad value, person only where supported."""
+"""Form fields -> prediction options: defaults, one clear 422 per bad value."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve tests need the serve extra (fastapi)")
 
-from emocontext.serve import options as options_module  # noqa: E402
 from emocontext.serve.errors import ApiError  # noqa: E402
 from emocontext.serve.options import parse_options  # noqa: E402
 
@@ -39,23 +38,8 @@ def test_bad_values(fields, words):
     assert e.value.status == 422 and e.value.kind == "bad_option" and words in e.value.detail
 
 
-def test_person_follows_what_the_library_supports(monkeypatch):
-    monkeypatch.setattr(options_module, "person_values", lambda: [])
+def test_person_values():
+    assert parse(person="all")["person"] == "all" and parse(person="subject")["person"] == "subject"
     with pytest.raises(ApiError) as e:
-        parse(person="all")
-    assert e.value.status == 422 and "person" in e.value.detail
-    monkeypatch.setattr(options_module, "person_values", lambda: ["all", "subject"])
-    assert parse(person="all")["person"] == "all"
-    with pytest.raises(ApiError):
         parse(person="everyone")
-
-
-def test_person_support_is_read_from_the_predictor_signature():
-    import inspect
-
-    from emocontext.predict import Predictor
-    from emocontext.serve.worker import person_support
-
-    init = "person" in inspect.signature(Predictor.__init__).parameters
-    call = "person" in inspect.signature(Predictor.predict).parameters
-    assert person_support() == ("init" if init else "predict" if call else None)
+    assert e.value.status == 422 and "all, subject" in e.value.detail

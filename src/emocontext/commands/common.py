@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["Detector", "Fps", "err", "error", "fail", "out", "setup_logging", "warn"]
+__all__ = ["DetectEvery", "Detector", "Fps", "err", "error", "fail", "out", "setup_logging", "warn"]
 
 out = Console()
 err = Console(stderr=True)
@@ -47,6 +47,17 @@ Detector = Annotated[
     ),
 ]
 Fps = Annotated[float, typer.Option(help="Frames sampled per second of video (CACA-RNN uses 5).", min=0.01)]
+DetectEvery = Annotated[
+    int,
+    typer.Option(
+        help="Search the whole frame for faces on every K-th sampled frame only (a key frame); between key frames "
+        "look for each face near its last box, which is 2-3x faster. A face that enters the picture is found at "
+        "the next key frame; one that is lost triggers a whole-frame search at once. 1: every frame "
+        "(benchmarks/keyframe_detection.md gives the recall cost).",
+        min=1,
+        metavar="K",
+    ),
+]
 RayAddress = Annotated[
     str | None,
     typer.Option(

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import EmoContextError
-from .common import Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
+from .common import DetectEvery, Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
 from .common import error as _error
 from .common import fail as _fail
 from .common import setup_logging as _setup_logging
@@ -77,6 +77,7 @@ def predict(
         ),
     ] = "all",
     detector: Detector = "mtcnn",
+    detect_every: DetectEvery = 5,  # Predictor's default (tests/test_cli.py checks they agree)
     fps: Fps = 5.0,
     max_duration: Annotated[
         float | None, typer.Option(help="Read at most this many seconds of each file.", min=0.001)
@@ -111,7 +112,7 @@ def predict(
       emocontext predict clip.mp4 --model context --report clip.html
     """
     _setup_logging(verbose)
-    from ..data.manifest import gather_paths
+    from ..data.manifest import describe_skipped, gather_paths
     from ..outputs import check_writable_dir
     from ..predict import Predictor
     from ..report.console import prediction_summary, predictions_table
@@ -132,7 +133,7 @@ def predict(
         if annotate is not None and annotate.suffix.lower() in _VIDEO_OUT | IMAGE_SUFFIXES and not annotate.is_dir():
             raise _fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", 2)
     try:
-        inputs, bad_inputs = gather_paths(paths)
+        inputs, bad_inputs, skipped = gather_paths(paths)
         for target in (json_out, jsonl, csv_out, frames_csv, *((report, annotate) if single else ())):
             if target is not None:
                 check_writable_dir(target.parent if str(target.parent) else Path("."))
@@ -140,7 +141,9 @@ def predict(
             if folder is not None:
                 check_writable_dir(folder)
         set_threads(threads)
-        options = dict(model=model, detector=detector, fps=fps, max_duration=max_duration, person=person)
+        options = dict(
+            model=model, detector=detector, fps=fps, max_duration=max_duration, person=person, detect_every=detect_every
+        )
         predictor = Predictor(**options)
     except EmoContextError as e:
         raise _fail(str(e)) from None
@@ -148,6 +151,8 @@ def predict(
     records: list[tuple[str, object, str | None]] = [(str(p), None, msg) for p, msg in bad_inputs]
     for _arg, msg in bad_inputs:
         _error(msg)
+    if skipped:
+        _warn(describe_skipped(skipped))
     labels = list(predictor.labels)
     from rich.progress import Progress
 

@@ -37,6 +37,7 @@ __all__ = [
     "CSV_COLUMNS",
     "FACE_COLUMNS",
     "gather_paths",
+    "describe_skipped",
     "map_labels",
     "raise_rows",
 ]
@@ -274,14 +275,20 @@ class Manifest:
         atomic_write_text(path, buf.getvalue())
 
 
-def gather_paths(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
-    """Media files of files and folders given on a command line: ``([(file, argument)], [(argument, error)])``.
+def gather_paths(
+    paths: Iterable[str | Path],
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]], list[Path]]:
+    """Media files of files and folders given on a command line: ``([(file, argument)], [(argument, error)],
+    [skipped file])``.
 
     Folders are expanded (:meth:`Manifest.from_paths`); a folder without media is an error of its own
-    (the other arguments still count); a file given twice is listed once.
+    (the other arguments still count); a file given twice is listed once. The files of a folder that are
+    not video or image files (audio, text; hidden files aside) are returned as skipped, so that the
+    caller can say so rather than drop them silently.
     """
     files: list[tuple[Path, Path]] = []
     bad: list[tuple[Path, str]] = []
+    skipped: list[Path] = []
     seen: set[str] = set()
     for arg in map(Path, paths):
         try:
@@ -289,11 +296,28 @@ def gather_paths(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, Path]], 
         except ManifestError as e:
             bad.append((arg, str(e)))
             continue
+        if arg.is_dir():
+            skipped += sorted(
+                f
+                for f in arg.rglob("*")
+                if f.suffix.lower() not in MEDIA_SUFFIXES and not f.name.startswith(".") and f.is_file()
+            )
         for entry in entries:
             if entry.path not in seen:
                 seen.add(entry.path)
                 files.append((Path(entry.path), arg))
-    return files, bad
+    return files, bad, skipped
+
+
+def describe_skipped(skipped: list[Path]) -> str:
+    """One line on the files a folder run did not read: ``3 files are not video or images (.mp3: 2, .csv: 1)``."""
+    counts: dict[str, int] = {}
+    for f in skipped:
+        key = f.suffix.lower() or "no suffix"
+        counts[key] = counts.get(key, 0) + 1
+    kinds = ", ".join(f"{k}: {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    n = len(skipped)
+    return f"skipped {n} file{'s' if n != 1 else ''} that {'are' if n != 1 else 'is'} not video or images ({kinds})"
 
 
 def map_labels(

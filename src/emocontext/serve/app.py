@@ -29,7 +29,7 @@ from .errors import ApiError
 from .jobs import Job, JobManager
 from .media import inspect_media
 from .metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
-from .options import FIELDS, MAX_FPS, parse_options, person_values
+from .options import FIELDS, MAX_FPS, parse_options
 from .page import page_html
 from .schemas import SCHEMA_HEADER, SCHEMA_VERSION, ErrorV1, JobV1, ModelsV1, PredictionV1, upload_body
 from .settings import ServeSettings
@@ -90,7 +90,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     Args:
         settings: see :class:`~.settings.ServeSettings` (default: all defaults).
     """
-    from ..predict import Predictor, default_model
+    from ..predict import PERSON_MODES, Predictor, default_model
     from ..video.faces import list_detectors
 
     settings = settings or ServeSettings()
@@ -256,7 +256,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             "default_model": model_default,
             "detectors": list_detectors(),
             "default_detector": settings.detector,
-            "person": person_values(),
+            "person": list(PERSON_MODES),
             "loaded": list(loaded.values()),
             "max_upload_mb": settings.max_upload_mb,
             "max_fps": MAX_FPS,

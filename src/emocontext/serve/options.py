@@ -6,7 +6,7 @@ import math
 
 from .errors import ApiError
 
-__all__ = ["FIELDS", "MAX_FPS", "parse_options", "person_values"]
+__all__ = ["FIELDS", "MAX_FPS", "parse_options"]
 
 #: Option fields accepted beside the file.
 FIELDS = ("model", "detector", "fps", "max_duration", "person")
@@ -23,21 +23,14 @@ def _number(name: str, text: str) -> float:
     return value
 
 
-def person_values() -> list[str]:
-    """Accepted values of ``person``: both when the library's Predictor takes the option, else none."""
-    from .worker import person_support
-
-    return ["all", "subject"] if person_support() else []
-
-
 def parse_options(fields: dict[str, str], *, default_model: str | None, default_detector: str) -> dict:
     """``{"model", "detector", "fps", "max_duration", "person"}`` from the form fields.
 
     Empty fields take the defaults. Raises :class:`ApiError` 422 (``bad_option``) for an unknown
     model or detector, a rate outside ``(0, MAX_FPS]``, a non-positive duration, or ``person`` when
-    the library does not support it.
+    not ``all`` or ``subject``.
     """
-    from ..predict import Predictor
+    from ..predict import PERSON_MODES, Predictor
     from ..video.faces import list_detectors
 
     get = {k: v for k, v in fields.items() if v != ""}.get
@@ -54,10 +47,6 @@ def parse_options(fields: dict[str, str], *, default_model: str | None, default_
         raise ApiError(422, "bad_option", f"fps must be at most {MAX_FPS:g}, got {fps:g}")
     max_duration = _number("max_duration", get("max_duration")) if get("max_duration") else None
     person = get("person")
-    if person is not None:
-        allowed = person_values()
-        if not allowed:
-            raise ApiError(422, "bad_option", "this version reads one person per file: no person field")
-        if person not in allowed:
-            raise ApiError(422, "bad_option", f"person must be one of {', '.join(allowed)}, got {person!r}")
+    if person is not None and person not in PERSON_MODES:
+        raise ApiError(422, "bad_option", f"person must be one of {', '.join(PERSON_MODES)}, got {person!r}")
     return {"model": model, "detector": detector, "fps": fps, "max_duration": max_duration, "person": person}

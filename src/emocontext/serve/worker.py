@@ -4,7 +4,7 @@
 and reports ``("ready", pid, info)`` on the event queue. :func:`run_job` predicts one uploaded
 file and, for ``/v1/jobs``, writes the HTML report, the annotated video and the key-frame
 pictures into the job's folder. Progress goes to the event queue as ``("progress", job_id,
-frames_done)`` (one sampled frame = one call of the face detector) and ``("stage", job_id, name)``.
+frames_done)`` (sampled frames whose faces were found) and ``("stage", job_id, name)``.
 
 Expected failures (the file does not decode, an option the library refuses) come back as
 ``{"error": {"kind", "detail"}}``; anything else raises and the job fails as ``internal``. File
@@ -14,7 +14,6 @@ paths in messages are replaced by the client's file name: the server's folders n
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import os
 import time
@@ -22,41 +21,13 @@ from pathlib import Path
 
 from ..errors import EmoContextError, VideoDecodeError
 
-__all__ = ["init_worker", "run_job", "person_support"]
+__all__ = ["init_worker", "run_job"]
 
 log = logging.getLogger(__name__)
 
 _STATE: dict = {"events": None, "predictors": {}}
 #: seconds between two progress messages of one job
 PROGRESS_EVERY = 0.2
-
-
-def person_support() -> str | None:
-    """Where :class:`Predictor` takes a ``person`` option: ``"init"``, ``"predict"`` or None (not supported)."""
-    from ..predict import Predictor
-
-    if "person" in inspect.signature(Predictor.__init__).parameters:
-        return "init"
-    if "person" in inspect.signature(Predictor.predict).parameters:
-        return "predict"
-    return None
-
-
-class _CountingDetector:
-    """Wraps a face detector: calls ``on_frame()`` after every detection (one per sampled frame)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.on_frame = None
-
-    def detect(self, frame):
-        dets = self.inner.detect(frame)
-        if self.on_frame is not None:
-            self.on_frame()
-        return dets
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 def _emit(*message) -> None:
@@ -66,17 +37,12 @@ def _emit(*message) -> None:
 
 
 def _predictor(model: str | None, detector: str, person: str | None = None):
-    """The worker's predictor for ``(model, detector[, person])``, loaded on first use and kept."""
+    """The worker's predictor for ``(model, detector, person)``, loaded on first use and kept."""
     from ..predict import Predictor, default_model
 
-    model = model or default_model()
-    init_person = person if person_support() == "init" else None
-    key = (model, detector, init_person)
+    key = (model or default_model(), detector, person or "all")
     if key not in _STATE["predictors"]:
-        kwargs = {"person": init_person} if init_person is not None else {}
-        predictor = Predictor(model=model, detector=detector, **kwargs)
-        predictor.detector = _CountingDetector(predictor.detector)
-        _STATE["predictors"][key] = predictor
+        _STATE["predictors"][key] = Predictor(model=key[0], detector=detector, person=key[2])
     return _STATE["predictors"][key]
 
 
@@ -84,7 +50,7 @@ def _warm_up(predictor) -> None:
     """One detection and one face-CNN pass on blank pixels: the first job does not pay for lazy initialisation."""
     import numpy as np
 
-    getattr(predictor.detector, "inner", predictor.detector).detect(np.zeros((240, 320, 3), np.uint8))
+    predictor.detector.detect(np.zeros((240, 320, 3), np.uint8))
     size = predictor.config.face_size
     predictor.face(np.zeros((1, size, size, 3), np.uint8))
 
@@ -158,30 +124,21 @@ def run_job(spec: dict) -> dict:
     predictor.config = dataclasses.replace(
         predictor.config, fps=float(opts.get("fps", 5.0)), max_duration=opts.get("max_duration")
     )
-    predict_kwargs = {}
-    if opts.get("person") is not None and person_support() == "predict":
-        predict_kwargs["person"] = opts["person"]
     state = {"done": 0, "sent": 0.0}
 
-    def on_frame():
-        state["done"] += 1
+    def on_frame(done: int) -> None:
+        state["done"] = done
         now = time.monotonic()
         if now - state["sent"] >= PROGRESS_EVERY:
             state["sent"] = now
             _emit("progress", job_id, state["done"])
 
-    counter = predictor.detector if isinstance(predictor.detector, _CountingDetector) else None
-    if counter is not None:
-        counter.on_frame = on_frame
     try:
-        pred = predictor.predict(path, **predict_kwargs)
+        pred = predictor.predict(path, on_frame=on_frame)
     except VideoDecodeError as e:
         return {"error": {"kind": "decode", "detail": _scrub(str(e), path, filename)}}
     except EmoContextError as e:
         return {"error": {"kind": "bad_option", "detail": _scrub(str(e), path, filename)}}
-    finally:
-        if counter is not None:
-            counter.on_frame = None
     _emit("progress", job_id, state["done"])
     pred.path = filename
     out: dict = {"result": pred.to_dict(), "key_frames": [], "outputs": []}

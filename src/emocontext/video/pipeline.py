@@ -1,6 +1,7 @@
 """Video file -> face and context streams, in one streaming pass.
 
-decode (:mod:`.decode`) -> detect every sampled frame (:mod:`.faces`) -> crop
+decode (:mod:`.decode`, in a background thread: :mod:`.prefetch`) -> detect the faces of every
+sampled frame (:mod:`.faces`; full detection on key frames only with ``detect_every``) -> crop
 (:mod:`.streams`) -> link detections into tracks (persons) and choose the subject ->
 :class:`~.streams.Streams`.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,8 @@ import numpy as np
 from ..errors import ConfigError, VideoDecodeError
 from .decode import DEFAULT_FPS, iter_frames
 from .faces import FaceDetector, FaceTrack, Track, appearance_vector, subject_track, track_faces
+from .faces.keyframes import KeyframeDetection
+from .prefetch import prefetch
 from .streams import (
     CONTEXT_SIZE,
     FACE_SIZE,
@@ -87,6 +91,12 @@ class StreamConfig:
             black out the box of the nearest frame (in time) where it was, so that a missed
             detection does not leave the face visible in the context stream.
         face_margin: margin around the face box, fraction of its side (0.1: see ``streams.face_crop``).
+        detect_every: run the full face detector on every ``detect_every``-th sampled frame only, and
+            between those look for the faces near their last box
+            (:class:`~.faces.keyframes.KeyframeDetection`; 1 = full detection on every frame). A face
+            that enters the picture is found up to ``detect_every - 1`` frames late; one that is lost is
+            searched for in the whole frame at once. Ignored for detectors that give a fixed box
+            (``--detector none``, a dataset's boxes). Recall cost: ``benchmarks/keyframe_detection.md``.
 
     ``hide_all_faces`` and ``hide_undetected`` are off by default: the shipped context model and
     existing feature stores were made without them (FIDELITY.md, "CAER-Net"); CAER-Net's pixel
@@ -103,8 +113,11 @@ class StreamConfig:
     context_width: int | None = None
     hide_all_faces: bool = False
     hide_undetected: bool = False
+    detect_every: int = 1
 
     def __post_init__(self) -> None:
+        if int(self.detect_every) != self.detect_every or self.detect_every < 1:
+            raise ConfigError(f"detect_every must be a whole number >= 1, got {self.detect_every}")
         if not self.fps > 0:
             raise ConfigError(f"fps must be > 0, got {self.fps}")
         if self.max_duration is not None and not self.max_duration > 0:
@@ -126,6 +139,8 @@ class StreamConfig:
         for key in ("hide_all_faces", "hide_undetected"):  # absent when off, for the same reason
             if self.hide_face and getattr(self, key):
                 sig[key] = True
+        if self.detect_every != 1:
+            sig["detect_every"] = self.detect_every
         return sig
 
     def context(self, image: np.ndarray) -> np.ndarray:
@@ -151,7 +166,11 @@ class StreamConfig:
 
 @dataclass
 class StageTimes:
-    """Wall time in seconds spent in each stage (for benchmarks)."""
+    """Wall time in seconds spent in each stage (for benchmarks).
+
+    Frames are decoded in a background thread, so ``"decode"`` is the time the pipeline *waited* for
+    the next frame, not the decoding time (which overlaps with the other stages).
+    """
 
     seconds: dict = field(default_factory=lambda: defaultdict(float))
 
@@ -178,14 +197,19 @@ def video_streams(
     times: StageTimes | None = None,
     with_context: bool = True,
     persons: bool = False,
+    on_frame: Callable[[int], None] | None = None,
 ) -> Streams:
     """Decode ``path``, find the faces in every sampled frame, track them into persons and build the streams.
+
+    Frames are decoded in a background thread (:func:`~.prefetch.prefetch`), a few frames ahead of
+    detection.
 
     ``with_context=False`` skips the context stream (``Streams.context`` is then an empty
     ``(T, 0, 0, 3)`` array), which a face-only model does not need: memory then grows by the
     face crops only (~48 KB a sampled frame and person at 128 px), so hour-long files fit.
     ``persons=True`` keeps the face stream of every person in ``Streams.persons`` (else only the
-    subject's is kept there).
+    subject's is kept there). ``on_frame(n)`` is called after each sampled frame's faces are found,
+    with the number of frames done so far (progress bars, the web service's progress events).
 
     Returns:
         :class:`~.streams.Streams` with ``T`` sampled frames; its ``face``, ``face_present`` and
@@ -202,14 +226,16 @@ def video_streams(
     status: dict = {}
     t = time.perf_counter()
     frames = iter_frames(path, fps=config.fps, start=config.start, max_duration=config.max_duration, status=status)
-    for frame in frames:
+    fixed_box = whole or getattr(detector, "name", "") == "given_box"
+    finder = detector if fixed_box or config.detect_every == 1 else KeyframeDetection(detector, config.detect_every)
+    for frame in prefetch(frames):
         t1 = time.perf_counter()
         times.add("decode", t1 - t)
         img = frame.image
         if frame_hw is not None and whole and img.shape[:2] != frame_hw:  # a size change mid-stream
             img = cv2.resize(img, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_AREA)
         frame_hw = img.shape[:2]
-        dets = detector.detect(img)
+        dets = finder.detect(img)
         t2 = time.perf_counter()
         times.add("detect", t2 - t1)
         if whole:  # the frame is the face: fed to the face CNN as it is
@@ -224,6 +250,9 @@ def video_streams(
         stamps.append(frame.timestamp)
         t = time.perf_counter()
         times.add("crop", t - t2)
+        if on_frame is not None:
+            on_frame(len(stamps))
+            t = time.perf_counter()
     if not stamps:
         raise VideoDecodeError(f"{path}: no frames")
     t0 = time.perf_counter()
