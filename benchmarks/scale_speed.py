@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--videos", type=Path, default=DATA / "videos")
     ap.add_argument("--parts", default="stages,command,ray")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each one-command setting (median reported)")
     args = ap.parse_args()
     parts = args.parts.split(",")
     files, seconds = media(args.videos)
@@ -100,9 +101,9 @@ def main() -> None:
         "# Scale-out and the single-machine path: stage costs, one command, Ray vs one process",
         "",
         f"Inputs: the {len(files)} video files under `{args.videos}` ({seconds:.1f} s of video). Machine: "
-        f"{cpu_name()}, {os.cpu_count()} cores **shared with other jobs**: every timing carries the 1-minute "
-        "load average before / after it (2.0 = both cores busy). Absolute speeds on a loaded machine are "
-        "lower bounds; the stage shares of one run compare fairly.",
+        f"{cpu_name()}, {os.cpu_count()} cores; every timing carries the 1-minute load average before / after "
+        "it (2.0 = both cores busy by other work too). Absolute speeds on a loaded machine are lower bounds; "
+        "the stage shares of one run compare fairly.",
         "",
     ]
     result = {"files": [str(f) for f in files], "video_seconds": seconds}
@@ -127,20 +128,36 @@ def main() -> None:
         print("\n".join(lines[-12:]), flush=True)
     if "command" in parts:
         lines += [
-            "## `emocontext predict DIR`, one command, start-up included",
+            f"## `emocontext predict DIR`, one command, start-up included ({args.repeat} runs each)",
             "",
-            "| detector | wall s | real-time factor | load before / after |",
-            "|---|---|---|---|",
+            "| detector | `--detect-every` | `--workers` | wall s, median (range) | real-time factor "
+            "| load before / after |",
+            "|---|---|---|---|---|---|",
         ]
         result["command"] = {}
         for det, env in (("mtcnn", None), ("yunet", {"EMOCONTEXT_YUNET": str(YUNET)})):
             if det == "yunet" and not YUNET.exists():
                 continue
-            wall, ld, _ = command([args.videos], ["--detector", det], env)
-            result["command"][det] = {"wall": wall, "load": ld}
-            lines.append(f"| {det} | {wall:.1f} | {seconds / wall:.1f}x | {ld[0]:.1f} / {ld[1]:.1f} |")
-            print(lines[-1], flush=True)
-        lines += ["", f"`python -m emocontext predict {args.videos} -q --jsonl out.jsonl --detector DET`", ""]
+            for every, extra in ((5, []), (1, []), (5, ["--workers", "1"])):
+                runs = [
+                    command([args.videos], ["--detector", det, "--detect-every", str(every), *extra], env)
+                    for _ in range(args.repeat)
+                ]
+                walls = sorted(r[0] for r in runs)
+                wall, ld = walls[len(walls) // 2], [runs[0][1][0], runs[-1][1][1]]
+                key = f"{det}_every{every}" + ("_workers1" if extra else "")
+                result["command"][key] = {"walls": walls, "median": wall, "load": ld}
+                note = " (default)" if every == 5 and not extra else ""
+                lines.append(
+                    f"| {det} | {every}{note} | {' '.join(extra) or 'default'} | {wall:.1f} "
+                    f"({walls[0]:.1f}-{walls[-1]:.1f}) | {seconds / wall:.1f}x | {ld[0]:.1f} / {ld[1]:.1f} |"
+                )
+                print(lines[-1], flush=True)
+        lines += [
+            "",
+            f"`python -m emocontext predict {args.videos} -q --jsonl out.jsonl --detector DET --detect-every K`",
+            "",
+        ]
     if "ray" in parts:
         clips = [f for f in files if "crema-d" in str(f) or "ravdess" in str(f)]
         clip_seconds = sum(probe(f).duration or 0 for f in clips)

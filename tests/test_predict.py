@@ -348,3 +348,34 @@ def test_two_people_crossing_keep_their_ids(tmp_path):
         directions.append(np.sign(xs[-1] - xs[0]))
     assert sorted(directions) == [-1, 1]
     assert all(q.label is not None for q in main)
+
+
+def test_files_at_once_give_the_same_results_in_input_order(tmp_path):
+    """predict_many with 2 worker threads = one file at a time (same torch threads), errors in place."""
+    from emocontext.samples import sample_video
+
+    clip = sample_video()
+    files = [clip, tmp_path / "missing.mp4", _crossing_clip(tmp_path / "crossing.mp4"), clip]
+    p = Predictor(model="face")
+    one = list(p.predict_many(files))
+    two = list(p.predict_many(files, workers=2))
+    assert [path for path, _, _ in two] == [str(f) for f in files]
+    assert two[1][1] is None and "missing.mp4" in two[1][2]
+    for (_, a, ea), (_, b, eb) in zip(one, two, strict=True):
+        assert ea == eb
+        if a is not None:
+            assert a.to_dict() == b.to_dict()
+    stopped = p.predict_many(iter([clip] * 50), workers=2)
+    assert next(stopped)[1].label is not None
+    stopped.close()  # the files not started are cancelled: close returns at once
+
+
+def test_local_workers_divide_the_cores(monkeypatch):
+    from emocontext.commands.common import local_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert local_workers(None, None, 100) == (4, 2)
+    assert local_workers(None, None, 1) == (1, None)  # one file: all cores to it
+    assert local_workers(2, 3, 100) == (2, 3)  # what the user says wins
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert local_workers(None, None, 10) == (2, 1)

@@ -559,3 +559,38 @@ def test_haar_on_a_group_photo():
         pytest.skip("this OpenCV has no CascadeClassifier (OpenCV 5 moved it to opencv-contrib)")
     d = create_detector("haar").detect(_read_rgb(data_path("images", "multi_face.jpg")))
     assert len(d) >= 3 and all(x.score == 1.0 and x.landmarks is None for x in d)
+
+
+def test_backends_that_keep_state_are_called_one_frame_at_a_time():
+    import threading
+    import time
+
+    from emocontext.video.faces import BaseFaceDetector
+
+    class Stateful(BaseFaceDetector):
+        name = "stateful"
+
+        def __init__(self):
+            self.inside = 0
+            self.most = 0
+
+        def _find(self, image):
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            time.sleep(0.01)
+            self.inside -= 1
+            return [((1, 1, 5, 5), 0.9, None)]
+
+    def most_at_once(safe: bool) -> int:
+        det = Stateful()
+        det.thread_safe = safe
+        frame = np.zeros((8, 8, 3), np.uint8)
+        threads = [threading.Thread(target=lambda: [det.detect(frame) for _ in range(10)]) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return det.most
+
+    assert most_at_once(False) == 1
+    assert most_at_once(True) == 2  # the probe does see two threads inside when nothing serialises them

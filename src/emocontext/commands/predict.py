@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import EmoContextError
-from .common import DetectEvery, Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
+from .common import DetectEvery, Detector, Fps, RayAddress, Threads, Workers, err, local_workers, out, set_threads
 from .common import error as _error
 from .common import fail as _fail
 from .common import setup_logging as _setup_logging
@@ -88,7 +88,7 @@ def predict(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar: one line per file.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ray: RayAddress = None,
-    workers: RayWorkers = None,
+    workers: Workers = None,
     threads: Threads = None,
 ) -> None:
     """Say which emotion each person in each video shows, and why.
@@ -140,6 +140,9 @@ def predict(
         for folder in () if single else (report, annotate):
             if folder is not None:
                 check_writable_dir(folder)
+        at_once = 1
+        if not ray:
+            at_once, threads = local_workers(workers, threads, len(inputs))
         set_threads(threads)
         options = dict(
             model=model, detector=detector, fps=fps, max_duration=max_duration, person=person, detect_every=detect_every
@@ -174,16 +177,15 @@ def predict(
                     [p for p, _ in inputs], options, address=ray, workers=workers, threads=threads or 1
                 )
             else:
-                results = predictor.predict_many(p for p, _ in inputs)
+                results = predictor.predict_many((p for p, _ in inputs), workers=at_once)
             for (path, _), (spath, pred, error) in zip(inputs, results, strict=True):
                 if error:
                     _error(error)
                 else:
                     if pred.truncated:
                         _warn(f"{spath}: the file breaks off part-way; only the frames before the break were used")
-                    failed = _explain(pred, report, annotate, single, names[path])
-                    if failed:
-                        error = failed
+                    if report is not None or annotate is not None:
+                        error = _explain(pred, report, annotate, single, names[path])
                 records.append((spath, pred, error))
                 for sink in (s_jsonl, s_csv, s_frames):
                     sink.write(spath, pred, error)

@@ -22,6 +22,7 @@ frames themselves, at their own size, with no margin and no resize.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -173,9 +174,11 @@ class StageTimes:
     """
 
     seconds: dict = field(default_factory=lambda: defaultdict(float))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, stage: str, dt: float) -> None:
-        self.seconds[stage] += dt
+        with self._lock:  # files analysed in parallel threads add to the same totals
+            self.seconds[stage] += dt
 
 
 def person_tracks(tracks: list[Track], num_frames: int) -> list[Track]:

@@ -12,6 +12,7 @@ writes ``_find``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -147,11 +148,15 @@ class BaseFaceDetector:
             back); None to always detect at full resolution.
         order: ``"score"`` (most confident first) or ``"area"`` (largest first, for backends without a
             confidence).
+        thread_safe: whether ``_find`` may run in several threads at once on one instance (True for the
+            PyTorch MTCNN); otherwise calls are serialised by a lock (OpenCV's YuNet object keeps its
+            input size between calls).
     """
 
     name: str = ""
     max_side: int | None = 640
     order: str = "score"
+    thread_safe: bool = False
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Faces in one RGB ``uint8`` frame ``(H, W, 3)``, in the backend's :attr:`order`.
@@ -165,8 +170,13 @@ class BaseFaceDetector:
         frame = check_frame(frame)
         H, W = frame.shape[:2]
         small, s = downscale(frame, self.max_side)
+        if self.thread_safe:
+            found = list(self._find(small))
+        else:  # one frame at a time through the backend's object (files analysed in parallel threads)
+            with self.__dict__.setdefault("_find_lock", threading.Lock()):
+                found = list(self._find(small))
         out = []
-        for box, score, landmarks in self._find(small):
+        for box, score, landmarks in found:
             box = clip_box(np.asarray(box) / s, W, H)
             if box[2] - box[0] < 1 or box[3] - box[1] < 1:
                 continue

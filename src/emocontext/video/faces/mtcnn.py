@@ -376,6 +376,7 @@ class MTCNNDetector(BaseFaceDetector):
     """
 
     name = "mtcnn"
+    thread_safe = True  # inference only: no state changes after __init__
 
     def __init__(
         self,
