@@ -161,7 +161,7 @@ def main() -> None:
     if "ray" in parts:
         clips = [f for f in files if "crema-d" in str(f) or "ravdess" in str(f)]
         clip_seconds = sum(probe(f).duration or 0 for f in clips)
-        one, l1, out1 = command(clips, ["--threads", "1"])
+        one, l1, out1 = command(clips, ["--workers", "1", "--threads", "1"])
         one2, l12, _ = command(clips, [])
         ray, l2, out2 = command(clips, ["--ray", "local", "--workers", "2"])
         same = out1.read_bytes() == out2.read_bytes()
@@ -178,19 +178,22 @@ def main() -> None:
         lines += [
             f"## Ray vs one process: {len(clips)} CREMA-D and RAVDESS clips ({clip_seconds:.1f} s of video)",
             "",
-            "| run | wall s | vs one process (2 threads) | load before / after |",
+            "| run | wall s | vs one process (default) | load before / after |",
             "|---|---|---|---|",
-            f"| one process, `--threads 1` | {one:.1f} | {one / one2:.2f}x | {l1[0]:.1f} / {l1[1]:.1f} |",
-            f"| one process, default threads (2) | {one2:.1f} | 1.00x | {l12[0]:.1f} / {l12[1]:.1f} |",
+            f"| one process, one file at a time, `--threads 1` | {one:.1f} | {one / one2:.2f}x | "
+            f"{l1[0]:.1f} / {l1[1]:.1f} |",
+            f"| one process, default (2 files at once, 1 thread each) | {one2:.1f} | 1.00x | "
+            f"{l12[0]:.1f} / {l12[1]:.1f} |",
             f"| `--ray local --workers 2` | {ray:.1f} | {ray / one2:.2f}x | {l2[0]:.1f} / {l2[1]:.1f} |",
             "",
-            f"JSONL of `--ray` byte-identical to the one-process `--threads 1` run: **{same}**.",
+            f"JSONL of `--ray` byte-identical to the one-process `--workers 1 --threads 1` run: **{same}**.",
             "",
             f"Ray's costs, timed in one process: cluster start {b['cluster_start']:.1f} s, actor pool with models "
             f"loaded {b['pool_start']:.1f} s, the {len(clips)} files {b['files']:.1f} s, shutdown "
             f"{b['shutdown']:.1f} s.",
             "",
-            "`python -m emocontext predict CLIPS -q --jsonl out.jsonl [--threads 1 | --ray local --workers 2]`",
+            "`python -m emocontext predict CLIPS -q --jsonl out.jsonl [--workers 1 --threads 1 | --ray local "
+            "--workers 2]`",
             "",
         ]
         print("\n".join(lines[-14:]), flush=True)
