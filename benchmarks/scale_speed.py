@@ -72,6 +72,23 @@ def command(target: list[Path], args: list[str], env: dict | None = None) -> tup
     return time.perf_counter() - t0, [l0, load()], out
 
 
+RAY_PORT = 6399
+
+
+def running_cluster(files: list[Path]) -> dict:
+    """``predict --ray`` against a cluster started beforehand with ``ray start --head`` (then stopped)."""
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    env = {**os.environ, "RAY_worker_niceness": "0"}  # as `--ray local` does (distributed/ray.py)
+    start = [ray_cli, "start", "--head", "--num-cpus", "2", "--port", str(RAY_PORT), "--node-ip-address",
+             "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats"]  # fmt: skip
+    subprocess.run(start, env=env, check=True, capture_output=True)
+    try:
+        wall, ld, _ = command(files, ["--ray", f"127.0.0.1:{RAY_PORT}", "--workers", "2"])
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, check=False)
+    return {"wall": wall, "load": ld}
+
+
 def ray_breakdown(files: list[Path]) -> dict:
     from emocontext.distributed.ray import PredictWorker, cluster, map_files
 
@@ -165,6 +182,7 @@ def main() -> None:
         one2, l12, _ = command(clips, [])
         ray, l2, out2 = command(clips, ["--ray", "local", "--workers", "2"])
         same = out1.read_bytes() == out2.read_bytes()
+        running = running_cluster(clips)
         b = ray_breakdown(clips)
         result["ray"] = {
             "clips": len(clips),
@@ -172,6 +190,7 @@ def main() -> None:
             "one_process_1_thread": {"wall": one, "load": l1},
             "one_process_default_threads": {"wall": one2, "load": l12},
             "ray_local_2_workers": {"wall": ray, "load": l2},
+            "ray_running_cluster_2_workers": running,
             "jsonl_identical_to_1_thread": same,
             "ray_breakdown": b,
         }
@@ -184,7 +203,11 @@ def main() -> None:
             f"{l1[0]:.1f} / {l1[1]:.1f} |",
             f"| one process, default (2 files at once, 1 thread each) | {one2:.1f} | 1.00x | "
             f"{l12[0]:.1f} / {l12[1]:.1f} |",
-            f"| `--ray local --workers 2` | {ray:.1f} | {ray / one2:.2f}x | {l2[0]:.1f} / {l2[1]:.1f} |",
+            f"| `--ray local --workers 2` (starts and stops a cluster) | {ray:.1f} | {ray / one2:.2f}x | "
+            f"{l2[0]:.1f} / {l2[1]:.1f} |",
+            f"| `--ray 127.0.0.1:{RAY_PORT} --workers 2` (a cluster already running: `ray start --head`) | "
+            f"{running['wall']:.1f} | {running['wall'] / one2:.2f}x | {running['load'][0]:.1f} / "
+            f"{running['load'][1]:.1f} |",
             "",
             f"JSONL of `--ray` byte-identical to the one-process `--workers 1 --threads 1` run: **{same}**.",
             "",

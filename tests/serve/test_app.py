@@ -22,9 +22,8 @@ from tests.conftest import data_path
 from tests.serve.conftest import Server, running_server, wait_job
 
 CREMA_HAPPY = ("videos", "crema-d", "1001_DFA_HAP_XX.flv")
-#: the time limit of the full-queue test: the long job (8 s on an AMD EPYC 2-core, under 10 s on the CI machine,
-#: which made a 10 s limit flaky) must exceed it, a 4-frame job must not (raise it on a
-#: machine slowed by other work)
+#: the time limit of the full-queue test: the long job (19 s on an AMD EPYC 2-core; a 10 s limit once failed on
+#: a faster CI machine) must exceed it, a 4-frame job must not (raise it on a machine slowed by other work)
 JOB_TIMEOUT = os.environ.get("EMOCONTEXT_SERVE_TEST_JOB_TIMEOUT", "2")
 
 
