@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 from _machine import cpu_name
+from _results import save
 from sklearn.model_selection import GroupKFold
 
 from emocontext.data.datasets import ckplus_sequences
@@ -148,8 +149,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        args.out.write_text(text)
-        (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=2))
+        save(args.out, text, results)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 

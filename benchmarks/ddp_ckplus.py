@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _machine import cpu_name
+from _results import save
 from ckplus_cv import build_store
 from sklearn.model_selection import GroupKFold
 
@@ -124,8 +125,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+        save(args.out, text, results)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 from _machine import cpu_name
+from _results import save
 
 from emocontext.data.datasets import ckplus_sequences, load_dataset
 from emocontext.features.backbones import FACE_CNN, FaceExtractor, face_weights_path
@@ -123,8 +124,7 @@ given (the geometry `predict` uses around a detector box), 7 classes (contempt m
 `python benchmarks/face_cnn_transfer.py --out {args.out}` ({res["seconds"] / 60:.1f} minutes, {res["torch_threads"]}
 torch threads, {res["cpu"]}).
 """
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    save(args.out, text, res)
 
 
 if __name__ == "__main__":

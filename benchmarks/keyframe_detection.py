@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shlex
@@ -35,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 from _machine import cpu_name
+from _results import save
 from face_detection_recall import data_dir, load_average, load_faces
 
 from emocontext.video.decode import VIDEO_SUFFIXES, iter_frames
@@ -211,8 +211,7 @@ def write(out: Path, result: dict, cmd: str) -> None:
             f"| {r['detector']} | {what} | {r['found']}/{r['total']} | {pct(r['found'], r['total'])} | {ms:.1f} |"
         )
     lines += ["", "Command:", "", "```", cmd, "```", ""]
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    out.write_text("\n".join(lines))
+    save(out, "\n".join(lines), result)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import av
 import cv2
 import numpy as np
 from _machine import cpu_name
+from _results import save
 
 from emocontext.samples import sample_video
 from emocontext.video.decode import iter_frames
@@ -107,8 +108,7 @@ def main() -> None:
     )
     print(text)
     if args.out:
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        save(args.out, text, result)
 
 
 if __name__ == "__main__":

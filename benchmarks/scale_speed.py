@@ -19,7 +19,6 @@ the 2 cores of this machine are shared with other jobs and absolute speeds move 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import torch
 from _machine import cpu_name
+from _results import save
 
 from emocontext.errors import EmoContextError
 from emocontext.predict import Predictor
@@ -224,8 +224,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        args.out.write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        save(args.out, text, result)
 
 
 if __name__ == "__main__":
