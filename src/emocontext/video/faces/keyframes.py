@@ -7,8 +7,8 @@ found one sampled frame earlier. :class:`KeyframeDetection` runs the full detect
 detector on a small window around each face of the previous frame only (:func:`detect_near`),
 resized so that the face is about ``face_px`` pixels wide. When a face is not found again near
 its last place, the whole frame is searched at once (so a face that moves fast or turns away costs
-a full detection, never a silent loss), and again on each of the next :data:`LOST_FRAMES` frames
-while it stays out of sight (so it is found as soon as it comes back); a face that *enters* the
+a full detection, never a silent loss), and so is every frame while it stays out of sight, for
+:data:`LOST_FRAMES` frames in all (so it is found as soon as it comes back); a face that *enters* the
 picture between key frames is found at the next key frame, up to ``every - 1`` sampled frames late.
 Frames without any face between key frames are not searched.
 
@@ -29,8 +29,9 @@ from .boxes import nms
 
 __all__ = ["detect_near", "KeyframeDetection", "LOST_FRAMES"]
 
-#: sampled frames during which the whole frame is searched after a face went out of sight (the tracker of
-#: :func:`~.tracking.track_faces` bridges gaps of up to 3 missed frames: a face away longer is a new track)
+#: sampled frames (the first included) in which the whole frame is searched after a face went out of sight
+#: (the tracker of :func:`~.tracking.track_faces` bridges gaps of up to 3 missed frames: a face away longer
+#: is a new track)
 LOST_FRAMES = 4
 
 
