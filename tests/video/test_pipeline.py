@@ -91,3 +91,14 @@ def _mtcnn():
     if "m" not in _DET:
         _DET["m"] = create_detector("mtcnn")
     return _DET["m"]
+
+
+def test_crop_store_keeps_every_crop_across_blocks():
+    from emocontext.video.pipeline import _CropStore
+
+    store = _CropStore()
+    store.BLOCK_BYTES = 5 * 12  # five 2x2x3 crops a block
+    crops = [np.full((2, 2, 3), i, np.uint8) for i in range(12)]
+    assert [store.add(c) for c in crops] == list(range(12))
+    assert all((store[i] == crops[i]).all() for i in range(12))
+    assert len(store._blocks) == 3
