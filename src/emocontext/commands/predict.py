@@ -110,6 +110,7 @@ def predict(
       emocontext predict videos/ --jsonl results.jsonl --csv results.csv --frames-csv frames.csv
       emocontext predict faces/ --detector none --jsonl out.jsonl   # pre-cropped faces
       emocontext predict clip.mp4 --model context --report clip.html
+      emocontext predict videos/ --detect-every 1 --workers 1   # exact per-frame detection, one file at a time
     """
     _setup_logging(verbose)
     from ..data.manifest import describe_skipped, gather_paths
