@@ -585,7 +585,7 @@ def test_backends_that_keep_state_are_called_one_frame_at_a_time():
         det = Stateful()
         det.thread_safe = safe
         frame = np.zeros((8, 8, 3), np.uint8)
-        threads = [threading.Thread(target=lambda: [det.detect(frame) for _ in range(10)]) for _ in range(2)]
+        threads = [threading.Thread(target=lambda: [det.detect(frame) for _ in range(30)]) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
