@@ -175,11 +175,16 @@ def test_prefetch_stops_and_closes_the_source_when_the_consumer_stops():
         finally:
             closed.set()
 
+    def workers():
+        return {t for t in threading.enumerate() if t.name == "emocontext-prefetch"}
+
+    before = workers()
     gen = prefetch(items(), depth=2)
     assert [next(gen) for _ in range(3)] == [0, 1, 2]
+    assert len(workers() - before) == 1
     gen.close()
     assert closed.is_set()
-    assert not any(t.name == "emocontext-prefetch" for t in threading.enumerate())
+    assert workers() == before  # the thread has ended
 
 
 def test_prefetch_rejects_depth_zero():
