@@ -175,8 +175,13 @@ class Manifest:
         return self
 
     @classmethod
-    def from_paths(cls, paths: Iterable[str | Path], *, recursive: bool = True) -> Manifest:
+    def from_paths(
+        cls, paths: Iterable[str | Path], *, recursive: bool = True, skipped: list[Path] | None = None
+    ) -> Manifest:
         """Unlabelled manifest of files; directories are expanded to the media files inside, sorted.
+
+        ``skipped``, if given, receives the other files of those directories (audio, text; hidden files
+        aside), from the same walk.
 
         Raises:
             ManifestError: a path does not exist, or a directory holds no media file.
@@ -184,9 +189,15 @@ class Manifest:
         entries = []
         for p in map(Path, paths):
             if p.is_dir():
-                found = sorted(
-                    f for f in (p.rglob("*") if recursive else p.iterdir()) if f.suffix.lower() in MEDIA_SUFFIXES
-                )
+                found, other = [], []
+                for f in p.rglob("*") if recursive else p.iterdir():
+                    if f.suffix.lower() in MEDIA_SUFFIXES:
+                        found.append(f)
+                    elif skipped is not None and not f.name.startswith(".") and f.is_file():
+                        other.append(f)
+                found.sort()
+                if skipped is not None:
+                    skipped += sorted(other)
                 if not found:
                     raise ManifestError(f"{p}: no video or image files in this folder")
                 entries += [ClipEntry(str(f.resolve())) for f in found]
@@ -292,16 +303,10 @@ def gather_paths(
     seen: set[str] = set()
     for arg in map(Path, paths):
         try:
-            entries = Manifest.from_paths([arg])
+            entries = Manifest.from_paths([arg], skipped=skipped)
         except ManifestError as e:
             bad.append((arg, str(e)))
             continue
-        if arg.is_dir():
-            skipped += sorted(
-                f
-                for f in arg.rglob("*")
-                if f.suffix.lower() not in MEDIA_SUFFIXES and not f.name.startswith(".") and f.is_file()
-            )
         for entry in entries:
             if entry.path not in seen:
                 seen.add(entry.path)

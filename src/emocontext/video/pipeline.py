@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import ConfigError, VideoDecodeError
 from .decode import DEFAULT_FPS, iter_frames
 from .faces import FaceDetector, FaceTrack, Track, appearance_vector, subject_track, track_faces
-from .faces.keyframes import KeyframeDetection
+from .faces.keyframes import KeyframeDetection, check_detect_every
 from .prefetch import prefetch
 from .streams import (
     CONTEXT_SIZE,
@@ -117,8 +117,7 @@ class StreamConfig:
     detect_every: int = 1
 
     def __post_init__(self) -> None:
-        if int(self.detect_every) != self.detect_every or self.detect_every < 1:
-            raise ConfigError(f"detect_every must be a whole number >= 1, got {self.detect_every}")
+        check_detect_every(self.detect_every)
         if not self.fps > 0:
             raise ConfigError(f"fps must be > 0, got {self.fps}")
         if self.max_duration is not None and not self.max_duration > 0:

@@ -27,12 +27,23 @@ from ...errors import ConfigError
 from .base import Detection, FaceDetector, check_frame, clip_box
 from .boxes import nms
 
-__all__ = ["detect_near", "KeyframeDetection", "LOST_FRAMES"]
+__all__ = ["detect_near", "KeyframeDetection", "LOST_FRAMES", "check_detect_every"]
 
 #: sampled frames (the first included) in which the whole frame is searched after a face went out of sight
 #: (the tracker of :func:`~.tracking.track_faces` bridges gaps of up to 3 missed frames: a face away longer
 #: is a new track)
 LOST_FRAMES = 4
+
+
+def check_detect_every(every) -> int:
+    """``every`` as an int if it is a whole number >= 1 (key frames every ``every`` sampled frames).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if int(every) != every or every < 1:
+        raise ConfigError(f"detect_every must be a whole number >= 1, got {every}")
+    return int(every)
 
 
 def detect_near(
@@ -154,10 +165,8 @@ class KeyframeDetection:
     """
 
     def __init__(self, detector: FaceDetector, every: int = 1, *, window: float = 1.6, face_px: float = 48.0):
-        if int(every) != every or every < 1:
-            raise ConfigError(f"detect_every must be a whole number >= 1, got {every}")
         self.detector = detector
-        self.every = int(every)
+        self.every = check_detect_every(every)
         self.window = window
         self.face_px = face_px
         self.full = 0
