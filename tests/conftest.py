@@ -80,3 +80,23 @@ def frame_index(img: np.ndarray, n: int) -> int:
     """Inverse of :func:`numbered_frames` for a decoded frame (lossy codec: nearest level)."""
     levels = np.linspace(10, 240, n).round()
     return int(np.argmin(np.abs(levels - img.mean())))
+
+
+def feature_record(entry, face, context, *, present=None, timestamps=None, map_shape=(2, 1, 1), **extra):
+    """A feature-store ``Record`` of synthetic features for ``entry``: ``T = len(face)`` frames of ``face`` and
+    ``context`` vectors; zero face probabilities (7), face maps ``(T, *map_shape)`` and boxes; every face
+    present and timestamps 0.2 s apart unless given; ``extra`` (audio) passed on."""
+    from emocontext.features.store import Record
+
+    t = len(face)
+    return Record(
+        face=face,
+        face_probs=np.zeros((t, 7), np.float32),
+        face_map=np.zeros((t, *map_shape), np.float32),
+        context=context,
+        face_present=np.ones(t, bool) if present is None else present,
+        timestamps=np.arange(t) * 0.2 if timestamps is None else timestamps,
+        boxes=np.zeros((t, 4), np.float32),
+        meta=entry.to_dict(),
+        **extra,
+    )

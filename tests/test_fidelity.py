@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from emocontext.data.manifest import ClipEntry
-from emocontext.features.store import FeatureStore, Record
+from emocontext.features.store import FeatureStore
 from emocontext.labels import EKMAN7
 from emocontext.training.datasets import FeatureSequenceDataset
+from tests.conftest import feature_record
 
 SIG = {"face": {"name": "synthetic"}, "context": {"name": "synthetic"}}
 
@@ -23,19 +24,7 @@ def counting_store(root, n=20, t=40):
     for i in range(n):
         e = ClipEntry(f"/synthetic/count{i}.mp4", EKMAN7.names[i % 3], "train", None)
         frames = np.arange(t, dtype=np.float32)[:, None].repeat(2, 1)
-        store.put(
-            e.clip_id,
-            Record(
-                face=frames,
-                face_probs=np.zeros((t, 7), np.float32),
-                face_map=np.zeros((t, 2, 1, 1), np.float32),
-                context=frames.copy(),
-                face_present=np.ones(t, bool),
-                timestamps=np.arange(t) * 0.2,
-                boxes=np.zeros((t, 4), np.float32),
-                meta=e.to_dict(),
-            ),
-        )
+        store.put(e.clip_id, feature_record(e, frames, frames.copy()))
         entries.append(e)
     return store, entries
 
@@ -77,19 +66,7 @@ def imbalanced_store(root, n=24, t=5, d=6, seed=0):
         ctx[:, y] += 1.0
         split = "train" if i < 16 else "val"
         e = ClipEntry(f"/synthetic/imb{i}.mp4", EKMAN7.names[y], split, None)
-        store.put(
-            e.clip_id,
-            Record(
-                face=rng.normal(size=(t, d)).astype(np.float32),
-                face_probs=np.zeros((t, 7), np.float32),
-                face_map=np.zeros((t, d, 1, 1), np.float32),
-                context=ctx,
-                face_present=np.ones(t, bool),
-                timestamps=np.arange(t) * 0.2,
-                boxes=np.zeros((t, 4), np.float32),
-                meta=e.to_dict(),
-            ),
-        )
+        store.put(e.clip_id, feature_record(e, rng.normal(size=(t, d)).astype(np.float32), ctx, map_shape=(d, 1, 1)))
         entries.append(e)
     return store, entries
 

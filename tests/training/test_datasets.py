@@ -9,9 +9,10 @@ import torch
 from emocontext.data.manifest import ClipEntry
 from emocontext.errors import ConfigError
 from emocontext.features.audio import PCAWhitening
-from emocontext.features.store import FeatureStore, Record
+from emocontext.features.store import FeatureStore
 from emocontext.labels import EKMAN7
 from emocontext.training.datasets import FeatureSequenceDataset, as_whitening, collate, fit_audio_whitening
+from tests.conftest import feature_record
 
 FPS, HOP = 5.0, 0.032
 SIG = {"face": {"name": "synthetic"}, "context": {"name": "synthetic"}}
@@ -40,21 +41,17 @@ def audio_store(root, n=12, d=8, d_a=6, seed=0, audio=True, silent=()):
         present = rng.random(t) > 0.3
         split = "train" if i < n * 2 // 3 else "val"
         e = ClipEntry(f"/synthetic/av{i}.mp4", EKMAN7.names[y], split, f"s{i % 4}")
-        store.put(
-            e.clip_id,
-            Record(
-                face=rng.normal(size=(t, d)).astype(np.float32) * present[:, None],
-                face_probs=np.zeros((t, 7), np.float32),
-                face_map=np.zeros((t, d, 2, 2), np.float32),
-                context=rng.normal(size=(t, d)).astype(np.float32),
-                face_present=present,
-                timestamps=ts,
-                boxes=np.zeros((t, 4), np.float32),
-                meta=e.to_dict(),
-                audio=a.astype(np.float32) if audio else None,
-                audio_timestamps=a_times if audio else None,
-            ),
+        record = feature_record(
+            e,
+            rng.normal(size=(t, d)).astype(np.float32) * present[:, None],
+            rng.normal(size=(t, d)).astype(np.float32),
+            present=present,
+            timestamps=ts,
+            map_shape=(d, 2, 2),
+            audio=a.astype(np.float32) if audio else None,
+            audio_timestamps=a_times if audio else None,
         )
+        store.put(e.clip_id, record)
         entries.append(e)
     return store, entries
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from emocontext.cli import app
 from emocontext.data.manifest import ClipEntry, Manifest
 from emocontext.errors import ConfigError, IncompatibleFeaturesError
-from emocontext.features.store import FeatureStore, Record
+from emocontext.features.store import FeatureStore
 from emocontext.labels import CREMAD6, EKMAN7
 from emocontext.training import (
     TrainConfig,
@@ -24,7 +24,7 @@ from emocontext.training import (
     train_seeds,
 )
 from emocontext.training.datasets import FeatureSequenceDataset, collate
-from tests.conftest import data_path
+from tests.conftest import data_path, feature_record
 from tests.training.test_datasets import audio_store
 
 SIG = {"face": {"name": "synthetic"}, "context": {"name": "synthetic"}}
@@ -44,19 +44,7 @@ def synthetic_store(root, n=48, t=6, d=8, seed=0) -> tuple[FeatureStore, list[Cl
         face = rng.normal(size=(length, d)).astype(np.float32) * present[:, None]
         split = "train" if i < n * 2 // 3 else ("val" if i < n * 5 // 6 else "test")
         e = ClipEntry(f"/synthetic/clip{i}.mp4", EKMAN7.names[y], split, f"s{i % 5}")
-        store.put(
-            e.clip_id,
-            Record(
-                face=face,
-                face_probs=np.zeros((length, 7), np.float32),
-                face_map=np.zeros((length, d, 2, 2), np.float32),
-                context=ctx,
-                face_present=present,
-                timestamps=np.arange(length) * 0.2,
-                boxes=np.zeros((length, 4), np.float32),
-                meta=e.to_dict(),
-            ),
-        )
+        store.put(e.clip_id, feature_record(e, face, ctx, present=present, map_shape=(d, 2, 2)))
         entries.append(e)
     return store, entries
 
