@@ -207,8 +207,12 @@ class Extractors:
         return cfg
 
     def streams(self, entry: ClipEntry, times: StageTimes | None = None) -> Streams:
-        box = entry.box  # datasets that give the face box (ExpW) skip detection
-        detector = self.detector if box is None else GivenBoxDetector(box)
+        box = entry.box  # datasets that give the face box (ExpW) skip detection, but take its landmarks for alignment
+        if box is None:
+            detector = self.detector
+        else:
+            aligning = self.config.face_align and not getattr(self.detector, "whole_frame", False)
+            detector = GivenBoxDetector(box, landmarks_from=self.detector if aligning else None)
         return video_streams(entry.path, detector, self.clip_config(entry), times=times)
 
     def audio_features(

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, VideoDecodeError
+from .align import BOX_MARGIN
 from .decode import DEFAULT_FPS, iter_frames
 from .faces import FaceDetector, FaceTrack, Track, appearance_vector, subject_track, track_faces
 from .faces.keyframes import KeyframeDetection, check_detect_every
@@ -91,7 +92,10 @@ class StreamConfig:
         hide_undetected: with ``hide_face``, in a frame where the subject's face was not detected
             black out the box of the nearest frame (in time) where it was, so that a missed
             detection does not leave the face visible in the context stream.
-        face_margin: margin around the face box, fraction of its side (0.1: see ``streams.face_crop``).
+        face_align: align faces that come with landmarks (MTCNN, YuNet) onto the face CNN's training framing
+            (:mod:`.align`); False: the box crop with ``face_margin`` for every face (the papers' crop).
+        face_margin: margin around the face box for faces without landmarks, fraction of its side
+            (default :data:`.align.BOX_MARGIN`: the training framing; see ``streams.face_crop``).
         detect_every: run the full face detector on every ``detect_every``-th sampled frame only, and
             between those look for the faces near their last box
             (:class:`~.faces.keyframes.KeyframeDetection`; 1 = full detection on every frame). A face
@@ -110,7 +114,8 @@ class StreamConfig:
     face_size: int = FACE_SIZE
     context_size: int = CONTEXT_SIZE
     hide_face: bool = False
-    face_margin: float = 0.1
+    face_margin: float = BOX_MARGIN
+    face_align: bool = True
     context_width: int | None = None
     hide_all_faces: bool = False
     hide_undetected: bool = False
@@ -133,6 +138,7 @@ class StreamConfig:
             "context_size": self.context_size,
             "hide_face": self.hide_face,
             "face_margin": self.face_margin,
+            "face_align": self.face_align,
         }
         if self.context_width is not None:  # absent for the centre square, so older stores still match
             sig["context_width"] = self.context_width
@@ -274,7 +280,16 @@ def video_streams(
         if whole:  # the frame is the face: fed to the face CNN as it is
             crops = [img for _ in dets]
         else:
-            crops = [face_crop(img, d.box, size=config.face_size, margin=config.face_margin) for d in dets]
+            crops = [
+                face_crop(
+                    img,
+                    d.box,
+                    size=config.face_size,
+                    margin=config.face_margin,
+                    landmarks=d.landmarks if config.face_align else None,
+                )
+                for d in dets
+            ]
         looks_per_frame.append([appearance_vector(c) for c in crops])
         crops_per_frame.append([store.add(c) for c in crops])
         if with_context:

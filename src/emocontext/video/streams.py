@@ -6,12 +6,12 @@ centre-cropped and scaled to 224x224. Lee et al., ICCV 2019, section 3.2: the
 context stream of CAER-Net sees **face-hidden** frames, so that it has to look
 for emotion cues elsewhere; :func:`context_crop` does this with ``hide=box``.
 
-Deviation: the papers do not say how much margin the face crop keeps; we take a
-square around the box enlarged by ``margin`` (default 10 % on each side), which
-keeps the whole face for the tight boxes of MTCNN and YuNet. 10 % rather than 20 %: the face CNN (version 4)
-reads ExpW's labelled faces better at 0.1 (zero-shot accuracy val 31.9 vs 29.9 %, test 33.9 vs 31.3 %,
-``benchmarks/face_cnn_transfer.md``). Parts of the crop
-outside the frame are filled by replicating the border.
+Deviation: the papers crop the detected box and do not say with how much margin. A face whose
+detector gives five landmarks (MTCNN, YuNet) is **aligned** instead (:mod:`.align`): mapped by a
+similarity transform onto where those landmarks sit on the face CNN's training faces, so that it is
+framed as the network learned. A face with a box only (Haar, dlib, a dataset's box) is cropped as a
+square around the box enlarged by ``margin`` on each side (default :data:`.align.BOX_MARGIN`, the same
+training framing measured on the box). Parts of the crop outside the frame replicate the border.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from .align import BOX_MARGIN, aligned_face
 
 __all__ = [
     "FACE_SIZE",
@@ -139,13 +141,23 @@ def _crop_padded(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarra
     return crop
 
 
-def face_crop(frame: np.ndarray, box, *, size: int = FACE_SIZE, margin: float = 0.1) -> np.ndarray:
-    """Square face crop with margin, resized to ``(size, size, 3)`` uint8.
+def face_crop(
+    frame: np.ndarray, box, *, size: int = FACE_SIZE, margin: float = BOX_MARGIN, landmarks: np.ndarray | None = None
+) -> np.ndarray:
+    """The face of ``frame`` as the face CNN reads it: uint8 ``(size, size, 3)``.
+
+    With ``landmarks`` the face is aligned (:func:`.align.aligned_face`); without them (or for
+    degenerate ones) it is the square around ``box`` enlarged by ``margin`` of its side on each side.
 
     Args:
         frame: RGB uint8 ``(H, W, 3)``.
         box: xyxy face box in pixels of ``frame``.
+        landmarks: ``(5, 2)`` float pixels of ``frame`` (:class:`~.faces.base.Detection` order), or None.
     """
+    if landmarks is not None:
+        aligned = aligned_face(frame, landmarks, size=size)
+        if aligned is not None:
+            return aligned
     crop = _crop_padded(frame, square_box(box, margin))
     if crop.size == 0:
         return np.zeros((size, size, 3), np.uint8)

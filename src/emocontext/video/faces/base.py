@@ -192,20 +192,39 @@ class BaseFaceDetector:
 class GivenBoxDetector:
     """Not a detector: returns a box the dataset gives (ExpW, CAER-S annotations) for every frame.
 
+    With ``landmarks_from`` the box keeps the dataset's position but gains the five landmarks of the face
+    that detector finds near it (searched in a window of 1.6x the box, :func:`.keyframes.detect_near`; the
+    detection overlapping the box most, IoU >= 0.3), so that the face is aligned as at prediction
+    (:mod:`emocontext.video.align`). Where none is found the box comes without landmarks (box crop).
+
     Args:
         box: ``(x1, y1, x2, y2)`` in pixels of the frames it will see.
         score: reported detection score.
+        landmarks_from: a detector that gives landmarks (MTCNN, YuNet), or None.
     """
 
     name = "given_box"
 
-    def __init__(self, box: Sequence[float], score: float = 1.0):
+    def __init__(self, box: Sequence[float], score: float = 1.0, *, landmarks_from: FaceDetector | None = None):
         self.box = tuple(float(v) for v in box)
         self.score = float(score)
+        self.landmarks_from = landmarks_from
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         h, w = check_frame(frame).shape[:2]
-        return [Detection(clip_box(self.box, w, h), self.score)]
+        given = Detection(clip_box(self.box, w, h), self.score)
+        if self.landmarks_from is None:
+            return [given]
+        from .boxes import box_iou  # same package; imported here so that base stays the package's root
+        from .keyframes import detect_near
+
+        near = detect_near(self.landmarks_from, frame, [given], window=1.6, face_px=96.0)
+        found = [d for d in near if d.landmarks is not None]
+        if found:
+            iou = box_iou(np.array([given.box]), np.array([d.box for d in found]))[0]
+            if iou.max() >= 0.3:
+                return [Detection(given.box, self.score, found[int(iou.argmax())].landmarks)]
+        return [given]
 
 
 class WholeFrameDetector:
