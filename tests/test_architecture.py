@@ -21,18 +21,18 @@ PACKAGE = "emocontext"
 #: Names are modules or packages under ``emocontext`` (a package covers its submodules); ``""`` is
 #: the package itself (``emocontext/__init__.py``, the public facade).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("_compat", "errors", "hub", "labels", "metrics", "outputs", "samples", "weights")),
+    ("foundation", ("errors", "hub", "labels", "metrics", "outputs", "samples", "weights")),
     ("video", ("video",)),
     ("data", ("data",)),
     ("features", ("features",)),
     ("models", ("models",)),
-    ("training", ("train", "training", "pretrained", "distributed", "distributed.ddp")),
+    ("training", ("training", "pretrained", "distributed", "distributed.ddp")),
     ("prediction", ("predict", "report", "distributed.ray")),
     ("entry points", ("", "__main__", "cli", "commands", "serve")),
 )
 
 #: A dataset reader is chosen by an entry point; library code works on Manifest / ClipEntry only.
-ENTRY_POINTS_ONLY = ("data.datasets", "data.adapters")
+ENTRY_POINTS_ONLY = ("data.datasets",)
 
 #: Anything may read the version string (Python runs ``emocontext/__init__.py`` before any
 #: submodule anyway, so this adds no dependency).
@@ -203,9 +203,9 @@ def test_no_package_import_cycle():
 def test_cycle_finder_and_rule_can_fail():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
-    assert _breaks_rule(Import("models.base", "train", "", "x")) == "layer 5 (models) imports layer 6 (training)"
-    assert _breaks_rule(Import("predict", "data.adapters", "", "x")) == "only entry points may import data.adapters"
-    assert _breaks_rule(Import("cli", "data.adapters", "", "x")) is None
+    assert _breaks_rule(Import("models.base", "training", "", "x")) == "layer 5 (models) imports layer 6 (training)"
+    assert _breaks_rule(Import("predict", "data.datasets", "", "x")) == "only entry points may import data.datasets"
+    assert _breaks_rule(Import("cli", "data.datasets", "", "x")) is None
     assert _breaks_rule(Import("report.html", "", "__version__", "x")) is None
     assert _breaks_rule(Import("report.html", "", "predict", "x")) is not None
 

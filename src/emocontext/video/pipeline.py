@@ -101,7 +101,7 @@ class StreamConfig:
 
     ``hide_all_faces`` and ``hide_undetected`` are off by default: the shipped context model and
     existing feature stores were made without them (FIDELITY.md, "CAER-Net"); CAER-Net's pixel
-    clips (:func:`emocontext.data.pixels.pixel_stream_config`) turn both on.
+    clips (:func:`emocontext.training.pixels.pixel_stream_config`) turn both on.
     """
 
     fps: float = DEFAULT_FPS
