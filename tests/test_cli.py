@@ -87,16 +87,31 @@ def test_help_teaches():
     assert r.exit_code == 0 and "--jsonl" in r.output and "Examples" in r.output
 
 
-def test_cli_and_library_share_the_detect_every_default():
+def test_cli_defaults_are_the_options_defaults():
     import inspect
 
     from emocontext.commands.predict import predict
-    from emocontext.predict import Predictor
+    from emocontext.options import PredictOptions
 
-    cli = inspect.signature(predict).parameters["detect_every"].default
-    assert cli == inspect.signature(Predictor.__init__).parameters["detect_every"].default == 5
+    cli = inspect.signature(predict).parameters
+    for f in ("detector", "fps", "max_duration", "person", "detect_every"):
+        assert cli[f].default == getattr(PredictOptions, f), f
     r = _run("predict", "--sample", "--detect-every", "0")
     assert r.exit_code == 2 and "detect-every" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--model", "scene"], "--model"),
+        (["--detector", "eyes"], "--detector"),
+        (["--person", "everyone"], "--person"),
+        (["--fps", "31"], "--fps"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(args, words):
+    r = _run("predict", "--sample", *args)
+    assert r.exit_code == 2 and words in r.output
 
 
 @pytest.mark.realdata

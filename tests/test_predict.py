@@ -10,6 +10,7 @@ from emocontext.errors import EmoContextError, IncompatibleFeaturesError
 from emocontext.features.backbones import ContextExtractor, FaceExtractor
 from emocontext.labels import EKMAN7
 from emocontext.models import create_model
+from emocontext.options import OptionError, PredictOptions
 from emocontext.predict import Predictor
 from emocontext.pretrained import export_context_model, load_context_model
 from emocontext.video.faces import Detection, GivenBoxDetector
@@ -135,6 +136,21 @@ def test_bad_model_files(tmp_path):
         load_context_model(tmp_path / "junk.pt")
     with pytest.raises(EmoContextError, match="unknown model"):
         Predictor(model="scene")
+
+
+def test_predictor_takes_the_options_record(video):
+    """One record in: the stream settings and the detector come from it; keyword options replace its fields."""
+    options = PredictOptions(model="face", detector="none", fps=2.0, max_duration=1.0, detect_every=3)
+    p = Predictor(options)
+    assert p.options == options and p.detector.name == "none"
+    assert (p.config.fps, p.config.max_duration, p.config.detect_every) == (2.0, 1.0, 3)
+    q = Predictor(options, fps=4.0, detector=FaceInFirstHalf(), detect_every=1)
+    assert q.options == options.replace(fps=4.0, detect_every=1) and isinstance(q.detector, FaceInFirstHalf)
+    assert Predictor(options, detector="haar").options.detector == "haar"  # a name is an option
+    pred = p.predict(video)
+    assert pred.fps == 2.0 and pred.num_frames == 2  # 1 s at 2 fps
+    with pytest.raises(OptionError, match="fps must be in"):
+        Predictor(options, fps=0)
 
 
 def test_shipped_context_model_matches_the_shipped_extractors(extractors, video, monkeypatch):

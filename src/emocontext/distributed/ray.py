@@ -45,6 +45,7 @@ from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
 from ..errors import ConfigError, EmoContextError, ManifestError
 from ..features.extract import ExtractSummary, entry_record
 from ..features.store import FeatureStore
+from ..options import PredictOptions
 from ..video.pipeline import StageTimes
 
 __all__ = [
@@ -155,15 +156,15 @@ class ExtractWorker:
 
 
 class PredictWorker:
-    """A Ray actor's :class:`~emocontext.predict.Predictor`, built once (``Predictor(**options)``)."""
+    """A Ray actor's :class:`~emocontext.predict.Predictor`, built once (``Predictor(options)``)."""
 
-    def __init__(self, options: dict, threads: int = 1):
+    def __init__(self, options: PredictOptions, threads: int = 1):
         _set_threads(threads)
         from ..predict import Predictor
 
         self.error = None
         try:
-            self.predictor = Predictor(**options)
+            self.predictor = Predictor(options)
         except EmoContextError as e:
             self.error = str(e)
 
@@ -186,7 +187,7 @@ class PredictWorker:
 
 def map_files(
     worker: type,
-    init: dict,
+    init: object,
     items: Sequence,
     *,
     workers: int | None = None,
@@ -198,7 +199,7 @@ def map_files(
     Args:
         worker: an actor class with ``__init__(init, threads)``, ``ready()`` and ``run(item)``
             returning ``(result, error, stage seconds)`` (:class:`ExtractWorker`, :class:`PredictWorker`).
-        init: its first constructor argument (picklable: option names and values, not models).
+        init: its first constructor argument (picklable: options, not models).
         items: what ``run`` takes, one call each.
         workers: actors in the pool (default: the cluster's CPUs divided by ``threads``, at most one
             per item).
@@ -353,7 +354,7 @@ def extract_with_ray(
 
 def predict_with_ray(
     paths: Iterable[str | Path],
-    options: dict,
+    options: PredictOptions,
     *,
     address: str = "local",
     workers: int | None = None,
@@ -366,7 +367,7 @@ def predict_with_ray(
 
     Args:
         paths: the files.
-        options: keyword arguments of :class:`~emocontext.predict.Predictor` (every actor builds its own).
+        options: the prediction options (every actor builds its own :class:`~emocontext.predict.Predictor`).
         address: the Ray cluster (:func:`cluster`).
         workers: actors (default: one per ``threads`` CPUs of the cluster).
         threads: CPUs and torch threads of each actor (see the module docstring on identical results).

@@ -38,7 +38,8 @@ def _emit(*message) -> None:
 
 def _predictor(model: str | None, detector: str, person: str | None = None):
     """The worker's predictor for ``(model, detector, person)``, loaded on first use and kept."""
-    from ..predict import Predictor, default_model
+    from ..options import default_model
+    from ..predict import Predictor
 
     key = (model or default_model(), detector, person or "all")
     if key not in _STATE["predictors"]:
@@ -59,7 +60,7 @@ def init_worker(events, threads: int, model: str | None, detector: str) -> None:
     """Pool initializer: torch threads, the event queue, and the default predictor loaded."""
     import torch
 
-    from ..predict import default_model
+    from ..options import default_model
 
     torch.set_num_threads(threads)
     _STATE["events"] = events
