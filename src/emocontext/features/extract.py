@@ -24,7 +24,7 @@ import numpy as np
 
 from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
 from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError
-from ..video.decode import is_image, read_audio
+from ..video.decode import is_image, read_audio, stream_origins
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
 from ..video.streams import Streams
@@ -50,24 +50,6 @@ log = logging.getLogger(__name__)
 AUDIO_SPAN = "sampled_frames/1"
 
 AudioArrays = tuple[np.ndarray, np.ndarray]  # features (T_a, D_a) float32, times (T_a,) float64 seconds
-
-
-def _stream_origins(path: str | Path) -> tuple[float, float]:
-    """Start times in seconds of the first video and the first audio stream on the container clock (0 if unknown)."""
-    import av
-
-    def start(stream) -> float:
-        if stream is None or stream.start_time is None or stream.time_base is None:
-            return 0.0
-        return float(stream.start_time * stream.time_base)
-
-    try:
-        with av.open(str(path), metadata_errors="ignore") as c:
-            return start(c.streams.video[0] if c.streams.video else None), start(
-                c.streams.audio[0] if c.streams.audio else None
-            )
-    except av.FFmpegError:
-        return 0.0, 0.0
 
 
 def clip_audio(
@@ -118,7 +100,7 @@ def clip_audio(
     except AudioDecodeError as e:
         log.warning("%s -- storing 0 audio frames for this clip (audio models see it as a clip without audio)", e)
         return empty
-    video0, audio0 = _stream_origins(path)
+    video0, audio0 = stream_origins(path)
     i0 = int(round((t0 + video0 - audio0) * sr))  # sample of the audio track at the first frame
     n = max(int(round((t1 - t0) * sr)), 1)
     lo, hi = max(i0, 0), min(i0 + n, len(wave))

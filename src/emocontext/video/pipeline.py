@@ -259,7 +259,7 @@ def video_streams(
     status: dict = {}
     t = time.perf_counter()
     frames = iter_frames(path, fps=config.fps, start=config.start, max_duration=config.max_duration, status=status)
-    fixed_box = whole or getattr(detector, "name", "") == "given_box"
+    fixed_box = bool(getattr(detector, "fixed_box", False))  # a known box: no search to save between key frames
     finder = detector if fixed_box or config.detect_every == 1 else KeyframeDetection(detector, config.detect_every)
     for frame in prefetch(frames):
         t1 = time.perf_counter()
