@@ -387,7 +387,7 @@ def test_files_at_once_give_the_same_results_in_input_order(tmp_path):
 
 
 def test_local_workers_divide_the_cores(monkeypatch):
-    from emocontext.commands.common import local_workers
+    from emocontext.cli.common import local_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert local_workers(None, None, 100) == (4, 2)

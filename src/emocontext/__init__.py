@@ -1,16 +1,17 @@
 """emocontext: context-aware video emotion recognition.
 
-``emocontext.predict(path, **kwargs) -> Prediction`` predicts one file; ``emocontext.predict`` is
-also the module :mod:`emocontext.predict` (``from emocontext.predict import Predictor``).
+``emocontext.predict(path, options) -> Prediction`` predicts one file; :class:`Predictor` loads the
+models once for many; :class:`PredictOptions` says how. The prediction names are imported on first
+use (they pull in torch), so ``import emocontext`` and ``emocontext --help`` stay fast.
 """
 
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-from . import predict  # a callable module: emocontext.predict("clip.mp4")
-from .options import OptionError, PredictOptions
-from .predict import PersonPrediction, Prediction, Predictor, predict_file
+from .options import OptionError, PredictOptions  # noqa: E402  (light: no torch)
 
 __all__ = [
     "__version__",
@@ -22,3 +23,18 @@ __all__ = [
     "PredictOptions",
     "OptionError",
 ]
+
+#: the names that need torch, and the module that holds them
+_LAZY = {name: ".predict" for name in ("predict_file", "Prediction", "PersonPrediction", "Predictor")}
+
+
+def __getattr__(name: str):
+    if name == "predict":  # the module, callable: emocontext.predict("clip.mp4")
+        return importlib.import_module(".predict", __name__)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -188,7 +188,7 @@ def test_cli_train_evaluate_compare(tmp_path):
     table = (tmp_path / "c" / "table.md").read_text()
     assert "| caca_rnn_a |" in table and "| face_rnn |" in table and "| ensemble(" in table
     r = runner.invoke(app, ["train", "-s", str(tmp_path / "s"), "--model", "nope", "-o", str(tmp_path / "x")])
-    assert r.exit_code == 1 and "unknown model" in r.output.lower() and "Traceback" not in r.output
+    assert r.exit_code == 2 and "unknown model" in r.output.lower() and "Traceback" not in r.output  # usage
 
 
 def test_av_lstm_trains_on_audio_and_its_whitening_travels_with_the_checkpoint(tmp_path):

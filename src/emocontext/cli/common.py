@@ -1,12 +1,13 @@
-"""What every ``emocontext`` command shares: the consoles, one-line errors and warnings, logging, option types.
+"""What the ``emocontext`` commands share: the consoles, one-line errors and warnings, logging, option types.
 
 An :class:`~emocontext.errors.EmoContextError` becomes ``error: <message>`` on stderr and exit status 1
-(2 for bad arguments, as click does); never a traceback.
+(:data:`INPUT`); a wrong command line exits with 2 (:data:`USAGE`, as click does); never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,12 +20,22 @@ __all__ = [
     "DetectEvery",
     "Detector",
     "Fps",
+    "INPUT",
+    "RayAddress",
+    "RayWorkers",
+    "Store",
+    "TestFraction",
+    "Threads",
+    "USAGE",
     "Workers",
-    "local_workers",
     "err",
     "error",
     "fail",
+    "local_workers",
     "out",
+    "print_results",
+    "say",
+    "set_threads",
     "setup_logging",
     "warn",
 ]
@@ -32,10 +43,21 @@ __all__ = [
 out = Console()
 err = Console(stderr=True)
 
+#: Exit status when an input or the run failed (a file, the weights, an output, a failed file of a batch).
+INPUT = 1
+#: Exit status when the command line is wrong (click's own for unknown options and bad values).
+USAGE = 2
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+
+def fail(message: str, code: int = INPUT) -> typer.Exit:
+    """Print ``error: <message>``; the :class:`typer.Exit` to raise (``code``: :data:`INPUT` or :data:`USAGE`)."""
     error(message)
     return typer.Exit(code)
+
+
+def say(message: str) -> None:
+    """One line on stdout, printed as it is (a module-level function: it goes to the processes of ``--nproc``)."""
+    out.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
@@ -44,6 +66,7 @@ def error(message: str) -> None:
 
 
 def warn(message: str) -> None:
+    """``warning: <message>`` on stderr (a module-level function: it goes to the processes of ``--nproc``)."""
     err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
@@ -134,3 +157,50 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+Store = Annotated[Path, typer.Option("--store", "-s", help="Feature store made by `emocontext extract`.")]
+TestFraction = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=0.9,
+        help="Without a test split, hold out this fraction of the clips (grouped by subject) as one, so that a "
+        "result is reported on clips never used to select a checkpoint. 0: none (val numbers are then "
+        "selection-set numbers, optimistic). Give `evaluate` the same value as `train`.",
+    ),
+]
+
+
+def print_results(summaries: list[dict], title: str = "results (median over seeds)") -> None:
+    """The table ``train`` and ``compare`` print: one row per model summary (:func:`emocontext.training.run`)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in (
+        "model",
+        "parameters",
+        "val mAP (selection)",
+        "val acc (selection)",
+        "test mAP (held out)",
+        "test acc (held out)",
+        "train clips/s",
+    ):
+        table.add_column(c, justify="right")
+    table.caption = "val: the split that picked each checkpoint (and fitted ensemble weights): optimistic"
+    for s in summaries:
+        med = s["median"]
+
+        def cell(part, metric, med=med):
+            return f"{med[part][metric]:.4f}" if part in med else "-"
+
+        table.add_row(
+            s["model"],
+            f"{s['parameters']:,}",
+            cell("val", "macro_map"),
+            cell("val", "accuracy"),
+            cell("test", "macro_map"),
+            cell("test", "accuracy"),
+            "-" if s["clips_per_second"] is None else f"{s['clips_per_second']:.0f}",
+        )
+    out.print(table)
