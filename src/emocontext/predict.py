@@ -280,10 +280,13 @@ class Predictor:
             self.model_name = "face_cnn_temporal_mean"
         self.times = StageTimes()
 
-    def predict(self, path: str | Path, *, on_frame: Callable[[int], None] | None = None) -> Prediction:
+    def predict(
+        self, path: str | Path, *, on_progress: Callable[[int, int | None], object] | None = None
+    ) -> Prediction:
         """Predict one video or image file: the subject at the top level, every person in ``persons``.
 
-        ``on_frame(n)`` is called after the faces of each sampled frame are found (``n`` frames done).
+        ``on_progress(done, total)`` is called after the faces of each sampled frame are found (``done`` sampled
+        frames of about ``total``: :func:`~emocontext.video.pipeline.video_streams`).
 
         Raises:
             VideoDecodeError: the file is missing, empty, corrupt or has no video stream.
@@ -296,7 +299,7 @@ class Predictor:
             times=self.times,
             with_context=with_context,
             persons=self.person == "all",
-            on_frame=on_frame,
+            on_progress=on_progress,
         )
         n = len(streams)
         persons = []

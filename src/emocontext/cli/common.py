@@ -7,6 +7,8 @@ An :class:`~emocontext.errors.EmoContextError` becomes ``error: <message>`` on s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +36,7 @@ __all__ = [
     "local_workers",
     "out",
     "print_results",
+    "progress_bar",
     "say",
     "set_threads",
     "setup_logging",
@@ -149,6 +152,24 @@ def local_workers(workers: int | None, threads: int | None, files: int) -> tuple
     if threads is None and n > 1:
         threads = max(1, cores // n)
     return n, threads
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr, driven by the library's one progress callback: yields ``on_progress(done, total)``.
+
+    The library never draws: it calls ``on_progress``; the commands draw (``enabled=False``: nothing is shown).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err, disable=not enabled, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def on_progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield on_progress
 
 
 def set_threads(threads: int | None) -> None:

@@ -62,7 +62,7 @@ def compare(
             lr=lr,
             label_set=label_set,
             test_fraction=test_fraction,
-            progress=say,
+            on_log=say,
         )
     except EmoContextError as e:
         raise fail(str(e)) from None

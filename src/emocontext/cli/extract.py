@@ -25,6 +25,7 @@ from .common import (
     err,
     fail,
     out,
+    progress_bar,
     set_threads,
     setup_logging,
     warn,
@@ -108,14 +109,15 @@ def extract(
             audio=audio,
             context_pool=context_pool,
         )
-        if ray:  # the same records, from a pool of Ray actors (emocontext.distributed.ray)
-            from ..distributed.ray import extract_with_ray
+        with progress_bar("extract", not quiet) as on_progress:
+            if ray:  # the same records, from a pool of Ray actors (emocontext.distributed.ray)
+                from ..distributed.ray import extract_with_ray
 
-            summary = extract_with_ray(
-                manifest, store, build, address=ray, workers=workers, threads=threads or 1, progress=not quiet
-            )
-        else:
-            summary = run_extract(manifest, store, Extractors.build(**build), progress=not quiet)
+                summary = extract_with_ray(
+                    manifest, store, build, address=ray, workers=workers, threads=threads or 1, on_progress=on_progress
+                )
+            else:
+                summary = run_extract(manifest, store, Extractors.build(**build), on_progress=on_progress)
     except EmoContextError as e:
         raise fail(str(e)) from None
     out.print(

@@ -264,19 +264,6 @@ def _name(item) -> str:
     return str(getattr(item, "path", item))
 
 
-def _bar(label: str, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-    ]
-    return Progress(*columns, disable=not enabled, transient=False)
-
-
 def extract_with_ray(
     manifest: Manifest,
     store: str | Path,
@@ -286,7 +273,7 @@ def extract_with_ray(
     workers: int | None = None,
     threads: int = 1,
     retries: int = 2,
-    progress: bool = True,
+    on_progress: Callable[[int, int], object] | None = None,
     worker: type = ExtractWorker,
 ) -> ExtractSummary:
     """:func:`emocontext.features.extract.extract` with the clips spread over Ray actors.
@@ -300,7 +287,7 @@ def extract_with_ray(
         workers: actors (default: one per ``threads`` CPUs of the cluster).
         threads: CPUs and torch threads of each actor (see the module docstring on identical results).
         retries: times a clip is retried after its worker process died.
-        progress: show the progress bar.
+        on_progress: called as ``on_progress(done, total)`` each time a clip is finished (in finishing order).
         worker: the actor class (a subclass of :class:`ExtractWorker`).
 
     Returns:
@@ -325,29 +312,25 @@ def extract_with_ray(
     summary.skipped = len(manifest) - len(todo)
     if not todo:
         return summary
-    from rich.markup import escape
-
     with cluster(address):
         signature, results = map_files(worker, build, todo, workers=workers, threads=threads, retries=retries)
         target = FeatureStore(root, signature)  # raises with the differences if the store was made otherwise
         failed = {}
-        with _bar("extract", progress) as bar:
-            task = bar.add_task("", total=len(todo))
-            for i, record, error, seconds in results:
-                entry = todo[i]
-                for stage, s in seconds.items():
-                    summary.times.add(stage, s)
-                if error is None:
-                    target.put(entry.clip_id, record)
-                    summary.done += 1
-                    if record.audio is not None and len(record.audio) == 0:
-                        summary.no_audio.append(entry.path)
-                else:
-                    failed[i] = (entry.path, error)
-                    target.log_failure(entry.clip_id, entry.path, error)
-                    log.warning("skipped %s", error)
-                bar.update(task, description=escape(Path(entry.path).name))
-                bar.advance(task)
+        for n, (i, record, error, seconds) in enumerate(results, 1):
+            entry = todo[i]
+            for stage, s in seconds.items():
+                summary.times.add(stage, s)
+            if error is None:
+                target.put(entry.clip_id, record)
+                summary.done += 1
+                if record.audio is not None and len(record.audio) == 0:
+                    summary.no_audio.append(entry.path)
+            else:
+                failed[i] = (entry.path, error)
+                target.log_failure(entry.clip_id, entry.path, error)
+                log.warning("skipped %s", error)
+            if on_progress is not None:
+                on_progress(n, len(todo))
         summary.failed = [failed[i] for i in sorted(failed)]
     return summary
 

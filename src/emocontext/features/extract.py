@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -335,7 +336,7 @@ def extract(
     store: FeatureStore | str | Path,
     extractors: Extractors,
     *,
-    progress: bool = True,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> ExtractSummary:
     """Extract features for every clip of ``manifest`` that the store does not have yet.
 
@@ -343,7 +344,8 @@ def extract(
         manifest: the clips.
         store: a FeatureStore or its directory (created with the extractors' signature).
         extractors: see :meth:`Extractors.build`.
-        progress: show a progress bar (rich).
+        on_progress: called as ``on_progress(done, total)`` after each clip (extracted or failed) of the
+            ``total`` the store does not have yet.
 
     Returns:
         An :class:`ExtractSummary`; failed clips are listed there and in the
@@ -368,23 +370,11 @@ def extract(
     todo = [e for e in manifest if e.clip_id not in store]
     summary.skipped = len(manifest) - len(todo)
 
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [
-        TextColumn("[bold]extract"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-    ]
-    with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool:
-        task = bar.add_task("", total=len(todo))
+    with ThreadPoolExecutor(1) as pool:
         pending: Future | None = pool.submit(extractors.load, todo[0], summary.times) if todo else None
         for i, entry in enumerate(todo):
             current = pending
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
-            bar.update(task, description=escape(Path(entry.path).name))
             try:
                 record = entry_record(entry, extractors, summary.times, loaded=current.result())
                 store.put(entry.clip_id, record)
@@ -395,5 +385,6 @@ def extract(
                 summary.failed.append((entry.path, str(e)))
                 store.log_failure(entry.clip_id, entry.path, str(e))
                 log.warning("skipped %s", e)
-            bar.advance(task)
+            if on_progress is not None:
+                on_progress(i + 1, len(todo))
     return summary

@@ -127,7 +127,7 @@ def run_job(spec: dict) -> dict:
     )
     state = {"done": 0, "sent": 0.0}
 
-    def on_frame(done: int) -> None:
+    def on_progress(done: int, total: int | None) -> None:
         state["done"] = done
         now = time.monotonic()
         if now - state["sent"] >= PROGRESS_EVERY:
@@ -135,7 +135,7 @@ def run_job(spec: dict) -> dict:
             _emit("progress", job_id, state["done"])
 
     try:
-        pred = predictor.predict(path, on_frame=on_frame)
+        pred = predictor.predict(path, on_progress=on_progress)
     except VideoDecodeError as e:
         return {"error": {"kind": "decode", "detail": _scrub(str(e), path, filename)}}
     except EmoContextError as e:

@@ -117,7 +117,7 @@ def run(
             out_dir,
             seeds=range(seeds),
             detector=create_detector(detector),
-            progress=say,
+            on_log=say,
         )
     else:
         if store is None:
@@ -125,5 +125,5 @@ def run(
         st, labels, tr, va, te = store_splits(store, label_set, test_fraction=test_fraction)
         if warn and not te:
             warn(NO_TEST_WARNING)
-        summary = train_seeds(config, st, tr, va, te, labels, out_dir, seeds=range(seeds), progress=say)
+        summary = train_seeds(config, st, tr, va, te, labels, out_dir, seeds=range(seeds), on_log=say)
     return summary if main else None

@@ -273,6 +273,15 @@ class VideoReader:
             except av.FFmpegError:
                 self.container.seek(0)
 
+    def expected_samples(self, fps: float, start: float = 0.0, end: float = math.inf) -> int | None:
+        """How many frames sampling at ``fps`` from ``start`` to ``end`` seconds should give, from the duration the
+        header declares (an estimate for progress: a truncated file gives fewer); None when it declares none."""
+        vs = self.stream
+        if self.declared_end is None:
+            return None
+        first = float((vs.start_time or 0) * vs.time_base) if vs.time_base is not None else 0.0
+        return max(0, math.ceil((min(self.declared_end - first, end) - start) * fps))
+
     def frames(self) -> Iterator[DecodedFrame]:
         """Every decoded frame, in presentation order.
 
@@ -386,7 +395,9 @@ def iter_frames(
         max_duration: stop after this many seconds of video (None = to the end).
         status: if given, ``status["truncated"]`` is set True when decoding broke off, or when the
             file ended more than ``max(0.5 s, 3 frame periods)`` before the duration its header
-            declares (a file cut off at a packet boundary, as a partial FLV download).
+            declares (a file cut off at a packet boundary, as a partial FLV download); and
+            ``status["expected"]``, before the first frame, to the number of frames the header's
+            duration promises (:meth:`VideoReader.expected_samples`; 1 for an image).
 
     Yields:
         :class:`Frame` with RGB uint8 ``(H, W, 3)`` images, timestamps relative to
@@ -401,12 +412,16 @@ def iter_frames(
         raise ValueError(f"fps must be > 0, got {fps}")
     path = Path(path)
     if is_image(path):
+        if status is not None:
+            status["expected"] = 1
         yield Frame(_read_image(path), 0.0, 0)
         return
     end = math.inf if max_duration is None else start + max_duration
     sampler = FrameSampler(fps, start, end)
     with VideoReader(path) as video:
         video.seek(start)
+        if status is not None:
+            status["expected"] = video.expected_samples(fps, start, end)
         for frame in video.frames():
             yield from sampler.push(frame)
             if sampler.done:
