@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("features", ("features",)),
     ("models", ("models",)),
     ("training", ("training", "pretrained", "distributed", "distributed.ddp")),
-    ("prediction", ("predict", "report", "distributed.ray")),
+    ("prediction", ("inference", "report", "distributed.ray")),
     ("entry points", ("", "__main__", "cli", "serve")),
 )
 
@@ -204,7 +204,7 @@ def test_cycle_finder_and_rule_can_fail():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
     assert _breaks_rule(Import("models.base", "training", "", "x")) == "layer 5 (models) imports layer 6 (training)"
-    assert _breaks_rule(Import("predict", "data.datasets", "", "x")) == "only entry points may import data.datasets"
+    assert _breaks_rule(Import("inference", "data.datasets", "", "x")) == "only entry points may import data.datasets"
     assert _breaks_rule(Import("cli", "data.datasets", "", "x")) is None
     assert _breaks_rule(Import("report.html", "", "__version__", "x")) is None
     assert _breaks_rule(Import("report.html", "", "predict", "x")) is not None

@@ -16,7 +16,6 @@ from .options import OptionError, PredictOptions  # noqa: E402  (light: no torch
 __all__ = [
     "__version__",
     "predict",
-    "predict_file",
     "Prediction",
     "PersonPrediction",
     "Predictor",
@@ -24,13 +23,11 @@ __all__ = [
     "OptionError",
 ]
 
-#: the names that need torch, and the module that holds them
-_LAZY = {name: ".predict" for name in ("predict_file", "Prediction", "PersonPrediction", "Predictor")}
+#: the names that need torch, and the module that holds them (:mod:`emocontext.inference`)
+_LAZY = {name: ".inference" for name in ("predict", "Prediction", "PersonPrediction", "Predictor")}
 
 
 def __getattr__(name: str):
-    if name == "predict":  # the module, callable: emocontext.predict("clip.mp4")
-        return importlib.import_module(".predict", __name__)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

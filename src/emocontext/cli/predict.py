@@ -1,6 +1,6 @@
 """``emocontext predict``: files and folders in, one emotion per person out, with tables, reports and videos.
 
-The command reads; :class:`~emocontext.predict.Predictor` predicts, :func:`emocontext.report.explain` explains,
+The command reads; :class:`~emocontext.inference.Predictor` predicts, :func:`emocontext.report.explain` explains,
 :class:`.outputs.PredictOutputs` writes the tables and :mod:`emocontext.report.console` makes the terminal's.
 """
 
@@ -127,8 +127,8 @@ def predict(
     """
     setup_logging(verbose)
     from ..data.manifest import describe_skipped, gather_paths
+    from ..inference import Predictor
     from ..outputs import check_writable_dir
-    from ..predict import Predictor
     from ..report.console import prediction_summary, predictions_table
     from ..report.tables import output_names
     from ..video.decode import CONTAINER_FORMATS, IMAGE_SUFFIXES

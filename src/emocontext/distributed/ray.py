@@ -3,7 +3,7 @@
 Design (how it scales past one machine):
 
 * **Actors, one CPU each.** :class:`ExtractWorker` / :class:`PredictWorker` build the extractors or
-  the :class:`~emocontext.predict.Predictor` once in their ``__init__`` (the detector, the face CNN,
+  the :class:`~emocontext.inference.Predictor` once in their ``__init__`` (the detector, the face CNN,
   the context CNN: the seconds of start-up that a task per file would pay every time) and then take
   one file per call. The pool has one actor per CPU of the cluster (``workers=`` to choose), each
   with one torch thread, and every actor holds one file at a time.
@@ -12,7 +12,7 @@ Design (how it scales past one machine):
   each node needs emocontext installed and the input files at the same path (a shared or
   network file system); the feature store and the output files are written by the driver only.
 * **Same results.** A worker runs exactly the single-process code on one file
-  (:func:`~emocontext.features.extract.entry_record`, :meth:`~emocontext.predict.Predictor.predict`),
+  (:func:`~emocontext.features.extract.entry_record`, :meth:`~emocontext.inference.Predictor.predict`),
   so records and predictions are the same; only the order in which files finish differs, and
   ``predict`` results are handed back in input order, so the output tables are the same files.
   Bit for bit, that holds between processes with the same number of torch threads (``--threads``;
@@ -156,11 +156,11 @@ class ExtractWorker:
 
 
 class PredictWorker:
-    """A Ray actor's :class:`~emocontext.predict.Predictor`, built once (``Predictor(options)``)."""
+    """A Ray actor's :class:`~emocontext.inference.Predictor`, built once (``Predictor(options)``)."""
 
     def __init__(self, options: PredictOptions, threads: int = 1):
         _set_threads(threads)
-        from ..predict import Predictor
+        from ..inference import Predictor
 
         self.error = None
         try:
@@ -346,11 +346,11 @@ def predict_with_ray(
     worker: type = PredictWorker,
     on_start: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, object, str | None]]:
-    """:meth:`emocontext.predict.Predictor.predict_many` with the files spread over Ray actors.
+    """:meth:`emocontext.inference.Predictor.predict_many` with the files spread over Ray actors.
 
     Args:
         paths: the files.
-        options: the prediction options (every actor builds its own :class:`~emocontext.predict.Predictor`).
+        options: the prediction options (every actor builds its own :class:`~emocontext.inference.Predictor`).
         address: the Ray cluster (:func:`cluster`).
         workers: actors (default: one per ``threads`` CPUs of the cluster).
         threads: CPUs and torch threads of each actor (see the module docstring on identical results).

@@ -227,7 +227,7 @@ def face_features(
     """The face CNN over a face stream: per-frame features, probabilities and feature maps, zeros where no face.
 
     The one function that turns face crops into per-frame features, for ``extract`` (what models train on)
-    and for :class:`~emocontext.predict.Predictor` (what they are applied to), so the two cannot drift.
+    and for :class:`~emocontext.inference.Predictor` (what they are applied to), so the two cannot drift.
 
     Args:
         face: the frozen face CNN.

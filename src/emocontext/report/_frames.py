@@ -13,7 +13,7 @@ from ..errors import VideoDecodeError
 from ..video.decode import DEFAULT_FPS, Frame, iter_frames
 
 if TYPE_CHECKING:
-    from ..predict import FramePrediction, Prediction
+    from ..inference import FramePrediction, Prediction
 
 
 def source_path(prediction: Prediction, video_path: str | Path | None) -> Path:

@@ -52,7 +52,7 @@ from ._frames import NearestFrame, scale_box, source_path, top_emotion
 from .plots import FACE_BOX_COLOR, draw_box, emotion_color, label_order
 
 if TYPE_CHECKING:
-    from ..predict import FramePrediction, Prediction
+    from ..inference import FramePrediction, Prediction
 
 __all__ = ["write_annotated_video", "annotate_frame", "STILL_VIDEO_FPS"]
 
@@ -299,7 +299,7 @@ def write_annotated_video(
     on any error the temporary file is removed and ``out_path`` is left as it was.
 
     Args:
-        prediction: what :meth:`~emocontext.predict.Predictor.predict` returned.
+        prediction: what :meth:`~emocontext.inference.Predictor.predict` returned.
         out_path: ``.mp4`` (or ``.m4v`` / ``.mov`` / ``.mkv``) file; for a still-image input also an
             image suffix (``.png``, ``.jpg``, ...), which writes an annotated image instead of a video.
         video_path: the file to annotate (default ``prediction.path``).

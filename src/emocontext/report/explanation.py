@@ -19,7 +19,7 @@ from .annotate import write_annotated_video
 from .html import key_frame_view, report_frame_times, select_key_frames, write_html_report
 
 if TYPE_CHECKING:
-    from ..predict import Prediction
+    from ..inference import Prediction
 
 __all__ = ["Explanation", "KeyFrame", "explain"]
 
@@ -57,7 +57,7 @@ def explain(
     """Write the report, the annotated video and the key-frame pictures of ``prediction`` into ``out_dir``.
 
     Args:
-        prediction: what :meth:`~emocontext.predict.Predictor.predict` returned.
+        prediction: what :meth:`~emocontext.inference.Predictor.predict` returned.
         out_dir: the folder the names below are relative to (an absolute name stands for itself).
         video: the file to read the frames from (default ``prediction.path``; the service's upload).
         report: the HTML report's name (:func:`~.html.write_html_report`), or None for none.

@@ -1,4 +1,4 @@
-"""A self-contained HTML report of one :class:`~emocontext.predict.Prediction`.
+"""A self-contained HTML report of one :class:`~emocontext.inference.Prediction`.
 
 :func:`write_html_report` writes ONE ``.html`` file that needs nothing else: every image is
 embedded as a base64 ``data:image/png`` URI, the CSS is inline, there is no JavaScript and
@@ -30,7 +30,7 @@ from ._frames import grab_frames, scale_box, source_path, top_emotion
 from .plots import attention_overlay, draw_box, figure_png, image_png, probability_bars_figure, timeline_figure
 
 if TYPE_CHECKING:
-    from ..predict import FramePrediction, PersonPrediction, Prediction
+    from ..inference import FramePrediction, PersonPrediction, Prediction
 
 __all__ = [
     "write_html_report",
@@ -466,7 +466,7 @@ def write_html_report(
     missing parent folders are created.
 
     Args:
-        prediction: what :meth:`~emocontext.predict.Predictor.predict` returned.
+        prediction: what :meth:`~emocontext.inference.Predictor.predict` returned.
         out_path: the ``.html`` file to write (overwritten).
         video_path: where to read the frames (default ``prediction.path``).
         key_frames: how many key frames to show (0: none, and the video is not read).

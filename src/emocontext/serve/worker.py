@@ -1,6 +1,6 @@
 """What runs inside a worker process: the models are loaded once, then one job at a time.
 
-:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.predict.Predictor`
+:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.inference.Predictor`
 and reports ``("ready", pid, info)`` on the event queue. :func:`run_job` predicts one uploaded
 file and, for ``/v1/jobs``, writes the HTML report, the annotated video and the key-frame
 pictures into the job's folder. Progress goes to the event queue as ``("progress", job_id,
@@ -38,8 +38,8 @@ def _emit(*message) -> None:
 
 def _predictor(model: str | None, detector: str, person: str | None = None):
     """The worker's predictor for ``(model, detector, person)``, loaded on first use and kept."""
+    from ..inference import Predictor
     from ..options import default_model
-    from ..predict import Predictor
 
     key = (model or default_model(), detector, person or "all")
     if key not in _STATE["predictors"]:

@@ -1,4 +1,4 @@
-"""Video in, emotion out: :class:`Predictor` and :func:`predict_file`.
+"""Video in, emotion out: :class:`Predictor` and :func:`predict` (``emocontext.predict``).
 
 Two models (:class:`Predictor`): ``"face"``, the project's face-expression CNN with temporal
 pooling, and ``"context"``, a context-aware head (CAER-Net spatial attention and adaptive fusion
@@ -12,16 +12,13 @@ clip emotion (and, with the context model, the shared scene with their own face 
 :attr:`Prediction.persons`. The top-level answer is the subject's (the most persistent, then
 largest, person), as before persons existed.
 
-Still images are one-frame videos. ``emocontext.predict`` is this module, and calling it runs
-:func:`predict_file`: ``emocontext.predict("clip.mp4")``.
+Still images are one-frame videos. :func:`predict` is ``emocontext.predict``: one file, one call.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +38,7 @@ __all__ = [
     "PersonPrediction",
     "Prediction",
     "Predictor",
-    "predict_file",
+    "predict",
 ]
 
 
@@ -458,21 +455,13 @@ def _as_dict(labels, p: np.ndarray) -> dict[str, float]:
     return {name: round(float(v), 4) for name, v in zip(labels, p, strict=True)}
 
 
-def predict_file(path: str | Path, options: PredictOptions | None = None, **kwargs) -> Prediction:
-    """One-off prediction: ``emocontext.predict("clip.mp4")``. ``options`` and keyword arguments go to
-    :class:`Predictor`.
+def predict(path: str | Path, options: PredictOptions | None = None, **fields) -> Prediction:
+    """Predict one video or image file: ``emocontext.predict("clip.mp4")``.
 
+    ``options`` and ``fields`` go to :class:`Predictor` (``emocontext.predict(path, model="context")``).
     For many files build one :class:`Predictor` and call :meth:`Predictor.predict`, so the models load once.
+
+    Raises:
+        OptionError: a bad option. VideoDecodeError: the file cannot be read. EmoContextError: missing weights.
     """
-    return Predictor(options, **kwargs).predict(path)
-
-
-class _CallableModule(types.ModuleType):
-    """``emocontext.predict`` is this module (``import emocontext.predict`` works) and also callable."""
-
-    def __call__(self, path: str | Path, options: PredictOptions | None = None, **kwargs) -> Prediction:
-        """``emocontext.predict(path, options, **kwargs) -> Prediction``: see :func:`predict_file`."""
-        return predict_file(path, options, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    return Predictor(options, **fields).predict(path)

@@ -1,4 +1,4 @@
-"""Predictor: the context-aware model's explanations, the face-only model, and refusing mismatched weights."""
+"""inference: Predictor and emocontext.predict, the context model's explanations, refusing mismatched weights."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import torch
 
 from emocontext.errors import EmoContextError, IncompatibleFeaturesError
 from emocontext.features.backbones import ContextExtractor, FaceExtractor
+from emocontext.inference import Predictor
 from emocontext.labels import EKMAN7
 from emocontext.models import create_model
 from emocontext.options import OptionError, PredictOptions
-from emocontext.predict import Predictor
 from emocontext.pretrained import export_context_model, load_context_model
 from emocontext.video.faces import Detection, GivenBoxDetector
 from emocontext.video.pipeline import StreamConfig
@@ -239,14 +239,21 @@ def test_context_model_reads_every_person_with_their_own_face_hidden(model_file,
     assert all(f.probabilities is not None for f in two.frames) and two.label in EKMAN7.names
 
 
-def test_emocontext_predict_is_the_module_and_callable():
-    import types
+def test_emocontext_predict_is_a_plain_function(video):
+    """The facade: emocontext.predict is the function (the module is emocontext.inference), loaded on first use."""
+    import inspect
+    import subprocess
+    import sys
 
     import emocontext
-    import emocontext.predict as module
+    from emocontext import inference
 
-    assert isinstance(module, types.ModuleType) and emocontext.predict is module
-    assert callable(emocontext.predict) and module.Predictor is Predictor
+    assert inspect.isfunction(emocontext.predict) and emocontext.predict is inference.predict
+    assert emocontext.Predictor is Predictor and emocontext.PredictOptions is PredictOptions
+    p = emocontext.predict(video, PredictOptions(model="face", detect_every=1), detector=FaceInFirstHalf())
+    assert p.frames_with_face == 5 and p.model == "face_cnn_temporal_mean"
+    code = "import sys, emocontext; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def _whole_frame_labels(images):
