@@ -18,8 +18,8 @@ import torch
 from _machine import cpu_name
 
 from emocontext.data.datasets import load_dataset, map_labels
+from emocontext.inference import Predictor
 from emocontext.labels import EKMAN7
-from emocontext.predict import Predictor
 
 
 def main() -> None:

@@ -113,7 +113,7 @@ def pixel_datasets(manifest, cache: Path) -> dict[str, PixelClipDataset]:
             if done % 1000 == 0 or done == total:
                 print(f"decoded {done}/{total} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-        entries, clips, failed = load_pixel_clips(list(manifest), progress=progress)
+        entries, clips, failed = load_pixel_clips(list(manifest), on_progress=progress)
         for path, why in failed:
             print(f"skipped {path}: {why}")
         cache.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def main() -> None:
             loss_kwargs={"triplet": "batch_hard"} if model == "caan" else {},
         )
         t1 = time.perf_counter()
-        res = fit(cfg, ds["train"], ds["val"], args.runs / f"row{i}_{model}", label_set=EKMAN7, progress=print)
+        res = fit(cfg, ds["train"], ds["val"], args.runs / f"row{i}_{model}", label_set=EKMAN7, on_log=print)
         net, _ = load_model(res.checkpoint)
         probs, y = predict_probs(net, ds["test"]), ds["test"].labels
         row = {

@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detectors", default="mtcnn,yunet,haar", help="comma-separated: mtcnn,yunet,haar,dlib")
     ap.add_argument("--iou", type=float, default=0.3, help="IoU for a face to count as found")
     ap.add_argument("--threads", type=int, default=None, help="torch and OpenCV thread count (default: leave theirs)")
-    ap.add_argument("--yunet-weights", type=Path, default=None, help="YuNet ONNX (default: resolve_yunet_weights)")
+    ap.add_argument(
+        "--yunet-weights", type=Path, default=None, help="YuNet ONNX (default: $EMOCONTEXT_YUNET, the cache)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "face_detection_recall.md")
     ap.add_argument("--note", default="", help="free text added to the report (e.g. other load on the machine)")
     args = ap.parse_args(argv)

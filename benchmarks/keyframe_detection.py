@@ -92,7 +92,7 @@ def clips_part(files: list[Path], fps: float, detectors: list[str], everies: lis
 
 
 def predictions_part(files: list[Path], every: int) -> list:
-    from emocontext.predict import Predictor
+    from emocontext.inference import Predictor
 
     out = {}
     for k in (1, every):

@@ -26,7 +26,7 @@ from _machine import cpu_name
 
 from emocontext.data.manifest import Manifest
 from emocontext.features.extract import Extractors, clip_record
-from emocontext.predict import Predictor
+from emocontext.inference import Predictor
 from emocontext.video.decode import probe
 from emocontext.video.pipeline import StageTimes, StreamConfig, video_streams
 

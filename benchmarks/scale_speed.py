@@ -3,7 +3,7 @@
 Three measurements, each with the machine's load average (``os.getloadavg``) before and after, because
 the 2 cores of this machine are shared with other jobs and absolute speeds move with their load:
 
-1. **Stage costs** (``--stages``): one :class:`~emocontext.predict.Predictor` with the context model
+1. **Stage costs** (``--stages``): one :class:`~emocontext.inference.Predictor` with the context model
    (so every stage runs: decode, detect, crop, track, face CNN, context CNN, context model) over every
    video file under ``--videos``, models loaded before timing; seconds and share of each stage. The
    shares are measured in the same run, so they compare stages fairly even on a loaded machine.
@@ -31,7 +31,7 @@ from _machine import cpu_name
 from _results import save
 
 from emocontext.errors import EmoContextError
-from emocontext.predict import Predictor
+from emocontext.inference import Predictor
 from emocontext.video.decode import probe
 
 DATA = Path(os.environ.get("EMOCONTEXT_DATA", "../shared/data"))

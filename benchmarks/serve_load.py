@@ -1,7 +1,7 @@
 """Load on ``emocontext serve`` over loopback: throughput, latency, 503s, memory, and every answer checked.
 
 Starts ``python -m emocontext serve`` on 127.0.0.1 (its own ``TMPDIR``), computes the single-process
-``predict`` result of every clip first (:class:`~emocontext.predict.Predictor`, same options),
+``predict`` result of every clip first (:class:`~emocontext.inference.Predictor`, same options),
 then ``--clients`` concurrent clients (httpx, asyncio) upload the clips round-robin to
 ``POST /v1/predict`` for ``--duration`` seconds (at most ``--max-requests`` requests; requests
 in flight at the deadline are awaited). Every 200 answer must equal the reference of the file
@@ -101,7 +101,7 @@ def same(a, b, where: str = "") -> str | None:
 def references(files: list[Path], fps: float, threads: int | None) -> dict[str, dict]:
     import torch
 
-    from emocontext.predict import Predictor
+    from emocontext.inference import Predictor
 
     if threads:
         torch.set_num_threads(threads)

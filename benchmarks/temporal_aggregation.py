@@ -65,7 +65,7 @@ def ckplus_frames(data: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.nd
 
 
 def video_frames(data: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, list[str]]:
-    from emocontext.predict import Predictor
+    from emocontext.inference import Predictor
 
     predictor = Predictor(model="face")
     probs, sizes, labels, names = [], [], [], []

@@ -92,19 +92,19 @@ def single_store(clips, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("single") / "store"
     with torch_threads(1):  # as each Ray actor
-        summary = extract(clips, root, Extractors.build(**BUILD), progress=False)
+        summary = extract(clips, root, Extractors.build(**BUILD))
     assert summary.done == 3 and len(summary.failed) == 1
     return root
 
 
 def test_extract_on_ray_writes_the_same_store_and_resumes(clips, single_store, tmp_path):
-    summary = extract_with_ray(clips, tmp_path / "store", BUILD, workers=2, progress=False)
+    summary = extract_with_ray(clips, tmp_path / "store", BUILD, workers=2)
     assert summary.done == 3 and summary.skipped == 0
     assert [p for p, _ in summary.failed] == [clips[2].path] and "broken.mp4" in summary.failed[0][1]
     assert summary.times.seconds["face_cnn"] > 0  # the workers' stage times come back
     _assert_same_store(single_store, tmp_path / "store")
     assert len((tmp_path / "store" / "failures.jsonl").read_text().splitlines()) == 1
-    again = extract_with_ray(clips, tmp_path / "store", BUILD, workers=2, progress=False)
+    again = extract_with_ray(clips, tmp_path / "store", BUILD, workers=2)
     assert again.skipped == 3 and again.done == 0 and len(again.failed) == 1  # the failed clip is tried again
 
 
@@ -129,7 +129,7 @@ class CrashOnce(ExtractWorker):
 def test_a_killed_workers_file_is_retried_and_one_that_always_kills_it_is_reported(clips, single_store, tmp_path):
     """v1.mp4 kills its worker once (retried: same record as one process); v0.mp4 every time (reported)."""
     build = {**BUILD, "crash": "v1.mp4", "always": "v0.mp4", "marker": str(tmp_path / "killed")}
-    summary = extract_with_ray(clips, tmp_path / "store", build, workers=2, retries=1, progress=False, worker=CrashOnce)
+    summary = extract_with_ray(clips, tmp_path / "store", build, workers=2, retries=1, worker=CrashOnce)
     assert (tmp_path / "killed").exists()  # a worker was killed while it held v1.mp4
     assert summary.done == 2
     failed = dict(summary.failed)
@@ -153,14 +153,14 @@ def test_a_run_killed_part_way_resumes_without_ray(clips, single_store, tmp_path
 
     monkeypatch.setattr(FeatureStore, "put", put_then_die)
     with pytest.raises(KeyboardInterrupt):
-        extract_with_ray(clips, tmp_path / "store", BUILD, workers=2, progress=False)
+        extract_with_ray(clips, tmp_path / "store", BUILD, workers=2)
     monkeypatch.setattr(FeatureStore, "put", real_put)
     records = list((tmp_path / "store" / "records").iterdir())
     assert len(records) == 1 and not any(p.name.endswith(".tmp") for p in records)
     from emocontext.features.extract import Extractors
 
     with torch_threads(1):
-        summary = extract(clips, tmp_path / "store", Extractors.build(**BUILD), progress=False)
+        summary = extract(clips, tmp_path / "store", Extractors.build(**BUILD))
     assert summary.skipped == 1 and summary.done == 2
     _assert_same_store(single_store, tmp_path / "store")
 
@@ -196,7 +196,7 @@ def test_different_thread_counts_differ_only_in_the_last_float16_step(clips, sin
     from emocontext.features.extract import Extractors
 
     with torch_threads(2):
-        extract(clips, tmp_path / "store", Extractors.build(**BUILD), progress=False)
+        extract(clips, tmp_path / "store", Extractors.build(**BUILD))
     a, b = _records(single_store), _records(tmp_path / "store")
     for cid in a:
         for name in Record.FLOATS:

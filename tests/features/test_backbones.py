@@ -109,3 +109,30 @@ def test_folding_batch_norms_keeps_the_output():
         after = net.feature_map(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.trunk.modules())
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+
+
+def test_specs_are_derived_from_the_weights_records():
+    """The preprocessing is written once, in the Weights record; the spec reads it, and the signature a feature
+    store records stays what the stores made so far hold."""
+    import dataclasses
+
+    from emocontext.features.backbones import EFFNET_LITE0_IMAGENET, ExtractorSpec
+    from emocontext.weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS
+
+    assert FACE_CNN.signature() == {
+        "name": "face_cnn_fer2013",
+        "version": FACE_CNN.version,
+        "input_size": (80, 80),
+        "mean": (127.0, 127.0, 127.0),
+        "std": (128.0, 128.0, 128.0),
+        "grayscale": True,
+        "feature_dim": 1280,
+        "test_time_flip": True,
+    }
+    assert EFFNET_LITE0_IMAGENET.signature()["input_size"] == (224, 224) and not EFFNET_LITE0_IMAGENET.test_time_flip
+    assert EFFNET_LITE0_IMAGENET.accuracy == dict(EFFICIENTNET_LITE0_WEIGHTS.metrics)
+    moved = dataclasses.replace(
+        FACE_CNN_WEIGHTS, preprocessing={**FACE_CNN_WEIGHTS.preprocessing, "input_size": (96, 96)}
+    )
+    spec = ExtractorSpec.from_weights(moved, name="x", version="1", feature_dim=8)
+    assert spec.input_size == (96, 96) and spec.source == FACE_CNN_WEIGHTS.source and spec.grayscale

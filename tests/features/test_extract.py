@@ -34,7 +34,7 @@ def manifest(tmp_path):
 
 
 def test_extract_records_and_failures(tmp_path, manifest, extractors):
-    summary = extract(manifest, tmp_path / "store", extractors, progress=False)
+    summary = extract(manifest, tmp_path / "store", extractors)
     assert summary.done == 3 and len(summary.failed) == 1 and "broken.mp4" in summary.failed[0][1]
     store = FeatureStore(tmp_path / "store")
     r = store.get(manifest[1].clip_id)
@@ -44,7 +44,7 @@ def test_extract_records_and_failures(tmp_path, manifest, extractors):
     assert r.face_present.all() and np.allclose(r.face_probs.sum(1), 1, atol=1e-2)
     assert r.meta["label"] == "happy" and r.meta["path"] == manifest[1].path
     assert len((tmp_path / "store" / "failures.jsonl").read_text().splitlines()) == 1
-    again = extract(manifest, tmp_path / "store", extractors, progress=False)
+    again = extract(manifest, tmp_path / "store", extractors)
     assert again.skipped == 3 and again.done == 0 and len(again.failed) == 1
 
 
@@ -60,19 +60,19 @@ def test_interrupted_extraction_resumes_without_corrupt_records(tmp_path, manife
 
     monkeypatch.setattr(FeatureStore, "put", put_then_die)
     with pytest.raises(KeyboardInterrupt):
-        extract(manifest, tmp_path / "store", extractors, progress=False)
+        extract(manifest, tmp_path / "store", extractors)
     monkeypatch.setattr(FeatureStore, "put", real_put)
     records = list((tmp_path / "store" / "records").iterdir())
     assert len(records) == 1 and not any(p.name.endswith(".tmp") for p in records)
-    summary = extract(manifest, tmp_path / "store", extractors, progress=False)
+    summary = extract(manifest, tmp_path / "store", extractors)
     assert summary.skipped == 1 and summary.done == 2
 
 
 def test_store_refuses_other_settings(tmp_path, manifest, extractors):
-    extract(Manifest(manifest.entries[:1]), tmp_path / "store", extractors, progress=False)
+    extract(Manifest(manifest.entries[:1]), tmp_path / "store", extractors)
     other = Extractors(extractors.detector, extractors.face, extractors.context, StreamConfig(fps=10))
     with pytest.raises(IncompatibleFeaturesError, match="fps"):
-        extract(manifest, tmp_path / "store", other, progress=False)
+        extract(manifest, tmp_path / "store", other)
 
 
 def test_predict_api_on_a_synthetic_face(tmp_path):
@@ -181,7 +181,7 @@ def test_extract_with_audio_on_the_frames_clock(tmp_path, audio_extractors, capl
         ]
     )
     with caplog.at_level(logging.WARNING, logger="emocontext.features.extract"):
-        summary = extract(manifest, tmp_path / "store", audio_extractors, progress=False)
+        summary = extract(manifest, tmp_path / "store", audio_extractors)
     assert summary.done == 3 and not summary.failed and summary.no_audio == [str(silent)]
     assert any("silent.mp4" in r.message and "no audio stream" in r.message for r in caplog.records)
     store = FeatureStore(tmp_path / "store")
@@ -224,15 +224,15 @@ def test_a_late_audio_track_is_placed_on_the_video_clock(tmp_path, audio_extract
 def test_audio_store_refuses_other_audio_settings(tmp_path, extractors, audio_extractors):
     path = tone_video(tmp_path / "tone.mkv")
     manifest = Manifest([ClipEntry(str(path), "happy", "train")])
-    extract(manifest, tmp_path / "store", audio_extractors, progress=False)
+    extract(manifest, tmp_path / "store", audio_extractors)
     with pytest.raises(IncompatibleFeaturesError, match="audio"):
-        extract(manifest, tmp_path / "store", extractors, progress=False)  # without audio
+        extract(manifest, tmp_path / "store", extractors)  # without audio
     with pytest.raises(IncompatibleFeaturesError, match="audio"):
-        extract(manifest, tmp_path / "store", replace(extractors, audio=SPEECH_AUDIO), progress=False)
+        extract(manifest, tmp_path / "store", replace(extractors, audio=SPEECH_AUDIO))
     # and a store made without audio refuses audio
-    extract(manifest, tmp_path / "plain", extractors, progress=False)
+    extract(manifest, tmp_path / "plain", extractors)
     with pytest.raises(IncompatibleFeaturesError, match="audio"):
-        extract(manifest, tmp_path / "plain", audio_extractors, progress=False)
+        extract(manifest, tmp_path / "plain", audio_extractors)
     assert "audio" not in extractors.signature()  # stores made before audio existed still match
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emocontext.inference import FramePrediction, Prediction
 from emocontext.labels import EKMAN7
-from emocontext.predict import FramePrediction, Prediction
 from emocontext.video.streams import centre_square
 from tests.conftest import encode_video
 

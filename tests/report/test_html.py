@@ -124,7 +124,7 @@ def test_select_key_frames(video, context_prediction, face_prediction):
 
 def test_key_frames_show_the_moment_against_the_answer_and_never_repeat_one(video):
     """Issue 13: four frames at ~76 % happy were shown, not the 38 % one."""
-    from emocontext.predict import FramePrediction, Prediction
+    from emocontext.inference import FramePrediction, Prediction
 
     def probs(h):
         return {"happy": h, "sad": round(1 - h, 4)}
@@ -141,7 +141,7 @@ def test_key_frames_show_the_moment_against_the_answer_and_never_repeat_one(vide
 def test_key_frames_spread_over_the_frames_with_a_face(video):
     """A face in the first 2.2 s of a 6.2 s clip: the key frames spread over those 2.2 s instead of
     three neighbouring frames 0.2 s apart (seen on face_noface.mov)."""
-    from emocontext.predict import FramePrediction, Prediction
+    from emocontext.inference import FramePrediction, Prediction
 
     values = [0.93, 0.81, 0.82, 0.9990, 0.9991, 0.9992, 0.9993, 0.9994, 0.9995, 0.9996, 0.9997, 0.9998]
     frames = [
@@ -159,7 +159,7 @@ def test_key_frames_spread_over_the_frames_with_a_face(video):
 def test_still_image_report_has_no_empty_timeline(tmp_path):
     import cv2
 
-    from emocontext.predict import FramePrediction, Prediction
+    from emocontext.inference import FramePrediction, Prediction
     from emocontext.report import write_html_report
 
     img = tmp_path / "photo.png"

@@ -6,7 +6,7 @@ import sys
 
 def test_tables_and_console_do_not_import_matplotlib():
     code = (
-        "import sys, emocontext.commands.predict, emocontext.report.tables, emocontext.report.console; "
+        "import sys, emocontext.cli.predict, emocontext.report.tables, emocontext.report.console; "
         "print('matplotlib' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -35,7 +35,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor():
-    from emocontext.predict import Predictor
+    from emocontext.inference import Predictor
 
     return Predictor(fps=2)
 

@@ -112,7 +112,7 @@ def test_history_counts_epochs_from_one_like_the_console(tmp_path):
     tr, va = _datasets(store, entries)
     printed = []
     cfg = TrainConfig(model="face_rnn", epochs=2, patience=5, model_kwargs={"hidden_size": 8, "embed_dim": 8})
-    result = fit(cfg, tr, va, tmp_path / "r", label_set=EKMAN7, progress=printed.append)
+    result = fit(cfg, tr, va, tmp_path / "r", label_set=EKMAN7, on_log=printed.append)
     on_disk = json.loads((tmp_path / "r" / "history.json").read_text())
     assert [h["epoch"] for h in on_disk] == [1, 2] and [h["epoch"] for h in result.history] == [1, 2]
     assert printed[0].startswith("epoch 1/2") and printed[1].startswith("epoch 2/2")
@@ -188,7 +188,7 @@ def test_cli_train_evaluate_compare(tmp_path):
     table = (tmp_path / "c" / "table.md").read_text()
     assert "| caca_rnn_a |" in table and "| face_rnn |" in table and "| ensemble(" in table
     r = runner.invoke(app, ["train", "-s", str(tmp_path / "s"), "--model", "nope", "-o", str(tmp_path / "x")])
-    assert r.exit_code == 1 and "unknown model" in r.output.lower() and "Traceback" not in r.output
+    assert r.exit_code == 2 and "unknown model" in r.output.lower() and "Traceback" not in r.output  # usage
 
 
 def test_av_lstm_trains_on_audio_and_its_whitening_travels_with_the_checkpoint(tmp_path):
@@ -251,7 +251,11 @@ def test_av_lstm_on_real_clips_with_their_audio(tmp_path):
     manifest = Manifest(
         [ClipEntry(e.path, e.label, "train" if i < 4 else "val", e.group) for i, e in enumerate(clips)], CREMAD6
     )
-    summary = extract(manifest, tmp_path / "store", Extractors.build(audio=PAPER_AUDIO), progress=False)
+    summary = extract(
+        manifest,
+        tmp_path / "store",
+        Extractors.build(audio=PAPER_AUDIO),
+    )
     assert summary.done == 6 and not summary.failed and not summary.no_audio
     store = FeatureStore(tmp_path / "store")
     assert store.has_audio
@@ -303,9 +307,17 @@ def test_every_model_trains_on_real_features(tmp_path):
         [ClipEntry(e.path, e.label, "train" if i < 4 else "val", e.group) for i, e in enumerate(clips)], CREMAD6
     )
     store = tmp_path / "store"
-    summary = extract(manifest, store, Extractors.build(), progress=False)
+    summary = extract(
+        manifest,
+        store,
+        Extractors.build(),
+    )
     assert summary.done == 6 and not summary.failed
-    again = extract(manifest, store, Extractors.build(), progress=False)
+    again = extract(
+        manifest,
+        store,
+        Extractors.build(),
+    )
     assert again.skipped == 6 and again.done == 0  # resumable: nothing redone
     st = FeatureStore(store)
     m = manifest_from_store(st, CREMAD6)

@@ -214,3 +214,20 @@ def test_mutated_files_give_frames_or_one_clear_error(tmp_path, fuzz_seeds, whic
         assert all(f.image.dtype == np.uint8 and f.image.ndim == 3 for f in frames)
     except VideoDecodeError as e:
         assert str(path) in str(e) and "\n" not in str(e)
+
+
+def test_iter_frames_is_the_sampler_over_every_decoded_frame(tmp_path):
+    """VideoReader + FrameSampler (the annotation pass) give exactly iter_frames' frames, rates above and below."""
+    from emocontext.video.decode import FrameSampler, VideoReader
+
+    path = encode_video(tmp_path / "v.mp4", numbered_frames(23), fps=10)
+    for fps in (3.0, 5.0, 10.0, 25.0):
+        expected = list(iter_frames(path, fps=fps))
+        sampler = FrameSampler(fps)
+        with VideoReader(path) as video:
+            native = list(video.frames())
+            got = [f for d in native for f in sampler.push(d)] + sampler.finish(1.0 / video.rate)
+        assert len(native) == 23 and [f.timestamp for f in native] == pytest.approx(np.arange(23) / 10)
+        assert [(f.timestamp, f.index) for f in got] == [(f.timestamp, f.index) for f in expected], fps
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a.image, b.image)

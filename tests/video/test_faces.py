@@ -4,7 +4,6 @@ import copy
 import csv
 import dataclasses
 import hashlib
-import io
 import os
 import sys
 import urllib.error
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from emocontext.errors import ConfigError, NoFaceError, WeightsError
+from emocontext.hub import resolve
 from emocontext.video import faces
 from emocontext.video.faces import (
     Detection,
@@ -31,13 +31,13 @@ from emocontext.video.faces import (
     load_mtcnn_nets,
     nms,
     opencv,
-    resolve_yunet_weights,
     select_subject,
     track_faces,
     yunet,
 )
 from emocontext.video.faces import boxes as boxes_module
 from emocontext.video.faces import mtcnn as mtcnn_module
+from emocontext.weights import YUNET_WEIGHTS, Weights
 from tests.conftest import REPO, data_path
 
 
@@ -310,68 +310,36 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-class _FakeResponse(io.BytesIO):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _pin_yunet(monkeypatch, digest: str) -> None:
-    """Make the YuNet record expect ``digest``."""
-    pinned = dataclasses.replace(yunet.YUNET_WEIGHTS, sha256={yunet.YUNET_FILENAME: digest})
-    monkeypatch.setattr(yunet, "YUNET_WEIGHTS", pinned)
+def _pinned(digest: str) -> Weights:
+    """The YuNet record expecting ``digest``."""
+    return dataclasses.replace(YUNET_WEIGHTS, sha256={YUNET_WEIGHTS.filename: digest})
 
 
 def test_yunet_not_found_tells_how_to_get_it(cache):
     with pytest.raises(WeightsError) as e:
-        resolve_yunet_weights()
+        yunet.YuNetDetector()
     msg = str(e.value)
-    assert "EMOCONTEXT_YUNET" in msg and "download=True" in msg and faces.YUNET_URL in msg
+    assert "EMOCONTEXT_YUNET" in msg and "download=True" in msg and YUNET_WEIGHTS.url in msg
     with pytest.raises(WeightsError, match="not found"):
-        resolve_yunet_weights(cache / "nope.onnx")
+        yunet.YuNetDetector(cache / "nope.onnx")
 
 
 def test_yunet_path_env_and_cache(cache, tmp_path, monkeypatch):
     explicit = tmp_path / "mine.onnx"
     explicit.write_bytes(b"x")
-    assert resolve_yunet_weights(explicit) == explicit
+    assert resolve(YUNET_WEIGHTS, explicit) == explicit
     monkeypatch.setenv("EMOCONTEXT_YUNET", str(explicit))
-    assert resolve_yunet_weights() == explicit
+    assert resolve(YUNET_WEIGHTS) == explicit
     monkeypatch.setenv("EMOCONTEXT_YUNET", str(tmp_path / "gone.onnx"))
     with pytest.raises(WeightsError, match="EMOCONTEXT_YUNET"):
-        resolve_yunet_weights()
+        resolve(YUNET_WEIGHTS)
     monkeypatch.delenv("EMOCONTEXT_YUNET")
     cache.mkdir()
-    cached = cache / faces.YUNET_FILENAME
+    cached = cache / YUNET_WEIGHTS.filename
     cached.write_bytes(b"model bytes")
     with pytest.raises(WeightsError, match="SHA-256"):  # a cached file must pass its checksum
-        resolve_yunet_weights()
-    _pin_yunet(monkeypatch, hashlib.sha256(b"model bytes").hexdigest())
-    assert resolve_yunet_weights() == cached
-
-
-def test_yunet_download_checks_sha_and_is_atomic(cache, monkeypatch):
-    payload = b"pretend onnx"
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: _FakeResponse(payload))
-    with pytest.raises(WeightsError, match="SHA-256"):
-        resolve_yunet_weights(download=True)
-    assert list(cache.iterdir()) == []  # nothing saved, no partial file left
-    _pin_yunet(monkeypatch, hashlib.sha256(payload).hexdigest())
-    path = resolve_yunet_weights(download=True)
-    assert path == cache / faces.YUNET_FILENAME and path.read_bytes() == payload
-    assert [p.name for p in cache.iterdir()] == [faces.YUNET_FILENAME]
-
-
-def test_yunet_download_network_error(cache, monkeypatch):
-    def fail(url, timeout):
-        raise urllib.error.URLError("offline")
-
-    monkeypatch.setattr(urllib.request, "urlopen", fail)
-    with pytest.raises(WeightsError, match="cannot download"):
-        resolve_yunet_weights(download=True)
-    assert not any(cache.iterdir())
+        resolve(YUNET_WEIGHTS)
+    assert resolve(_pinned(hashlib.sha256(b"model bytes").hexdigest())) == cached
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -485,7 +453,7 @@ def _expw_test_faces(n: int) -> list[tuple[Path, np.ndarray]]:
 
 def _yunet_weights() -> Path:
     env = os.environ.get("EMOCONTEXT_YUNET")
-    p = Path(env) if env else REPO.parent / "shared" / "weights" / faces.YUNET_FILENAME
+    p = Path(env) if env else REPO.parent / "shared" / "weights" / YUNET_WEIGHTS.filename
     if not p.is_file():
         pytest.skip(f"YuNet weights not found: {p} (set EMOCONTEXT_YUNET)")
     return p

@@ -102,3 +102,25 @@ def test_crop_store_keeps_every_crop_across_blocks():
     assert [store.add(c) for c in crops] == list(range(12))
     assert all((store[i] == crops[i]).all() for i in range(12))
     assert len(store._blocks) == 3
+
+
+@pytest.mark.parametrize("fixed_box", [True, False])
+def test_a_fixed_box_detector_sees_every_whole_frame(tmp_path, fixed_box):
+    """A detector that returns a known box (fixed_box) is asked on every whole frame; a searching one only on key
+    frames, and near the face between them (the attribute decides, not the detector's name)."""
+
+    class Recorder(SquareDetector):
+        name = "given_box"  # the name no longer matters
+
+        def __init__(self):
+            self.sizes = []
+
+        def detect(self, frame):
+            self.sizes.append(frame.shape[:2])
+            return super().detect(frame)
+
+    det = Recorder()
+    det.fixed_box = fixed_box
+    video_streams(square_video(tmp_path / "v.mp4", present=lambda i: True), det, StreamConfig(fps=5, detect_every=5))
+    whole = sum(size == (120, 160) for size in det.sizes)
+    assert whole == (10 if fixed_box else 2) and (len(det.sizes) == 10 if fixed_box else len(det.sizes) > whole)

@@ -4,7 +4,7 @@
 -m emocontext train ...`` does the same through torchrun (and, with torchrun's ``--nnodes`` and
 ``--rdzv-endpoint``, across machines that share the run directory and the feature store). Every
 process reads the settings torchrun defines (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
-``MASTER_ADDR``, ``MASTER_PORT``) in :func:`setup`; :func:`emocontext.train.fit` then asks
+``MASTER_ADDR``, ``MASTER_PORT``) in :func:`setup`; :func:`emocontext.training.fit` then asks
 :func:`current` and, when it runs distributed or on CUDA, trains an epoch with :func:`train_epoch`.
 
 What a distributed epoch does, and why it matches one process:
@@ -216,7 +216,7 @@ def shard(batch: list[int], rank: int, world_size: int) -> list[int]:
 
 def global_batches(n: int, batch_size: int, seed: int) -> list[list[int]]:
     """The single-process run's batches of clip indices: a shuffled ``DataLoader`` seeded with ``seed``
-    (the same draws as ``emocontext.train``'s loader, so 1 and N processes see the same batches)."""
+    (the same draws as ``emocontext.training.fit``'s loader, so 1 and N processes see the same batches)."""
     g = torch.Generator().manual_seed(seed)
     return [b.tolist() for b in DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=g)]
 

@@ -3,7 +3,7 @@
 Design (how it scales past one machine):
 
 * **Actors, one CPU each.** :class:`ExtractWorker` / :class:`PredictWorker` build the extractors or
-  the :class:`~emocontext.predict.Predictor` once in their ``__init__`` (the detector, the face CNN,
+  the :class:`~emocontext.inference.Predictor` once in their ``__init__`` (the detector, the face CNN,
   the context CNN: the seconds of start-up that a task per file would pay every time) and then take
   one file per call. The pool has one actor per CPU of the cluster (``workers=`` to choose), each
   with one torch thread, and every actor holds one file at a time.
@@ -12,7 +12,7 @@ Design (how it scales past one machine):
   each node needs emocontext installed and the input files at the same path (a shared or
   network file system); the feature store and the output files are written by the driver only.
 * **Same results.** A worker runs exactly the single-process code on one file
-  (:func:`~emocontext.features.extract.entry_record`, :meth:`~emocontext.predict.Predictor.predict`),
+  (:func:`~emocontext.features.extract.entry_record`, :meth:`~emocontext.inference.Predictor.predict`),
   so records and predictions are the same; only the order in which files finish differs, and
   ``predict`` results are handed back in input order, so the output tables are the same files.
   Bit for bit, that holds between processes with the same number of torch threads (``--threads``;
@@ -45,6 +45,7 @@ from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
 from ..errors import ConfigError, EmoContextError, ManifestError
 from ..features.extract import ExtractSummary, entry_record
 from ..features.store import FeatureStore
+from ..options import PredictOptions
 from ..video.pipeline import StageTimes
 
 __all__ = [
@@ -155,15 +156,15 @@ class ExtractWorker:
 
 
 class PredictWorker:
-    """A Ray actor's :class:`~emocontext.predict.Predictor`, built once (``Predictor(**options)``)."""
+    """A Ray actor's :class:`~emocontext.inference.Predictor`, built once (``Predictor(options)``)."""
 
-    def __init__(self, options: dict, threads: int = 1):
+    def __init__(self, options: PredictOptions, threads: int = 1):
         _set_threads(threads)
-        from ..predict import Predictor
+        from ..inference import Predictor
 
         self.error = None
         try:
-            self.predictor = Predictor(**options)
+            self.predictor = Predictor(options)
         except EmoContextError as e:
             self.error = str(e)
 
@@ -186,7 +187,7 @@ class PredictWorker:
 
 def map_files(
     worker: type,
-    init: dict,
+    init: object,
     items: Sequence,
     *,
     workers: int | None = None,
@@ -198,7 +199,7 @@ def map_files(
     Args:
         worker: an actor class with ``__init__(init, threads)``, ``ready()`` and ``run(item)``
             returning ``(result, error, stage seconds)`` (:class:`ExtractWorker`, :class:`PredictWorker`).
-        init: its first constructor argument (picklable: option names and values, not models).
+        init: its first constructor argument (picklable: options, not models).
         items: what ``run`` takes, one call each.
         workers: actors in the pool (default: the cluster's CPUs divided by ``threads``, at most one
             per item).
@@ -263,19 +264,6 @@ def _name(item) -> str:
     return str(getattr(item, "path", item))
 
 
-def _bar(label: str, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-    ]
-    return Progress(*columns, disable=not enabled, transient=False)
-
-
 def extract_with_ray(
     manifest: Manifest,
     store: str | Path,
@@ -285,7 +273,7 @@ def extract_with_ray(
     workers: int | None = None,
     threads: int = 1,
     retries: int = 2,
-    progress: bool = True,
+    on_progress: Callable[[int, int], object] | None = None,
     worker: type = ExtractWorker,
 ) -> ExtractSummary:
     """:func:`emocontext.features.extract.extract` with the clips spread over Ray actors.
@@ -299,7 +287,7 @@ def extract_with_ray(
         workers: actors (default: one per ``threads`` CPUs of the cluster).
         threads: CPUs and torch threads of each actor (see the module docstring on identical results).
         retries: times a clip is retried after its worker process died.
-        progress: show the progress bar.
+        on_progress: called as ``on_progress(done, total)`` each time a clip is finished (in finishing order).
         worker: the actor class (a subclass of :class:`ExtractWorker`).
 
     Returns:
@@ -324,36 +312,32 @@ def extract_with_ray(
     summary.skipped = len(manifest) - len(todo)
     if not todo:
         return summary
-    from rich.markup import escape
-
     with cluster(address):
         signature, results = map_files(worker, build, todo, workers=workers, threads=threads, retries=retries)
         target = FeatureStore(root, signature)  # raises with the differences if the store was made otherwise
         failed = {}
-        with _bar("extract", progress) as bar:
-            task = bar.add_task("", total=len(todo))
-            for i, record, error, seconds in results:
-                entry = todo[i]
-                for stage, s in seconds.items():
-                    summary.times.add(stage, s)
-                if error is None:
-                    target.put(entry.clip_id, record)
-                    summary.done += 1
-                    if record.audio is not None and len(record.audio) == 0:
-                        summary.no_audio.append(entry.path)
-                else:
-                    failed[i] = (entry.path, error)
-                    target.log_failure(entry.clip_id, entry.path, error)
-                    log.warning("skipped %s", error)
-                bar.update(task, description=escape(Path(entry.path).name))
-                bar.advance(task)
+        for n, (i, record, error, seconds) in enumerate(results, 1):
+            entry = todo[i]
+            for stage, s in seconds.items():
+                summary.times.add(stage, s)
+            if error is None:
+                target.put(entry.clip_id, record)
+                summary.done += 1
+                if record.audio is not None and len(record.audio) == 0:
+                    summary.no_audio.append(entry.path)
+            else:
+                failed[i] = (entry.path, error)
+                target.log_failure(entry.clip_id, entry.path, error)
+                log.warning("skipped %s", error)
+            if on_progress is not None:
+                on_progress(n, len(todo))
         summary.failed = [failed[i] for i in sorted(failed)]
     return summary
 
 
 def predict_with_ray(
     paths: Iterable[str | Path],
-    options: dict,
+    options: PredictOptions,
     *,
     address: str = "local",
     workers: int | None = None,
@@ -362,11 +346,11 @@ def predict_with_ray(
     worker: type = PredictWorker,
     on_start: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, object, str | None]]:
-    """:meth:`emocontext.predict.Predictor.predict_many` with the files spread over Ray actors.
+    """:meth:`emocontext.inference.Predictor.predict_many` with the files spread over Ray actors.
 
     Args:
         paths: the files.
-        options: keyword arguments of :class:`~emocontext.predict.Predictor` (every actor builds its own).
+        options: the prediction options (every actor builds its own :class:`~emocontext.inference.Predictor`).
         address: the Ray cluster (:func:`cluster`).
         workers: actors (default: one per ``threads`` CPUs of the cluster).
         threads: CPUs and torch threads of each actor (see the module docstring on identical results).

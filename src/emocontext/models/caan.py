@@ -173,7 +173,7 @@ class CAAN(EmotionModel):
         return torch.where(face_mask.any(1, keepdim=True), face_mask, mask)
 
     def loss(self, output: Output, labels: Tensor, *, weight: Tensor | None = None, **options) -> Tensor:
-        """Training loss used by :func:`emocontext.train.fit`: :func:`caan_loss` (``weight``: class weights
+        """Training loss used by :func:`emocontext.training.fit`: :func:`caan_loss` (``weight``: class weights
         ``(K,)`` of both cross-entropy terms; ``options``: :func:`caan_loss`'s keyword arguments)."""
         return caan_loss(output, labels, class_weight=weight, **options)
 

@@ -2,7 +2,7 @@
 
 Every registered model carries one (:attr:`~emocontext.models.registry.ModelInfo.recipe`), given
 at registration next to the model (``register_model(..., recipe=CAER_NET)``); ``emocontext train``
-and :func:`emocontext.train.fit` use it for every setting the user does not give, and
+and :func:`emocontext.training.fit` use it for every setting the user does not give, and
 ``emocontext models --recipes`` shows it. What each paper says, and what it leaves open (filled
 here, marked "ours"), is in FIDELITY.md ("Training recipes").
 

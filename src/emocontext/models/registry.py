@@ -69,7 +69,7 @@ class ModelInfo:
             ``num_classes``, ``face_dim``, ``context_dim``).
         model_class: the registered class (None for a builder function).
         recipe: the paper's training recipe (:mod:`emocontext.models.recipes`), which
-            :func:`emocontext.train.fit` uses for every setting not given.
+            :func:`emocontext.training.fit` uses for every setting not given.
     """
 
     name: str

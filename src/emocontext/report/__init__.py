@@ -1,5 +1,7 @@
 """Explain a prediction: plots, a self-contained HTML report and an annotated video.
 
+* :func:`explain` -- report, annotated video and key-frame pictures of one prediction, the video decoded once
+  (what the command line and the web service call).
 * :func:`write_html_report` -- one offline ``.html`` file (embedded images, no external links).
 * :func:`write_annotated_video` -- the input video with the face box, labels and probability bars drawn.
 * :func:`timeline_figure` -- per-frame emotion probabilities over time (matplotlib ``Figure``).
@@ -10,11 +12,12 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["write_html_report", "write_annotated_video", "timeline_figure", "attention_overlay"]
+__all__ = ["explain", "write_html_report", "write_annotated_video", "timeline_figure", "attention_overlay"]
 
 #: where each public name lives; imported on first use, so that ``report.tables`` and ``report.console``
 #: (which every ``predict`` run uses) do not pull in matplotlib (1.3 s of start-up on a 2-core machine)
 _HOME = {
+    "explain": ".explanation",
     "write_html_report": ".html",
     "write_annotated_video": ".annotate",
     "timeline_figure": ".plots",

@@ -1,4 +1,4 @@
-"""Helpers shared by the HTML report and the annotated video: frame look-up, box scaling, top emotion."""
+"""Helpers shared by the HTML report and the annotated video: frame look-up and grabbing, box scaling, top emotion."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import VideoDecodeError
-from ..video.decode import iter_frames
+from ..video.decode import DEFAULT_FPS, Frame, iter_frames
 
 if TYPE_CHECKING:
-    from ..predict import FramePrediction, Prediction
+    from ..inference import FramePrediction, Prediction
 
 
 def source_path(prediction: Prediction, video_path: str | Path | None) -> Path:
@@ -73,6 +73,43 @@ class NearestFrame:
         return self.frames[i]
 
 
+class FrameGrab:
+    """For each of ``timestamps``, the sampled frame nearest to it among the frames offered (in time order).
+
+    Fed by :func:`grab_frames` (its own decoding) or by another pass over the file (the annotated
+    video's, :func:`emocontext.report.explain`), so that a file is decoded once for everything.
+    """
+
+    def __init__(self, timestamps: Sequence[float]):
+        self.timestamps = list(timestamps)
+        self.best: list[tuple[float, np.ndarray] | None] = [None] * len(self.timestamps)
+        self.last = max(self.timestamps, default=-1.0)
+        self.seen = False
+        self.done = False
+
+    def offer(self, frame: Frame) -> bool:
+        """Keep ``frame`` where it is nearer than what was kept; True once no later frame can be nearer."""
+        self.seen = True
+        if self.done or (frame.timestamp > self.last and all(b is not None for b in self.best)):
+            self.done = True  # later frames are only further away
+            return True
+        for k, t in enumerate(self.timestamps):
+            d = abs(frame.timestamp - t)
+            if self.best[k] is None or d < self.best[k][0]:
+                self.best[k] = (d, frame.image)
+        return False
+
+    def images(self, path: str | Path) -> list[np.ndarray]:
+        """The frame kept for each timestamp, in their order.
+
+        Raises:
+            VideoDecodeError: no frame was offered (``path`` names the file in the message).
+        """
+        if not self.seen:
+            raise VideoDecodeError(f"{path}: no frame could be read")
+        return [b[1] for b in self.best]  # type: ignore[index]
+
+
 def grab_frames(path: Path, fps: float, timestamps: Sequence[float]) -> list[np.ndarray]:
     """Decode ``path`` sampled at ``fps`` and return, for each timestamp, the nearest sampled frame (RGB uint8).
 
@@ -82,17 +119,8 @@ def grab_frames(path: Path, fps: float, timestamps: Sequence[float]) -> list[np.
     Raises:
         VideoDecodeError: the file cannot be read (missing, empty, corrupt, no video stream).
     """
-    best: list[tuple[float, np.ndarray] | None] = [None] * len(timestamps)
-    last = max(timestamps, default=-1.0)
-    got_any = False
-    for fr in iter_frames(path, fps=fps if fps and fps > 0 else 5.0):
-        got_any = True
-        if fr.timestamp > last and all(b is not None for b in best):
-            break  # later frames are only further away
-        for k, t in enumerate(timestamps):
-            d = abs(fr.timestamp - t)
-            if best[k] is None or d < best[k][0]:
-                best[k] = (d, fr.image)
-    if not got_any:
-        raise VideoDecodeError(f"{path}: no frame could be read")
-    return [b[1] for b in best]  # type: ignore[index]
+    grab = FrameGrab(timestamps)
+    for frame in iter_frames(path, fps=fps if fps and fps > 0 else DEFAULT_FPS):
+        if grab.offer(frame):
+            break
+    return grab.images(path)

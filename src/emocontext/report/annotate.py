@@ -16,7 +16,9 @@ in time:
   model still read the scene), and "not analysed" past the analysed part of the file (e.g.
   after ``max_duration``).
 
-Odd frame sizes are padded by one replicated pixel row / column (``yuv420p`` needs even sizes).
+Odd frame sizes are padded by one replicated pixel row / column (``yuv420p`` needs even sizes). The
+file is read and written by :mod:`emocontext.video` (:class:`~emocontext.video.decode.VideoReader`,
+:class:`~emocontext.video.encode.VideoWriter`).
 
 Still images: if ``out_path`` has an image suffix (``.png``, ``.jpg``, ...) the annotated image
 is written in that format; otherwise a 1-second video (25 identical frames at 25 fps) is
@@ -25,9 +27,7 @@ written, so that ``out.mp4`` is always a playable video.
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,21 +35,27 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, VideoDecodeError
+from ..errors import ConfigError
 from ..outputs import atomic_path
-from ..video.decode import IMAGE_SUFFIXES, is_image, iter_frames, probe
+from ..video.decode import (
+    CONTAINER_FORMATS,
+    DEFAULT_FPS,
+    IMAGE_SUFFIXES,
+    Frame,
+    FrameSampler,
+    VideoReader,
+    is_image,
+    iter_frames,
+)
+from ..video.encode import VideoWriter, add_audio
 from ._frames import NearestFrame, scale_box, source_path, top_emotion
 from .plots import FACE_BOX_COLOR, draw_box, emotion_color, label_order
 
 if TYPE_CHECKING:
-    from ..predict import FramePrediction, Prediction
+    from ..inference import FramePrediction, Prediction
 
-__all__ = ["write_annotated_video", "annotate_frame", "VIDEO_SUFFIXES", "STILL_VIDEO_FPS"]
+__all__ = ["write_annotated_video", "annotate_frame", "STILL_VIDEO_FPS"]
 
-log = logging.getLogger(__name__)
-
-#: Container formats by output suffix.
-VIDEO_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 #: Frame rate of the 1-second video made from a still image.
 STILL_VIDEO_FPS = 25
 
@@ -277,163 +283,12 @@ def annotate_frame(
     return img
 
 
-def _even(img: np.ndarray) -> np.ndarray:
-    h, w = img.shape[:2]
-    if h % 2 == 0 and w % 2 == 0:
-        return img
-    return cv2.copyMakeBorder(img, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
-
-
-class _Encoder:
-    """H.264 writer: RGB frames with times in seconds -> ``path``."""
-
-    def __init__(self, path: Path, fmt: str, rate: Fraction):
-        import av
-
-        self.container = av.open(str(path), "w", format=fmt)
-        self.stream = self.container.add_stream("libx264", rate=rate)
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"preset": "veryfast", "crf": "20"}
-        self.time_base = Fraction(1, 90000)
-        self.stream.codec_context.time_base = self.time_base
-        self.size: tuple[int, int] | None = None
-        self.last_pts = -1
-        self.count = 0
-
-    def add(self, image_rgb: np.ndarray, t: float) -> None:
-        import av
-
-        img = _even(image_rgb)
-        if self.size is None:
-            self.size = img.shape[:2]
-            self.stream.height, self.stream.width = self.size
-        elif img.shape[:2] != self.size:  # a resolution change mid-stream: keep the first size
-            img = cv2.resize(img, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
-        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        pts = max(int(round(t / self.time_base)), self.last_pts + 1)
-        f.pts, f.time_base = pts, self.time_base
-        self.last_pts = pts
-        for p in self.stream.encode(f):
-            self.container.mux(p)
-        self.count += 1
-
-    def close(self, flush: bool = True) -> None:
-        try:
-            if flush and self.count:
-                for p in self.stream.encode():
-                    self.container.mux(p)
-        finally:
-            self.container.close()
-
-
-def _open_native(path: Path):
-    """``(container, stream, rate)`` of the first video stream of ``path``; ``rate`` a Fraction in Hz.
-
-    Raises:
-        VideoDecodeError: missing, empty or unreadable file, or no video stream.
-    """
-    import av
-
-    info = probe(path)  # clear errors for missing / empty / no video stream
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except av.FFmpegError as e:
-        raise VideoDecodeError(f"{path}: not a readable media file ({e})") from None
-    vs = container.streams.video[0]
-    vs.thread_type = "AUTO"
-    rate = (
-        vs.average_rate
-        or vs.guessed_rate
-        or (Fraction(info.average_fps).limit_denominator(1001) if info.average_fps else None)
-    )
-    return container, vs, Fraction(rate) if rate else Fraction(25)
-
-
-def _native_frames(container, vs, rate: Fraction, path: Path):
-    """Every decoded frame as ``(rgb, t)``, ``t`` in seconds from the first frame.
-
-    Raises:
-        VideoDecodeError: no frame decodes (a break after some frames ends the iteration with a warning).
-    """
-    import av
-
-    origin = None
-    n = 0
-    try:
-        for fr in container.decode(vs):
-            t_abs = fr.time if fr.time is not None else n / float(rate)
-            if origin is None:
-                origin = t_abs
-            n += 1
-            yield fr.to_ndarray(format="rgb24"), t_abs - origin
-    except av.FFmpegError as e:
-        if n == 0:
-            raise VideoDecodeError(f"{path}: no decodable video frame ({e})") from None
-        log.warning("%s: decoding stopped after %d frames (%s); the annotated video ends there", path, n, e)
-    if n == 0:
-        raise VideoDecodeError(f"{path}: the video stream has no frames")
-
-
-_COPYABLE_AUDIO = {
-    "mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus"},
-    "mov": {"aac", "mp3", "ac3", "alac", "pcm_s16le"},
-}
-
-
-def _add_audio(video: Path, src: Path, fmt: str) -> bool:
-    """Put the first audio track of ``src`` into ``video`` (in place): copied, or re-encoded as AAC.
-
-    Returns False (with a logged warning) when ``src`` has no audio or it cannot be carried over; ``video``
-    is then left as it was.
-    """
-    import av
-
-    try:
-        with av.open(str(src), metadata_errors="ignore") as a_in:
-            if not a_in.streams.audio:
-                return False
-    except av.FFmpegError:
-        return False
-    merged = video.with_name(video.name + ".av" + video.suffix)
-    try:
-        with (
-            av.open(str(src), metadata_errors="ignore") as a_in,
-            av.open(str(video)) as v_in,
-            av.open(str(merged), "w", format=fmt) as o,
-        ):
-            a_src, v_src = a_in.streams.audio[0], v_in.streams.video[0]
-            v_out = o.add_stream_from_template(v_src)
-            copy = a_src.codec_context.name in _COPYABLE_AUDIO.get(fmt, {"aac", "mp3", "opus", "vorbis", "flac"})
-            if copy:
-                a_out = o.add_stream_from_template(a_src)
-            else:
-                a_out = o.add_stream("aac", rate=a_src.codec_context.sample_rate or 44100)
-            for packet in v_in.demux(v_src):
-                if packet.dts is not None:
-                    packet.stream = v_out
-                    o.mux(packet)
-            if copy:
-                for packet in a_in.demux(a_src):
-                    if packet.dts is not None:
-                        packet.stream = a_out
-                        o.mux(packet)
-            else:
-                for frame in a_in.decode(a_src):
-                    frame.pts = None
-                    for packet in a_out.encode(frame):
-                        o.mux(packet)
-                for packet in a_out.encode():
-                    o.mux(packet)
-        os.replace(merged, video)
-        return True
-    except (av.FFmpegError, ValueError, TypeError) as e:
-        log.warning("%s: the audio track could not be carried over (%s); the annotated video has none", src, e)
-        merged.unlink(missing_ok=True)
-        return False
-
-
 def write_annotated_video(
-    prediction: Prediction, out_path: str | Path, *, video_path: str | Path | None = None
+    prediction: Prediction,
+    out_path: str | Path,
+    *,
+    video_path: str | Path | None = None,
+    on_sampled: Callable[[Frame], object] | None = None,
 ) -> Path:
     """Write the video with the prediction drawn on every frame (see the module docstring).
 
@@ -444,10 +299,13 @@ def write_annotated_video(
     on any error the temporary file is removed and ``out_path`` is left as it was.
 
     Args:
-        prediction: what :meth:`~emocontext.predict.Predictor.predict` returned.
+        prediction: what :meth:`~emocontext.inference.Predictor.predict` returned.
         out_path: ``.mp4`` (or ``.m4v`` / ``.mov`` / ``.mkv``) file; for a still-image input also an
             image suffix (``.png``, ``.jpg``, ...), which writes an annotated image instead of a video.
         video_path: the file to annotate (default ``prediction.path``).
+        on_sampled: called with each frame of the same decoding sampled at ``prediction.fps``, exactly as
+            :func:`~emocontext.video.decode.iter_frames` gives them (:func:`~emocontext.report.explain` takes
+            the report's key frames from this pass instead of decoding the file again).
 
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
@@ -462,20 +320,22 @@ def write_annotated_video(
     suffix = out.suffix.lower()
     still = is_image(src)
     if suffix in IMAGE_SUFFIXES and not still:
-        raise ConfigError(f"{out}: a video input needs a video output ({', '.join(VIDEO_SUFFIXES)}), not {suffix}")
-    if suffix not in IMAGE_SUFFIXES and suffix not in VIDEO_SUFFIXES:
-        allowed = ", ".join(sorted(VIDEO_SUFFIXES)) + (", or an image suffix" if still else "")
+        raise ConfigError(f"{out}: a video input needs a video output ({', '.join(CONTAINER_FORMATS)}), not {suffix}")
+    if suffix not in IMAGE_SUFFIXES and suffix not in CONTAINER_FORMATS:
+        allowed = ", ".join(sorted(CONTAINER_FORMATS)) + (", or an image suffix" if still else "")
         raise ConfigError(f"{out}: unsupported output suffix {suffix or '(none)'}; use {allowed}")
     nearest = NearestFrame(prediction)
     people = [(p.person_id, NearestFrame(prediction, p.frames)) for p in prediction.persons if not p.subject]
+    sampled = on_sampled or (lambda frame: None)
 
     def others(t: float):
         return [(pid, near(t)) for pid, near in people]
 
     if still:
-        image = next(iter_frames(src)).image
+        first = next(iter_frames(src))
+        sampled(first)
         frame = nearest(0.0) or (prediction.frames[0] if prediction.frames else None)
-        annotated = annotate_frame(image, prediction, frame, others=others(0.0))
+        annotated = annotate_frame(first.image, prediction, frame, others=others(0.0))
         with atomic_path(out) as tmp:
             if suffix in IMAGE_SUFFIXES:
                 ok, data = cv2.imencode(suffix, cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
@@ -483,7 +343,7 @@ def write_annotated_video(
                     raise ConfigError(f"{out}: OpenCV cannot write {suffix} images")
                 tmp.write_bytes(data.tobytes())
             else:
-                enc = _Encoder(tmp, VIDEO_SUFFIXES[suffix], Fraction(STILL_VIDEO_FPS))
+                enc = VideoWriter(tmp, CONTAINER_FORMATS[suffix], Fraction(STILL_VIDEO_FPS))
                 try:
                     for i in range(STILL_VIDEO_FPS):
                         enc.add(annotated, i / STILL_VIDEO_FPS)
@@ -491,13 +351,18 @@ def write_annotated_video(
                     enc.close()
         return out
 
-    container, vs, rate = _open_native(src)
-    with container, atomic_path(out) as tmp:
-        enc = _Encoder(tmp, VIDEO_SUFFIXES[suffix], rate)
+    sampler = FrameSampler(prediction.fps if prediction.fps and prediction.fps > 0 else DEFAULT_FPS)
+    with VideoReader(src) as video, atomic_path(out) as tmp:
+        enc = VideoWriter(tmp, CONTAINER_FORMATS[suffix], video.native_rate)
         try:
-            for image, t in _native_frames(container, vs, rate, src):
+            for decoded in video.frames():
+                for frame in sampler.push(decoded):
+                    sampled(frame)
+                t = decoded.timestamp
                 f = nearest(t)  # None: further than one sampling period from every sampled frame
-                enc.add(annotate_frame(image, prediction, f, analysed=f is not None, others=others(t)), t)
+                enc.add(annotate_frame(decoded.image, prediction, f, analysed=f is not None, others=others(t)), t)
+            for frame in sampler.finish(1.0 / video.rate):
+                sampled(frame)
         except BaseException:
             try:
                 enc.close(flush=False)
@@ -505,5 +370,5 @@ def write_annotated_video(
                 pass
             raise
         enc.close()
-        _add_audio(tmp, src, VIDEO_SUFFIXES[suffix])
+        add_audio(tmp, src, CONTAINER_FORMATS[suffix])
     return out

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from ..predict import Prediction
+    from ..inference import Prediction
 
 __all__ = ["prediction_summary", "predictions_table"]
 

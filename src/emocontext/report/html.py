@@ -1,4 +1,4 @@
-"""A self-contained HTML report of one :class:`~emocontext.predict.Prediction`.
+"""A self-contained HTML report of one :class:`~emocontext.inference.Prediction`.
 
 :func:`write_html_report` writes ONE ``.html`` file that needs nothing else: every image is
 embedded as a base64 ``data:image/png`` URI, the CSS is inline, there is no JavaScript and
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +30,16 @@ from ._frames import grab_frames, scale_box, source_path, top_emotion
 from .plots import attention_overlay, draw_box, figure_png, image_png, probability_bars_figure, timeline_figure
 
 if TYPE_CHECKING:
-    from ..predict import FramePrediction, Prediction
+    from ..inference import FramePrediction, PersonPrediction, Prediction
 
-__all__ = ["write_html_report", "render_html_report", "select_key_frames", "key_frame_images", "key_frame_view"]
+__all__ = [
+    "write_html_report",
+    "render_html_report",
+    "select_key_frames",
+    "report_frame_times",
+    "key_frame_images",
+    "key_frame_view",
+]
 
 #: Longest side in pixels of the key-frame images embedded in the report (larger frames are downscaled).
 MAX_IMAGE_SIDE = 480
@@ -280,23 +288,37 @@ def _frame_table(prediction: Prediction) -> str:
     return '<table class="frames">' + "".join(rows) + "</table>"
 
 
-def _persons_section(prediction: Prediction, src: Path) -> str:
-    """Every person with their id, face (at their most confident frame), emotion and when they are seen."""
+def _person_faces(prediction: Prediction) -> list[tuple[PersonPrediction, int]]:
+    """``(person, index of their most confident frame)`` for the persons section (none with fewer than 2 persons)."""
     persons = [p for p in prediction.persons if p.frames_with_face]
     if len(persons) < 2:
-        return ""
+        return []
 
     def best(p) -> int:
         idx = [i for i, f in enumerate(p.frames) if f.face_present]
         return max(idx, key=lambda i: max((p.frames[i].probabilities or {"": 0.0}).values()))
 
-    picks = [best(p) for p in persons]
-    images = grab_frames(src, prediction.fps, [persons[k].frames[i].timestamp for k, i in enumerate(picks)])
+    return [(p, best(p)) for p in persons]
+
+
+def report_frame_times(prediction: Prediction, picks: list[int]) -> list[float]:
+    """The timestamps of every frame the report shows: the key frames ``picks`` (indices into
+    ``prediction.frames``), then each person's face of the persons section."""
+    times = [prediction.frames[i].timestamp for i in picks]
+    return times + [p.frames[i].timestamp for p, i in _person_faces(prediction)]
+
+
+def _persons_section(prediction: Prediction, images: Mapping[float, np.ndarray]) -> str:
+    """Every person with their id, face (at their most confident frame), emotion and when they are seen."""
+    faces = _person_faces(prediction)
+    if not faces:
+        return ""
     rows = [
         "<tr><th>person</th><th>face</th><th>emotion</th><th>confidence</th><th>frames with a face</th>"
         "<th>seen (s)</th></tr>"
     ]
-    for p, i, img in zip(persons, picks, images, strict=True):
+    for p, i in faces:
+        img = images[p.frames[i].timestamp]
         box = scale_box(p.frames[i].box, prediction, img.shape)
         face = _img(image_png(face_crop(img, box, size=96)), id=f"person-{p.person_id}-face", cls="face", alt="face")
         who = f"{p.person_id}" + (" (subject)" if p.subject else "")
@@ -307,7 +329,7 @@ def _persons_section(prediction: Prediction, src: Path) -> str:
             f"<td class='num'>{p.frames_with_face} / {prediction.num_frames}</td><td>{_e(seen)}</td></tr>"
         )
     return (
-        f'<section id="persons"><h2>Every person ({len(persons)})</h2>'
+        f'<section id="persons"><h2>Every person ({len(faces)})</h2>'
         '<p class="note">Each face track is a person with its own emotion; the verdict above is the '
         "subject's (the most persistent, then largest, face).</p>"
         f'<table class="persons">{"".join(rows)}</table></section>'
@@ -320,11 +342,16 @@ def render_html_report(
     video_path: str | Path | None = None,
     key_frames: int = 4,
     show_video_path: bool = True,
+    frames: Mapping[float, np.ndarray] | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_html_report`, which writes it to a file).
 
+    ``frames``: the pictures the report shows, by timestamp (:func:`report_frame_times`), when the
+    caller decoded them already (:func:`emocontext.report.explain`); else they are read here, in
+    one pass over the video.
+
     Raises:
-        VideoDecodeError: the video cannot be read (only read when key frames are asked for).
+        VideoDecodeError: the video cannot be read (only read when key frames or persons are shown).
         ConfigError: ``key_frames < 0``.
     """
     if key_frames < 0:
@@ -334,7 +361,10 @@ def render_html_report(
     src = source_path(prediction, video_path)
     name = Path(prediction.path).name or str(prediction.path)
     picks = select_key_frames(prediction, key_frames)
-    images = grab_frames(src, prediction.fps, [prediction.frames[i].timestamp for i in picks]) if picks else []
+    if frames is None:
+        times = report_frame_times(prediction, picks)
+        frames = dict(zip(times, grab_frames(src, prediction.fps, times), strict=True)) if times else {}
+    images = [frames[prediction.frames[i].timestamp] for i in picks]
 
     out: list[str] = [
         "<!DOCTYPE html>",
@@ -382,7 +412,7 @@ def render_html_report(
         out.append('<p class="note">No clip probabilities: the model had nothing to read.</p>')
     out.append("</section>")
     # timeline
-    out.append(_persons_section(prediction, src))
+    out.append(_persons_section(prediction, frames))
     if len(prediction.frames) > 1:
         out.append('<section id="timeline"><h2>Emotion over time</h2>')
         out.append(_img(figure_png(timeline_figure(prediction)), id="timeline-plot", cls="plot", alt="timeline"))
@@ -424,6 +454,7 @@ def write_html_report(
     video_path: str | Path | None = None,
     key_frames: int = 4,
     show_video_path: bool = True,
+    frames: Mapping[float, np.ndarray] | None = None,
 ) -> Path:
     """Write a self-contained HTML report of ``prediction`` to ``out_path``.
 
@@ -435,12 +466,13 @@ def write_html_report(
     missing parent folders are created.
 
     Args:
-        prediction: what :meth:`~emocontext.predict.Predictor.predict` returned.
+        prediction: what :meth:`~emocontext.inference.Predictor.predict` returned.
         out_path: the ``.html`` file to write (overwritten).
         video_path: where to read the frames (default ``prediction.path``).
         key_frames: how many key frames to show (0: none, and the video is not read).
         show_video_path: name ``video_path`` in the report when it differs from ``prediction.path``
             (off for the web service, whose uploads sit in server-private temporary files).
+        frames: the pictures by timestamp, already decoded (see :func:`render_html_report`).
 
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
@@ -452,5 +484,7 @@ def write_html_report(
     """
     from ..outputs import atomic_write_text
 
-    text = render_html_report(prediction, video_path=video_path, key_frames=key_frames, show_video_path=show_video_path)
+    text = render_html_report(
+        prediction, video_path=video_path, key_frames=key_frames, show_video_path=show_video_path, frames=frames
+    )
     return atomic_write_text(out_path, text)

@@ -1,4 +1,4 @@
-"""Figures and image overlays that explain a :class:`~emocontext.predict.Prediction`.
+"""Figures and image overlays that explain a :class:`~emocontext.inference.Prediction`.
 
 Everything here is pure: no file is read or written, and matplotlib is used through
 :class:`matplotlib.figure.Figure` with the Agg canvas only, so no ``pyplot`` global state
@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from ..predict import Prediction
+    from ..inference import Prediction
 
 __all__ = [
     "EMOTION_COLORS",

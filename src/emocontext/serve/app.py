@@ -90,7 +90,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     Args:
         settings: see :class:`~.settings.ServeSettings` (default: all defaults).
     """
-    from ..predict import PERSON_MODES, Predictor, default_model
+    from ..options import MODELS, PERSON_MODES, default_model
     from ..video.faces import list_detectors
 
     settings = settings or ServeSettings()
@@ -252,7 +252,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         """Models, detectors and options accepted by the upload endpoints."""
         loaded = {d["model"]: d for d in request.app.state.jobs.live_ready().values()}  # one entry per model
         return {
-            "models": list(Predictor.MODELS),
+            "models": list(MODELS),
             "default_model": model_default,
             "detectors": list_detectors(),
             "default_detector": settings.detector,

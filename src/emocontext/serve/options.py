@@ -30,13 +30,13 @@ def parse_options(fields: dict[str, str], *, default_model: str | None, default_
     model or detector, a rate outside ``(0, MAX_FPS]``, a non-positive duration, or ``person`` when
     not ``all`` or ``subject``.
     """
-    from ..predict import PERSON_MODES, Predictor
+    from ..options import MODELS, PERSON_MODES
     from ..video.faces import list_detectors
 
     get = {k: v for k, v in fields.items() if v != ""}.get
     model = get("model", default_model)
-    if model is not None and model not in Predictor.MODELS:
-        raise ApiError(422, "bad_option", f"unknown model {model!r}; choose one of {', '.join(Predictor.MODELS)}")
+    if model is not None and model not in MODELS:
+        raise ApiError(422, "bad_option", f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     detector = get("detector", default_detector).lower()
     if detector not in list_detectors():
         raise ApiError(

@@ -1,6 +1,6 @@
 """The JSON the API answers with, described for the OpenAPI document (``GET /openapi.json``).
 
-The prediction is exactly ``emocontext predict --json`` (:meth:`~emocontext.predict.Prediction.to_dict`),
+The prediction is exactly ``emocontext predict --json`` (:meth:`~emocontext.inference.Prediction.to_dict`),
 with ``path`` the uploaded file's name; its schema is version :data:`SCHEMA_VERSION`, also sent
 in the ``X-Emocontext-Schema`` response header. The models allow extra fields, so a newer
 library (``persons``, more emotions) passes through unchanged: label names are never listed

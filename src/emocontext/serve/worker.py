@@ -1,6 +1,6 @@
 """What runs inside a worker process: the models are loaded once, then one job at a time.
 
-:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.predict.Predictor`
+:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.inference.Predictor`
 and reports ``("ready", pid, info)`` on the event queue. :func:`run_job` predicts one uploaded
 file and, for ``/v1/jobs``, writes the HTML report, the annotated video and the key-frame
 pictures into the job's folder. Progress goes to the event queue as ``("progress", job_id,
@@ -38,7 +38,8 @@ def _emit(*message) -> None:
 
 def _predictor(model: str | None, detector: str, person: str | None = None):
     """The worker's predictor for ``(model, detector, person)``, loaded on first use and kept."""
-    from ..predict import Predictor, default_model
+    from ..inference import Predictor
+    from ..options import default_model
 
     key = (model or default_model(), detector, person or "all")
     if key not in _STATE["predictors"]:
@@ -59,7 +60,7 @@ def init_worker(events, threads: int, model: str | None, detector: str) -> None:
     """Pool initializer: torch threads, the event queue, and the default predictor loaded."""
     import torch
 
-    from ..predict import default_model
+    from ..options import default_model
 
     torch.set_num_threads(threads)
     _STATE["events"] = events
@@ -126,7 +127,7 @@ def run_job(spec: dict) -> dict:
     )
     state = {"done": 0, "sent": 0.0}
 
-    def on_frame(done: int) -> None:
+    def on_progress(done: int, total: int | None) -> None:
         state["done"] = done
         now = time.monotonic()
         if now - state["sent"] >= PROGRESS_EVERY:
@@ -134,7 +135,7 @@ def run_job(spec: dict) -> dict:
             _emit("progress", job_id, state["done"])
 
     try:
-        pred = predictor.predict(path, on_frame=on_frame)
+        pred = predictor.predict(path, on_progress=on_progress)
     except VideoDecodeError as e:
         return {"error": {"kind": "decode", "detail": _scrub(str(e), path, filename)}}
     except EmoContextError as e:

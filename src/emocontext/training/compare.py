@@ -90,7 +90,7 @@ def compare_models(
     lr: float | None = None,
     label_set: str | None = None,
     test_fraction: float = 0.0,
-    progress: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
 ) -> tuple[list[dict], Path]:
     """Train and evaluate each model of ``names`` over ``seeds`` seeds on one store; write ``out_dir/table.md``.
 
@@ -100,7 +100,7 @@ def compare_models(
         test_fraction: without a test split in the store, hold out this fraction of the groups as one
             (:func:`~.seeds.split_train_val_test`); the table then reports it, else the val numbers, labelled
             as selection-set numbers.
-        progress: called with ``"<model>: done"`` after each model.
+        on_log: called with ``"<model>: done"`` after each model.
 
     Returns:
         The summaries (one per model, then the ensemble's) and the path of ``table.md`` (written atomically).
@@ -116,9 +116,9 @@ def compare_models(
     summaries = []
     for name in names:
         cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch_size, lr=lr)
-        summaries.append(train_seeds(cfg, st, tr, va, te, labels, out_dir / name, seeds=range(seeds), progress=None))
-        if progress:
-            progress(f"{name}: done")
+        summaries.append(train_seeds(cfg, st, tr, va, te, labels, out_dir / name, seeds=range(seeds)))
+        if on_log:
+            on_log(f"{name}: done")
     if ensemble:
         summaries.append(ensemble_summary(ensemble, out_dir, st, labels, va, te))
     note = f"\nMedian over {seeds} seed(s); store `{store_dir}`; {len(tr)} train, {len(va)} val"

@@ -208,7 +208,7 @@ def fit(
     out_dir: str | Path,
     *,
     label_set: LabelSet,
-    progress: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``train_ds``, select on ``val_ds``, write checkpoints to ``out_dir``.
 
@@ -337,8 +337,8 @@ def fit(
         if ddp.current().main:
             atomic_write_text(out / "history.json", json.dumps(history, indent=2))
         ddp.barrier()  # every process resumes from, and ends with, what rank 0 wrote
-        if progress:
-            progress(
+        if on_log:
+            on_log(
                 f"epoch {epoch + 1}/{config.epochs} loss {total / max(n, 1):.4f} "
                 f"val (selection) mAP {val_map:.4f} acc {val_acc:.4f}" + (" *" if best_epoch == epoch else "")
             )

@@ -84,7 +84,7 @@ def load_pixel_clips(
     *,
     detector=None,
     config=None,
-    progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> tuple[list[ClipEntry], list[PixelClip], list[tuple[str, str]]]:
     """Decode every clip and keep its face and face-hidden context streams (uint8, in memory).
 
@@ -94,7 +94,7 @@ def load_pixel_clips(
         detector: a face detector for the other entries (default: MTCNN, built on first need).
         config: the stream settings (default :func:`pixel_stream_config`: 10 fps, faces 96, context
             128x171, face hidden).
-        progress: called as ``progress(done, total)`` after each clip.
+        on_progress: called as ``on_progress(done, total)`` after each clip.
 
     Returns:
         ``(kept, clips, failed)``: the entries that decoded and their :class:`PixelClip`, in order,
@@ -116,8 +116,8 @@ def load_pixel_clips(
         else:
             kept.append(entry)
             clips.append(PixelClip(s.face, s.context, s.face_present.astype(bool)))
-        if progress:
-            progress(i + 1, len(entries))
+        if on_progress:
+            on_progress(i + 1, len(entries))
     return kept, clips, failed
 
 

@@ -151,7 +151,7 @@ def train_seeds(
     out_dir: str | Path,
     *,
     seeds: Sequence[int] = (0,),
-    progress: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
     audio_pca: int | None = 50,
 ) -> dict:
     """Train one model per seed; report each run and the median of every metric over seeds.
@@ -171,7 +171,7 @@ def train_seeds(
     def dataset(entries, train_mode: bool = False, seed: int = 0) -> FeatureSequenceDataset:
         return FeatureSequenceDataset(store, entries, label_set, train=train_mode, seed=seed, **kw)
 
-    return _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, progress)
+    return _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, on_log)
 
 
 def train_pixel_seeds(
@@ -185,13 +185,13 @@ def train_pixel_seeds(
     seeds: Sequence[int] = (0,),
     detector=None,
     fps: float = 10.0,
-    progress: Callable[[str], None] | None = None,
+    on_log: Callable[[str], object] | None = None,
 ) -> dict:
     """:func:`train_seeds` for the models that learn from pixels (``caer_net``, ``caer_net_s``).
 
     The clips are decoded once (:func:`~.pixels.load_pixel_clips`: ``fps``, faces 96x96, the
     whole face-hidden frame at 128x171) and kept in memory; clips that fail to decode are reported
-    through ``progress`` and left out. Training samples are random 16-frame windows with random
+    through ``on_log`` and left out. Training samples are random 16-frame windows with random
     112x112 crops, flips and colour jitter; validation and test clips are predicted as the mean over
     16-frame windows overlapping by 8 (CAER-Net, section 5.1). Returns what :func:`train_seeds` returns.
     """
@@ -199,11 +199,11 @@ def train_pixel_seeds(
     for name, entries in (("train", train), ("val", val), ("test", test or [])):
         kept, clips, failed = load_pixel_clips(list(entries), detector=detector, config=pixel_stream_config(fps))
         for path, why in failed:
-            if progress:
-                progress(f"skipped {path}: {why}")
+            if on_log:
+                on_log(f"skipped {path}: {why}")
         loaded[name] = (kept, clips)
-        if progress and entries:
-            progress(f"{name}: {len(clips)} clips decoded ({sum(len(c) for c in clips)} frames)")
+        if on_log and entries:
+            on_log(f"{name}: {len(clips)} clips decoded ({sum(len(c) for c in clips)} frames)")
     pixels = {id(e): c for kept, clips in loaded.values() for e, c in zip(kept, clips, strict=True)}
 
     def dataset(entries, train_mode: bool = False, seed: int = 0) -> PixelClipDataset:
@@ -224,11 +224,11 @@ def train_pixel_seeds(
         label_set,
         out_dir,
         seeds,
-        progress,
+        on_log,
     )
 
 
-def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, progress) -> dict:
+def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, on_log) -> dict:
     out = Path(out_dir)
     runs = []
     val_ds = dataset(val)
@@ -238,9 +238,9 @@ def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, pro
         cfg = TrainConfig(**{**asdict(config), "seed": seed})
         train_ds = dataset(train, True, seed)
         run_dir = out / f"seed{seed}"
-        if progress:
-            progress(f"[{cfg.model}] seed {seed}: {len(train_ds)} train / {len(val_ds)} val clips")
-        result = fit(cfg, train_ds, val_ds, run_dir, label_set=label_set, progress=progress)
+        if on_log:
+            on_log(f"[{cfg.model}] seed {seed}: {len(train_ds)} train / {len(val_ds)} val clips")
+        result = fit(cfg, train_ds, val_ds, run_dir, label_set=label_set, on_log=on_log)
         run = {"seed": seed, "best_epoch": result.best_epoch, "val": _short(result.val_metrics)}
         if test_ds is not None:
             model, _ = load_model(result.checkpoint)

@@ -10,6 +10,13 @@ of any length streams through :func:`iter_frames`.
 
 Still images (``.jpg``, ``.png``, ...) are read as one-frame videos.
 
+This module is the one place that opens media files (the layer test forbids PyAV elsewhere): it
+holds the suffix tables, the checks (missing, empty, no video stream, unknown codec), the readers
+(:class:`VideoReader`: every decoded frame at the file's own rate; :func:`iter_frames`: frames
+sampled at a target rate, by :class:`FrameSampler`), the container facts (:func:`probe`,
+:func:`stream_origins`) and the audio (:func:`read_audio`). Writing video is
+:mod:`.encode`'s.
+
 Errors: every failure is a :class:`~emocontext.errors.VideoDecodeError` (or
 :class:`~emocontext.errors.AudioDecodeError`) whose message names the file and
 the problem: missing, empty, not a media file, no video stream, no decodable
@@ -22,7 +29,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +41,21 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "MEDIA_SUFFIXES",
+    "CONTAINER_FORMATS",
     "VideoInfo",
     "Frame",
     "Clip",
+    "DecodedFrame",
+    "VideoReader",
+    "FrameSampler",
     "probe",
     "iter_frames",
     "read_frames",
     "read_audio",
     "random_start",
     "is_image",
+    "open_container",
+    "stream_origins",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +65,8 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp"}
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
+#: Video files :mod:`.encode` writes, by suffix: the FFmpeg container format of each.
+CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 DEFAULT_FPS = 5.0
 
 
@@ -99,9 +115,15 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(f"{path}: empty file (0 bytes)")
 
 
-def _open(path: Path):
+def open_container(path: str | Path):
+    """The file opened with PyAV for reading (a context manager), after the checks every reader makes.
+
+    Raises:
+        VideoDecodeError: missing, a folder, empty (0 bytes), or no demuxer recognises it.
+    """
     import av
 
+    path = Path(path)
     _check_file(path)
     try:
         return av.open(str(path), metadata_errors="ignore")
@@ -124,10 +146,18 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _check_codec(vs, path: Path) -> None:
-    """A video stream whose codec FFmpeg does not know has no codec context (found by fuzzing)."""
+def _video_stream(container, path: Path):
+    """The first video stream of an open container.
+
+    Raises:
+        VideoDecodeError: no video stream, or a codec FFmpeg does not know (no codec context: found by fuzzing).
+    """
+    if not container.streams.video:
+        raise VideoDecodeError(f"{path}: no video stream")
+    vs = container.streams.video[0]
     if vs.codec_context is None:
         raise VideoDecodeError(f"{path}: the video stream's codec is unknown or unsupported")
+    return vs
 
 
 def _declared_end(container, vs) -> float | None:
@@ -150,11 +180,8 @@ def probe(path: str | Path) -> VideoInfo:
     if is_image(path):
         img = _read_image(path)
         return VideoInfo(str(path), img.shape[1], img.shape[0], None, 0.0, "image", False)
-    with _open(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video stream")
-        vs = container.streams.video[0]
-        _check_codec(vs, path)
+    with open_container(path) as container:
+        vs = _video_stream(container, path)
         duration = None
         if vs.duration is not None and vs.time_base is not None:
             duration = float(vs.duration * vs.time_base)
@@ -170,6 +197,183 @@ def probe(path: str | Path) -> VideoInfo:
             codec=vs.codec_context.name,
             has_audio=bool(container.streams.audio),
         )
+
+
+@dataclass(eq=False)
+class DecodedFrame:
+    """One decoded frame at the file's own rate: ``timestamp`` in seconds from the file's first frame.
+
+    ``image`` (RGB uint8 ``(H, W, 3)``) is converted from the decoder's frame on first use and kept.
+    """
+
+    frame: object = field(repr=False)
+    timestamp: float
+    index: int
+    _image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            self._image = self.frame.to_ndarray(format="rgb24")
+        return self._image
+
+
+class VideoReader:
+    """The first video stream of a file, decoded frame by frame at its own rate (a context manager).
+
+    Times are presentation timestamps relative to the first decoded frame (after a :meth:`seek`,
+    to the stream's start), so variable-frame-rate files keep their timing.
+
+    Attributes:
+        rate: the stream's average frame rate in Hz (25 when the container does not say); a frame
+            without a timestamp is placed at ``n / rate``, and the last frame stays on screen for
+            ``1 / rate``.
+        native_rate: the frame rate to write a copy at (a Fraction: the average, else the guessed rate).
+        declared_end: end time in seconds (the stream's clock) that the header declares, or None.
+        truncated: decoding broke off after some frames (set once :meth:`frames` ends).
+        last_time: timestamp of the last decoded frame (None before the first).
+
+    Raises:
+        VideoDecodeError: missing, empty or unreadable file, no video stream, unknown codec.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.container = open_container(self.path)
+        try:
+            self.stream = vs = _video_stream(self.container, self.path)
+        except VideoDecodeError:
+            self.container.close()
+            raise
+        vs.thread_type = "AUTO"
+        self.rate = float(vs.average_rate) if vs.average_rate else 25.0
+        self.native_rate = Fraction(vs.average_rate or vs.guessed_rate or 25)
+        self.declared_end = _declared_end(self.container, vs)
+        self.origin: float | None = None  # timestamp of the first frame: times are relative to it
+        self.truncated = False
+        self.last_time: float | None = None
+        self.decoded = 0
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.container.close()
+
+    def seek(self, start: float) -> None:
+        """Start decoding about a second before ``start`` seconds (only worth it past 1 s; times stay file-relative)."""
+        import av
+
+        vs = self.stream
+        if start > 1.0 and vs.time_base is not None:
+            base = vs.start_time or 0
+            try:
+                self.container.seek(base + int((start - 1.0) / vs.time_base), stream=vs, backward=True)
+                self.origin = float(base * vs.time_base)
+            except av.FFmpegError:
+                self.container.seek(0)
+
+    def expected_samples(self, fps: float, start: float = 0.0, end: float = math.inf) -> int | None:
+        """How many frames sampling at ``fps`` from ``start`` to ``end`` seconds should give, from the duration the
+        header declares (an estimate for progress: a truncated file gives fewer); None when it declares none."""
+        vs = self.stream
+        if self.declared_end is None:
+            return None
+        first = float((vs.start_time or 0) * vs.time_base) if vs.time_base is not None else 0.0
+        return max(0, math.ceil((min(self.declared_end - first, end) - start) * fps))
+
+    def frames(self) -> Iterator[DecodedFrame]:
+        """Every decoded frame, in presentation order.
+
+        A break after some frames (a truncated download) ends the iteration with a warning and sets
+        :attr:`truncated`.
+
+        Raises:
+            VideoDecodeError: no frame decodes, or the stream has none.
+        """
+        import av
+
+        try:
+            for frame in self.container.decode(self.stream):
+                self.decoded += 1
+                t_abs = frame.time if frame.time is not None else self.decoded / self.rate
+                if self.origin is None:
+                    self.origin = t_abs
+                self.last_time = t_abs - self.origin
+                yield DecodedFrame(frame, self.last_time, self.decoded - 1)
+        except av.FFmpegError as e:
+            if self.last_time is None:
+                raise VideoDecodeError(f"{self.path}: no decodable video frame ({_reason(e)})") from None
+            log.warning(
+                "%s: decoding stopped at %.2f s (%s); keeping the frames before it",
+                self.path,
+                self.last_time,
+                _reason(e),
+            )
+            self.truncated = True
+        if self.last_time is None:
+            raise VideoDecodeError(f"{self.path}: the video stream has no frames")
+
+
+class FrameSampler:
+    """The sampling rule of :func:`iter_frames`, fed one decoded frame at a time.
+
+    For each target time ``t_k = start + k / fps`` the frame on screen at ``t_k`` is taken (the last
+    frame whose timestamp is <= ``t_k``), each decoded frame at most once (no copies when ``fps`` is
+    above the file's rate). :meth:`push` gives the sampled frames a new decoded frame closes;
+    :meth:`finish` those the last frame covers. Used by :func:`iter_frames` and by a pass that also
+    needs every native frame (the annotated video, whose key frames come from the same decoding).
+
+    Attributes:
+        done: the end time was reached; later frames give nothing.
+        count: frames sampled so far.
+    """
+
+    def __init__(self, fps: float = DEFAULT_FPS, start: float = 0.0, end: float = math.inf):
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.fps, self.start, self.end = fps, start, end
+        self.k = 0  # index of the next target time
+        self.count = 0
+        self.prev: DecodedFrame | None = None
+        self.shown = False  # prev was already emitted: a decoded frame is emitted at most once
+        self.done = False
+
+    def _target(self) -> float:
+        return self.start + self.k / self.fps
+
+    def _emit(self, target: float, out: list[Frame]) -> None:
+        if target >= self.prev.timestamp and not self.shown:
+            out.append(Frame(self.prev.image, target, self.count))
+            self.count += 1
+            self.shown = True
+        self.k += 1
+
+    def push(self, frame: DecodedFrame) -> list[Frame]:
+        """The sampled frames that ``frame`` (the next decoded one) closes: the previous frame, at each target
+        time it covers."""
+        out: list[Frame] = []
+        if self.done:
+            return out
+        while self.prev is not None and self._target() < frame.timestamp:
+            if self._target() >= self.end:
+                self.done = True
+                return out
+            self._emit(self._target(), out)
+        self.prev, self.shown = frame, False
+        self.done = self._target() >= self.end
+        return out
+
+    def finish(self, frame_period: float) -> list[Frame]:
+        """The sampled frames of the last decoded frame, on screen for ``frame_period`` seconds."""
+        out: list[Frame] = []
+        if self.done or self.prev is None:
+            return out
+        last_end = self.prev.timestamp + frame_period
+        while self._target() < min(last_end, self.end):
+            self._emit(self._target(), out)
+        self.done = True
+        return out
 
 
 def iter_frames(
@@ -191,7 +395,9 @@ def iter_frames(
         max_duration: stop after this many seconds of video (None = to the end).
         status: if given, ``status["truncated"]`` is set True when decoding broke off, or when the
             file ended more than ``max(0.5 s, 3 frame periods)`` before the duration its header
-            declares (a file cut off at a packet boundary, as a partial FLV download).
+            declares (a file cut off at a packet boundary, as a partial FLV download); and
+            ``status["expected"]``, before the first frame, to the number of frames the header's
+            duration promises (:meth:`VideoReader.expected_samples`; 1 for an image).
 
     Yields:
         :class:`Frame` with RGB uint8 ``(H, W, 3)`` images, timestamps relative to
@@ -202,71 +408,31 @@ def iter_frames(
             frame could be decoded. A break after some frames ends the iteration
             with a warning instead (the frames before it are kept).
     """
-    import av
-
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     path = Path(path)
     if is_image(path):
+        if status is not None:
+            status["expected"] = 1
         yield Frame(_read_image(path), 0.0, 0)
         return
     end = math.inf if max_duration is None else start + max_duration
-    with _open(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video stream")
-        vs = container.streams.video[0]
-        _check_codec(vs, path)
-        vs.thread_type = "AUTO"
-        tb = vs.time_base
-        rate = float(vs.average_rate) if vs.average_rate else 25.0
-        origin = None  # timestamp of the first frame: times are relative to it
-        if start > 1.0 and tb is not None:
-            base = vs.start_time or 0
-            try:
-                container.seek(base + int((start - 1.0) / tb), stream=vs, backward=True)
-                origin = float(base * tb)
-            except av.FFmpegError:
-                container.seek(0)
-        declared_end = _declared_end(container, vs)
-        k = 0  # index of the next target time
-        n_out = 0
-        prev = None  # (av.VideoFrame, relative timestamp)
-        shown = False  # prev was already emitted: a decoded frame is emitted at most once
-        decoded = 0
-        try:
-            for frame in container.decode(vs):
-                decoded += 1
-                t_abs = frame.time if frame.time is not None else decoded / rate
-                if origin is None:
-                    origin = t_abs
-                t = t_abs - origin
-                # emit the previous frame at the first target time it covers (once: asking for more frames
-                # per second than the file has gives each decoded frame once, not copies of it)
-                while prev is not None and start + k / fps < t:
-                    target = start + k / fps
-                    if target >= end:
-                        return
-                    if target >= prev[1] and not shown:
-                        yield Frame(prev[0].to_ndarray(format="rgb24"), target, n_out)
-                        n_out += 1
-                        shown = True
-                    k += 1
-                prev, shown = (frame, t), False
-                if start + k / fps >= end:
-                    return
-        except av.FFmpegError as e:
-            if prev is None and n_out == 0:
-                raise VideoDecodeError(f"{path}: no decodable video frame ({_reason(e)})") from None
-            log.warning("%s: decoding stopped at %.2f s (%s); keeping the frames before it", path, prev[1], _reason(e))
-            if status is not None:
-                status["truncated"] = True
-        if prev is None:
-            raise VideoDecodeError(f"{path}: the video stream has no frames")
-        # the last frame stays on screen for one frame period
-        last_end = prev[1] + 1.0 / rate
+    sampler = FrameSampler(fps, start, end)
+    with VideoReader(path) as video:
+        video.seek(start)
+        if status is not None:
+            status["expected"] = video.expected_samples(fps, start, end)
+        for frame in video.frames():
+            yield from sampler.push(frame)
+            if sampler.done:
+                return
+        if video.truncated and status is not None:
+            status["truncated"] = True
+        last_end = video.last_time + 1.0 / video.rate
+        declared_end, origin = video.declared_end, video.origin
         if declared_end is not None and origin is not None and end > declared_end - origin:
             missing = declared_end - origin - last_end
-            if missing > max(0.5, 3.0 / rate) and not (status or {}).get("truncated"):
+            if missing > max(0.5, 3.0 / video.rate) and not video.truncated:
                 # the file ends without an error before the duration its header declares (a cut-off FLV)
                 log.warning(
                     "%s: the file ends at %.2f s but declares %.2f s (truncated?); keeping the frames before the end",
@@ -276,15 +442,11 @@ def iter_frames(
                 )
                 if status is not None:
                     status["truncated"] = True
-        while start + k / fps < min(last_end, end):
-            target = start + k / fps
-            if target >= prev[1] and not shown:
-                yield Frame(prev[0].to_ndarray(format="rgb24"), target, n_out)
-                n_out += 1
-                shown = True
-            k += 1
-        if n_out == 0:
-            raise VideoDecodeError(f"{path}: no frame at or after start={start:.2f} s (video ends at {prev[1]:.2f} s)")
+        yield from sampler.finish(1.0 / video.rate)
+        if sampler.count == 0:
+            raise VideoDecodeError(
+                f"{path}: no frame at or after start={start:.2f} s (video ends at {video.last_time:.2f} s)"
+            )
 
 
 def read_frames(
@@ -336,7 +498,7 @@ def read_audio(
 
     path = Path(path)
     try:
-        container = _open(path)
+        container = open_container(path)
     except VideoDecodeError as e:
         raise AudioDecodeError(str(e)) from None
     with container:
@@ -359,3 +521,27 @@ def read_audio(
     i0 = int(round(start * sample_rate))
     i1 = len(audio) if max_duration is None else i0 + int(round(max_duration * sample_rate))
     return audio[i0:i1]
+
+
+def stream_origins(path: str | Path) -> tuple[float, float]:
+    """Start times in seconds of the first video and the first audio stream on the container clock.
+
+    0 for a stream that is missing or does not say, and for a file that does not open (the caller's
+    decoding reports that). CREMA-D's video starts 27 ms after its audio; some phone videos start their
+    audio seconds late (:func:`emocontext.features.extract.clip_audio` aligns the two with these).
+    """
+
+    def start(stream) -> float:
+        if stream is None or stream.start_time is None or stream.time_base is None:
+            return 0.0
+        return float(stream.start_time * stream.time_base)
+
+    import av
+
+    try:
+        with open_container(path) as c:
+            return start(c.streams.video[0] if c.streams.video else None), start(
+                c.streams.audio[0] if c.streams.audio else None
+            )
+    except (VideoDecodeError, av.FFmpegError):
+        return 0.0, 0.0

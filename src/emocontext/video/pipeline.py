@@ -105,7 +105,7 @@ class StreamConfig:
 
     ``hide_all_faces`` and ``hide_undetected`` are off by default: the shipped context model and
     existing feature stores were made without them (FIDELITY.md, "CAER-Net"); CAER-Net's pixel
-    clips (:func:`emocontext.data.pixels.pixel_stream_config`) turn both on.
+    clips (:func:`emocontext.training.pixels.pixel_stream_config`) turn both on.
     """
 
     fps: float = DEFAULT_FPS
@@ -235,7 +235,7 @@ def video_streams(
     times: StageTimes | None = None,
     with_context: bool = True,
     persons: bool = False,
-    on_frame: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int | None], object] | None = None,
 ) -> Streams:
     """Decode ``path``, find the faces in every sampled frame, track them into persons and build the streams.
 
@@ -246,8 +246,9 @@ def video_streams(
     ``(T, 0, 0, 3)`` array), which a face-only model does not need: memory then grows by the
     face crops only (~48 KB a sampled frame and person at 128 px), so hour-long files fit.
     ``persons=True`` keeps the face stream of every person in ``Streams.persons`` (else only the
-    subject's is kept there). ``on_frame(n)`` is called after each sampled frame's faces are found,
-    with the number of frames done so far (progress bars, the web service's progress events).
+    subject's is kept there). ``on_progress(done, total)`` is called after each sampled frame's faces are found:
+    ``done`` frames so far of the ``total`` the file's header promises (an estimate; None when it says
+    nothing), and ``(T, T)`` at the end (progress bars, the web service's progress events).
 
     Returns:
         :class:`~.streams.Streams` with ``T`` sampled frames; its ``face``, ``face_present`` and
@@ -265,7 +266,7 @@ def video_streams(
     status: dict = {}
     t = time.perf_counter()
     frames = iter_frames(path, fps=config.fps, start=config.start, max_duration=config.max_duration, status=status)
-    fixed_box = whole or getattr(detector, "name", "") == "given_box"
+    fixed_box = bool(getattr(detector, "fixed_box", False))  # a known box: no search to save between key frames
     finder = detector if fixed_box or config.detect_every == 1 else KeyframeDetection(detector, config.detect_every)
     for frame in prefetch(frames):
         t1 = time.perf_counter()
@@ -298,11 +299,13 @@ def video_streams(
         stamps.append(frame.timestamp)
         t = time.perf_counter()
         times.add("crop", t - t2)
-        if on_frame is not None:
-            on_frame(len(stamps))
+        if on_progress is not None:
+            on_progress(len(stamps), status.get("expected"))
             t = time.perf_counter()
     if not stamps:
         raise VideoDecodeError(f"{path}: no frames")
+    if on_progress is not None:
+        on_progress(len(stamps), len(stamps))
     t0 = time.perf_counter()
     n = len(stamps)
     tracks = track_faces(dets_per_frame, appearance=looks_per_frame)

@@ -23,14 +23,10 @@ csv         the generic manifest CSV (:meth:`Manifest.from_csv`)                
 :func:`load_dataset` picks a reader by name from the registry (:mod:`.registry`; every module registers
 its reader with :func:`register_dataset`); :func:`~emocontext.data.manifest.map_labels` moves a manifest to
 another label set with explicit, documented mappings (:data:`emocontext.labels.DEFAULT_MAPPINGS`).
-
-The torch datasets that this module held before (``FeatureSequenceDataset``, ``collate``, ...) live in
-:mod:`emocontext.training.datasets`; importing them from here still works, with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
-from ..._compat import moved
 from ..manifest import FaceEntry, map_labels
 from .registry import (
     DATASETS,
@@ -76,10 +72,3 @@ __all__ = [
     "read_manifest",
     "register_dataset",
 ]
-
-#: The torch datasets this module held before the re-layering (issue 14) are in the training layer now.
-__getattr__ = moved(
-    __name__,
-    ("FeatureSequenceDataset", "collate", "fit_audio_whitening", "as_whitening", "FRAME_KEYS"),
-    "emocontext.training.datasets",
-)

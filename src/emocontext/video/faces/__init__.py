@@ -15,7 +15,7 @@ Backends (build them by name with :func:`create_detector`):
     TensorFlow code is never imported.
 ``"yunet"`` -> :class:`YuNetDetector`, the fast backend
     Wu, Peng and Yu, "YuNet: A Tiny Millisecond-level Face Detector", Machine Intelligence Research 20, 2023,
-    run through OpenCV's ``cv2.FaceDetectorYN``. Its ONNX file is resolved by :func:`resolve_yunet_weights`
+    run through OpenCV's ``cv2.FaceDetectorYN``. Its ONNX file is found by :func:`emocontext.hub.resolve`
     (a path, ``$EMOCONTEXT_YUNET``, the cache, or an explicit download checked against its SHA-256).
 ``"haar"`` -> :class:`HaarDetector`
     Viola and Jones (2001) boosted cascade, OpenCV's ``haarcascade_frontalface_default.xml`` (OpenCV 4; OpenCV 5
@@ -47,7 +47,7 @@ from .boxes import box_iou, nms
 from .mtcnn import MTCNNDetector, load_mtcnn_nets
 from .opencv import DlibHOGDetector, HaarDetector
 from .tracking import FaceTrack, Track, appearance_vector, detect_track, select_subject, subject_track, track_faces
-from .yunet import YUNET_FILENAME, YUNET_SHA256, YUNET_URL, YuNetDetector, default_cache_dir, resolve_yunet_weights
+from .yunet import YuNetDetector
 
 __all__ = [
     "Detection",
@@ -60,8 +60,6 @@ __all__ = [
     "DlibHOGDetector",
     "create_detector",
     "list_detectors",
-    "resolve_yunet_weights",
-    "default_cache_dir",
     "load_mtcnn_nets",
     "nms",
     "box_iou",
@@ -73,9 +71,6 @@ __all__ = [
     "subject_track",
     "WholeFrameDetector",
     "detect_track",
-    "YUNET_URL",
-    "YUNET_SHA256",
-    "YUNET_FILENAME",
 ]
 
 _DETECTORS: dict[str, Callable[..., FaceDetector]] = {

