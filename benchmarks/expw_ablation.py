@@ -39,6 +39,7 @@ import torch
 from _machine import cpu_name
 
 from emocontext.data.datasets import load_dataset
+from emocontext.features.backbones import FACE_CNN
 from emocontext.features.extract import Extractors, extract
 from emocontext.features.store import FeatureStore
 from emocontext.labels import EKMAN7
@@ -214,8 +215,9 @@ def report(results: list[dict], args) -> str:
         "# ExpW: face vs context (CAER-Net Table 3 ablation, CAAN)",
         "",
         f"{sizes.get('train')} train / {sizes.get('val')} val / {sizes.get('test')} test faces (ExpW's own splits, "
-        "grouped by photo), 7 classes. **Frozen features**: the project's face CNN (version 4: FER+ votes on FER2013 "
-        "faces) on the labelled box at crop margin 0.1; "
+        "grouped by photo), 7 classes. **Frozen features**: the project's face CNN (`FACE_CNN.version` "
+        f"{FACE_CNN.version}) on the labelled face, aligned with the landmarks MTCNN finds near the box "
+        "(a box crop where it finds none); "
         "the ImageNet EfficientNet-Lite0 1280x7x7 map of the centre-cropped photo with the face hidden; Adam 1e-4. "
         "**Pixels**: CAER-Net-S's own 2D encoders trained from scratch on the 96x96 face and the whole face-hidden "
         "photo (128x171, 112x112 crops); Adam 3e-4. Batch 32, early stopping on val macro mAP "

@@ -169,21 +169,21 @@ CONTEXT_MODEL_WEIGHTS = Weights(
     files=("context_model_expw.pt",),
     source=(
         "CAER-Net spatial attention and adaptive fusion (caer_net_features) trained by this project on ExpW "
-        "(4,007 train / 562 val faces) over the frozen face CNN (version 4) and EfficientNet-Lite0, face dropout "
-        "0.2, mixed with the face-only row's probabilities at face weight 0.5 (chosen on ExpW val): "
+        "(4,007 train / 562 val faces, aligned) over the frozen face CNN (version 5) and EfficientNet-Lite0, face "
+        "dropout 0.2, mixed with the face-only row's probabilities at face weight 0.8 (chosen on ExpW val): "
         "benchmarks/expw_ablation.py --rows 0,15, then scripts/export_context_model.py"
     ),
     licence="Apache-2.0",
-    sha256={"context_model_expw.pt": "ee7be02d9252db270aae94867a220ec9d3e2ac18e073c772845627c2317f38e8"},
+    sha256={"context_model_expw.pt": "a0be86f3c88d8edd149e629f1e1ca0d7da3c5b97811642a111cdb645bb5e47b9"},
     preprocessing={
         "face": "the face CNN's (FACE_CNN_WEIGHTS.preprocessing)",
         "context": "224x224 centre square of the frame, subject's face blacked out, EfficientNet-Lite0 map 1280x7x7",
     },
     metrics={
-        "ExpW test accuracy (%)": 43.1,
-        "ExpW test accuracy 95% CI (%)": (40.5, 46.2),
-        "ExpW test accuracy, every face hidden (%)": 25.1,
-        "ExpW test accuracy of the face-only row (%)": 42.8,
+        "ExpW test accuracy (%)": 46.8,
+        "ExpW test accuracy 95% CI (%)": (44.0, 49.7),
+        "ExpW test accuracy, every face hidden (%)": 22.3,
+        "ExpW test accuracy of the face-only row (%)": 46.7,
     },
     benchmark="benchmarks/context_model_export.json",
     paper="Lee et al., Context-Aware Emotion Recognition Networks, ICCV 2019, section 3.2, eq. 3-6",
