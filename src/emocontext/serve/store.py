@@ -5,7 +5,8 @@ the options, what the upload is, its status and stage, timings, the result JSON,
 outputs written, the :class:`~.errors.JobError` of a failure, and how often it was resumed after a
 restart. Every change is one transaction, so a server killed at any moment (``kill -9`` included)
 finds each job as it was before or after the change, never half-written. Progress (frames done) is
-not stored: a job cut by a restart runs again from its kept upload.
+stored when the job starts and ends, not as it goes: a job cut by a restart runs again from its kept
+upload.
 
 The store is shared by the server's threads (event loop, pool callbacks, the event reader): one
 connection behind a lock.
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     upload TEXT NOT NULL,
     status TEXT NOT NULL,
     stage TEXT NOT NULL,
+    frames_done INTEGER NOT NULL DEFAULT 0,
     frames_total INTEGER,
     created REAL NOT NULL,
     started REAL,
@@ -56,8 +58,8 @@ CREATE INDEX IF NOT EXISTS jobs_status_finished ON jobs (status, finished);
 """
 _JSON = ("options", "media", "result", "key_frames", "persons", "outputs")
 _COLUMNS = (
-    "id owner filename options media upload status stage frames_total created started finished result error "
-    "key_frames persons outputs seconds resumed"
+    "id owner filename options media upload status stage frames_done frames_total created started finished "
+    "result error key_frames persons outputs seconds resumed"
 ).split()
 
 
