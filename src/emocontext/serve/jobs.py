@@ -256,14 +256,14 @@ class JobManager:
             if kind == "start":
                 job.status, job.stage, job.started = "running", "detect", time.time()
                 self._worker_of[job.id] = msg[2]
+                if job.durable:  # under the lock: never after the record of its end
+                    self.store.put(job)
             elif kind == "progress":
                 job.frames_done = max(job.frames_done, int(msg[2]))
                 if job.frames_total is not None and job.frames_done > job.frames_total:
                     job.frames_total = job.frames_done
             elif kind == "stage":
                 job.stage = msg[2]
-        if kind == "start" and job.durable:
-            self.store.put(job)
 
     # ------------------------------------------------------------------ admission
     def reserve(self, owner: str = "") -> Slot:
@@ -398,8 +398,8 @@ class JobManager:
             self._active.pop(job.id, None)
             self._futures.pop(job.id, None)
             self._worker_of.pop(job.id, None)
-        if job.durable:
-            self.store.put(job)
+            if job.durable:
+                self.store.put(job)
         (self.uploads_dir / job.upload).unlink(missing_ok=True)
         if error is not None:
             shutil.rmtree(self.jobs_dir / job.id, ignore_errors=True)
