@@ -73,10 +73,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.capabilities = await run_in_threadpool(check_capabilities)
         manager = JobManager(settings, metrics)
         app.state.jobs = manager
-        await run_in_threadpool(manager.start)
+        await run_in_threadpool(manager.start)  # the workers load their models meanwhile
+        app.state.capabilities = await run_in_threadpool(check_capabilities)
         try:
             yield
         finally:
