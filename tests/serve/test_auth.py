@@ -78,3 +78,16 @@ def test_no_bind_beyond_this_machine_without_keys():
         check_bind("0.0.0.0", open_)
     check_bind("0.0.0.0", open_, insecure=True)
     check_bind("0.0.0.0", ServeSettings(api_keys=(KEY_A,)))
+
+
+def test_serve_refuses_an_open_bind_and_a_bad_key_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from emocontext.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "refusing to listen on 0.0.0.0 without API keys" in r.output
+    r = runner.invoke(app, ["serve", "--api-key-file", str(tmp_path / "missing.txt"), "--data-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "cannot read the API key file" in r.output
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
