@@ -40,7 +40,8 @@ Prediction JSON schema version {SCHEMA_VERSION} (header `{SCHEMA_HEADER}`). When
 def _error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
-        metrics.failure(e.kind)
+        if not e.counted:
+            metrics.failure(e.kind)
         return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(StarletteHTTPException)

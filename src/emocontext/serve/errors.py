@@ -33,14 +33,18 @@ class ApiError(Exception):
             ``unauthorized``, ``rate_limited``, ...).
         detail: one human-readable line.
         headers: extra response headers (``Retry-After`` for 429 and 503, ``WWW-Authenticate`` for 401).
+        counted: already in the failures metric (a failed job's error, counted once when the job failed).
     """
 
-    def __init__(self, status: int, kind: str, detail: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, kind: str, detail: str, headers: dict[str, str] | None = None, *, counted: bool = False
+    ):
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
         self.headers = headers or {}
+        self.counted = counted
 
     def body(self) -> dict:
         return {"error": self.kind, "detail": self.detail}
@@ -83,4 +87,5 @@ class JobError:
         return cls(str(d["error"]), str(d["detail"]))
 
     def to_api(self) -> ApiError:
-        return ApiError(self.status, self.kind, self.detail)
+        """The HTTP answer (not counted again in the failures metric: the job's failure was)."""
+        return ApiError(self.status, self.kind, self.detail, counted=True)
