@@ -70,3 +70,17 @@ def test_restrict_probabilities_refuses_missing_classes_and_wrong_width():
         restrict_probabilities(np.ones((1, 7)) / 7, EKMAN7, CKPLUS7)
     with pytest.raises(ManifestError, match="8 columns"):
         restrict_probabilities(np.ones((1, 8)) / 8, EKMAN7, EKMAN7)
+
+
+def test_one_colour_per_emotion_everywhere():
+    """The palette lives in labels.py; the report's plots and the annotated video draw with the same function,
+    and the service sends its CSS form (emotion_hex) to the page."""
+    from emocontext.labels import EMOTION_COLORS, emotion_color, emotion_hex
+    from emocontext.report import annotate, plots
+
+    assert plots.emotion_color is emotion_color and annotate.emotion_color is emotion_color
+    assert plots.EMOTION_COLORS is EMOTION_COLORS
+    assert emotion_hex("happy") == "#ffaa00" and emotion_hex("Anger") == emotion_hex("angry") == "#d62728"
+    names = [*EKMAN8.names, "calm", "worried", "anxious"]
+    assert len({emotion_color(n) for n in names}) == len(names)  # no two emotions share a colour
+    assert emotion_color("boredom") == emotion_color("boredom") and len(emotion_hex("boredom")) == 7

@@ -68,6 +68,38 @@ SYNONYMS = {
 }
 
 
+#: One colour per emotion (RGB, 0..255), shared by everything that draws emotions: the report's plots, the
+#: annotated video, the service's page (:func:`emotion_hex`). From matplotlib's ``tab10`` / ``tab20``.
+EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
+    "angry": (214, 39, 40),
+    "disgust": (44, 160, 44),
+    "fear": (148, 103, 189),
+    "happy": (255, 170, 0),
+    "sad": (31, 119, 180),
+    "surprise": (23, 190, 207),
+    "neutral": (127, 127, 127),
+    "contempt": (140, 86, 75),
+    "calm": (188, 189, 34),
+    "worried": (227, 119, 194),
+    "anxious": (255, 127, 14),
+}
+_FALLBACK_COLORS = [(57, 59, 121), (99, 121, 57), (140, 109, 49), (132, 60, 57), (123, 65, 115), (82, 84, 163)]
+
+
+def emotion_color(name: str) -> tuple[int, int, int]:
+    """RGB colour (0..255) of an emotion name (any spelling, :func:`canonical`); a name without its own
+    colour gets a stable one from a small palette (by the sum of its UTF-8 bytes)."""
+    key = canonical(name)
+    if key in EMOTION_COLORS:
+        return EMOTION_COLORS[key]
+    return _FALLBACK_COLORS[sum(key.encode()) % len(_FALLBACK_COLORS)]
+
+
+def emotion_hex(name: str) -> str:
+    """:func:`emotion_color` as a CSS colour, ``"#rrggbb"``."""
+    return "#{:02x}{:02x}{:02x}".format(*emotion_color(name))
+
+
 def canonical(label: str) -> str:
     """Canonical lower-case name of a dataset's spelling (``"Anger"`` -> ``"angry"``)."""
     key = label.strip().lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,18 +30,29 @@ def free_port() -> int:
 
 
 class Server:
-    """``python -m emocontext serve`` in a subprocess with its own ``TMPDIR`` (to check what it leaves)."""
+    """``python -m emocontext serve`` in a subprocess with its own ``TMPDIR`` and data folder (to check what it
+    leaves), in a process group of its own (so that :meth:`kill` can crash the whole service at once).
 
-    def __init__(self, tmp: Path, *args: str):
+    Args:
+        tmp: the server's ``TMPDIR``; its data folder is ``data_dir`` or ``tmp.parent / "data"``.
+        args: more command-line options.
+        key: the API key the test client sends (None: none).
+        env: more environment variables.
+    """
+
+    def __init__(self, tmp: Path, *args: str, data_dir: Path | None = None, key: str | None = None, env=None):
         self.tmp = tmp
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.data = data_dir or tmp.parent / "data"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (tmp.parent / f"server-{self.port}.log").open("w")
-        env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "emocontext", "serve", "--port", str(self.port), "--log-level", "warning", *args]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.client = httpx.Client(base_url=self.url, timeout=600)
+        env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", **(env or {})}
+        cmd = [sys.executable, "-m", "emocontext", "serve", "--port", str(self.port), "--log-level", "warning"]
+        cmd += ["--data-dir", str(self.data), *args]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=self.url, timeout=600, headers=headers)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         end = time.monotonic() + timeout
@@ -57,12 +69,18 @@ class Server:
         self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
-    def work_dirs(self) -> list[Path]:
-        """The server's folders under its TMPDIR (one while it runs, none after a clean stop)."""
-        return sorted(self.tmp.glob("emocontext-serve-*"))
-
     def uploads(self) -> list[Path]:
-        return [p for d in self.work_dirs() for p in (d / "uploads").iterdir()]
+        """Uploads kept in the data folder (those of queued or running jobs, and uploads being received)."""
+        folder = self.data / "uploads"
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+
+    def kill(self) -> None:
+        """``kill -9`` the server and its workers at once (a crash): nothing is cleaned up."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.client.close()
+        self.log.close()
 
     def stop(self) -> int:
         self.client.close()
@@ -73,13 +91,15 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # a worker left behind by a failed stop
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
         return self.proc.returncode
 
 
 @contextlib.contextmanager
-def running_server(tmp: Path, *args: str):
-    server = Server(tmp, *args)
+def running_server(tmp: Path, *args: str, **kwargs):
+    server = Server(tmp, *args, **kwargs)
     try:
         server.wait_ready()
         yield server
@@ -91,11 +111,28 @@ def wait_job(client, job_id: str, timeout: float = 600) -> dict:
     """Poll ``GET /v1/jobs/{id}`` until the job is done or failed."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
+        r = client.get(f"/v1/jobs/{job_id}")
+        if r.status_code == 429:  # over the key's requests a minute: wait as told
+            time.sleep(float(r.headers["retry-after"]))
+            continue
+        job = r.json()
+        if job["status"] in ("done", "failed", "cancelled"):
             return job
-        time.sleep(0.2)
+        time.sleep(0.3)
     raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:g} s")
+
+
+def wait_until(client, job_id: str, status: str, timeout: float = 600) -> dict:
+    """Poll ``GET /v1/jobs/{id}`` until the job reaches ``status``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] == status:
+            return job
+        if job["status"] in ("done", "failed", "cancelled"):
+            raise AssertionError(f"job {job_id} ended {job['status']} before {status}: {job.get('error')}")
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} not {status} after {timeout:g} s")
 
 
 @pytest.fixture(scope="session")

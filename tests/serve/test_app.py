@@ -1,9 +1,10 @@
 """The HTTP service end to end: a real ``emocontext serve`` on 127.0.0.1 (one worker, 1 MiB upload limit).
 
-Covers predict (same JSON as the library), jobs with progress and their outputs, models, health,
-readiness, metrics, OpenAPI, the page, every kind of bad input (one clear 4xx JSON error each,
-the server keeps serving), temporary files, and -- on a second server -- a full queue (503 with
-Retry-After) and the per-job time limit.
+Covers predict (same JSON as the library), jobs with progress and their outputs, the job list and
+delete, models (only what can run here), health, readiness, metrics, OpenAPI, the offline API docs, the
+page and its icon, every kind of bad input (one clear 4xx JSON error each, the server keeps serving),
+uploads removed, and -- on a second server -- a full queue (503 with Retry-After), cancelling a running
+job and the per-job time limit. Keys, limits and restarts: ``test_durable.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import data_path
-from tests.serve.conftest import Server, running_server, wait_job
+from tests.serve.conftest import Server, running_server, wait_job, wait_until
 
 CREMA_HAPPY = ("videos", "crema-d", "1001_DFA_HAP_XX.flv")
 #: the time limit of the full-queue test: the long job (19 s on an AMD EPYC 2-core; a 10 s limit once failed on
@@ -81,6 +82,26 @@ def test_health_readiness_and_models(server):
     assert "mtcnn" in models["detectors"] and models["max_upload_mb"] == 1
     (loaded,) = models["loaded"]
     assert loaded["model"] == "face" and len(loaded["labels"]) >= 7 and "happy" in loaded["labels"]
+    assert set(models["colors"]) == set(loaded["labels"]) and re.fullmatch(r"#[0-9a-f]{6}", models["colors"]["happy"])
+    assert models["auth"] is False
+
+
+def test_models_offer_only_what_runs_here(server, tiny_video):
+    """A detector whose file or package is missing is not offered; choosing it says why, with no server path."""
+    from emocontext.serve.capabilities import check_capabilities
+
+    here = check_capabilities()
+    models = server.client.get("/v1/models").json()
+    assert models["detectors"] == list(here.detectors) and models["models"] == list(here.models)
+    assert {m["name"] for m in models["unavailable"]} == {m.name for m in here.missing}
+    assert not set(models["detectors"]) & {m["name"] for m in models["unavailable"]}
+    for m in models["unavailable"]:
+        assert m["reason"] and m["fix"].startswith("on the server") and "/" not in m["reason"]
+        r = upload(server, tiny_video, detector=m["name"]) if m["kind"] == "detector" else None
+        if r is not None:
+            assert r.status_code == 422 and r.json()["error"] == "unavailable", r.text
+            assert "not available on this server" in r.json()["detail"] and "/root" not in r.text
+            assert "download=True" not in r.text
 
 
 def test_openapi_documents_the_upload_and_the_versioned_schema(server):
@@ -97,15 +118,28 @@ def test_openapi_documents_the_upload_and_the_versioned_schema(server):
     assert {"413", "415", "422", "503"} <= set(doc["paths"]["/v1/predict"]["post"]["responses"])
 
 
+def _external(html: str) -> list[str]:
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", html)
+    return [u for u in refs if re.match(r"(?i)(https?:)?//", u)]
+
+
 def test_page_is_served_self_contained(server):
     r = server.client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
     assert 'id="file"' in html and 'type="file"' in html and "/v1/jobs" in html
-    # no external asset: every src / href is relative or a fragment
-    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", html)
-    assert not [u for u in refs if re.match(r"(?i)(https?:)?//", u)]
-    assert "<script src" not in html and "<link" not in html
+    assert not _external(html)  # no external asset: every src / href is relative or a fragment
+    assert "<script src" not in html
+    icon = server.client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg") and b"<svg" in icon.content
+
+
+def test_api_docs_are_served_offline(server):
+    for path in ("/docs", "/redoc"):
+        r = server.client.get(path)
+        assert r.status_code == 200 and not _external(r.text), _external(r.text)
+        for ref in re.findall(r"""(?:src|href)\s*=\s*["'](/[^"']+)""", r.text):
+            assert server.client.get(ref).status_code == 200, ref
 
 
 def test_predict_answers_the_library_json(server, tiny_video, predictor):
@@ -154,14 +188,38 @@ def test_job_reports_progress_and_serves_its_outputs(server, tiny_video, predict
 
     info = probe(out)
     assert (info.width, info.height) == (96, 64) and info.duration == pytest.approx(2.0, abs=0.2)
-    # key frames are PNG pictures of the video's size
+    # key frames are PNG pictures of the video's size; their frame indexes point into result.frames
     assert 1 <= len(job["key_frames"]) <= 4
+    assert [k["url"].rsplit("/", 1)[1] for k in job["key_frames"]] == [str(n) for n in range(len(job["key_frames"]))]
+    for k in job["key_frames"]:
+        assert job["result"]["frames"][k["frame"]]["timestamp"] == k["timestamp"]
     png = server.client.get(job["key_frames"][0]["url"])
     assert png.headers["content-type"] == "image/png"
     img = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape == (64, 96, 3)
     missing = server.client.get(f"/v1/jobs/{job['id']}/keyframes/{len(job['key_frames'])}")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert job["persons"] == [] and job["resumed"] == 0 and job["media"]["kind"] == "video"  # no face: no thumbnail
+    assert set(job["colors"]) == set(job["result"]["probabilities"])
+
+
+def test_job_list_newest_first_and_delete(server, tiny_video):
+    ids = []
+    for _ in range(2):
+        r = upload(server, tiny_video, "/v1/jobs", fps="2")
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+        wait_job(server.client, ids[-1])
+    listed = server.client.get("/v1/jobs", params={"limit": 1}).json()
+    assert listed["limit"] == 1 and listed["total"] >= 2 and [j["id"] for j in listed["jobs"]] == [ids[-1]]
+    second = server.client.get("/v1/jobs", params={"limit": 1, "offset": 1}).json()
+    assert [j["id"] for j in second["jobs"]] == [ids[0]]
+    assert server.client.get("/v1/jobs", params={"limit": 0}).status_code == 422
+    gone = server.client.delete(f"/v1/jobs/{ids[0]}")
+    assert gone.status_code == 204
+    assert server.client.get(f"/v1/jobs/{ids[0]}").status_code == 404
+    assert not (server.data / "jobs" / ids[0]).exists()
+    assert server.client.delete(f"/v1/jobs/{ids[0]}").status_code == 404
 
 
 def _text_as_video(tmp_path):
@@ -275,8 +333,9 @@ def test_metrics_count_requests_latency_queue_and_failures(server):
 
 
 def test_uploads_are_removed_when_jobs_end(server):
-    assert len(server.work_dirs()) == 1
+    assert (server.data / "jobs.sqlite3").is_file()
     assert server.uploads() == []
+    assert list(server.tmp.iterdir()) == []  # nothing in the temporary folder either
 
 
 @pytest.mark.slow
@@ -293,6 +352,7 @@ def test_full_queue_time_limit_and_clean_stop(tmp_path, tiny_video, long_video):
         job = wait_job(s.client, job_id)
         assert job["status"] == "failed" and job["error"]["error"] == "time_limit", job
         assert f"{float(JOB_TIMEOUT):g} s" in job["error"]["detail"]
+        assert s.client.get(f"/v1/jobs/{job_id}/result").status_code == 422
         # the worker was replaced: once its models are loaded again the service answers
         s.wait_ready()
         ok = upload(s, tiny_video, fps="2")
@@ -304,4 +364,21 @@ def test_full_queue_time_limit_and_clean_stop(tmp_path, tiny_video, long_video):
         start = time.monotonic()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: -15 is its normal exit status
     assert s.proc.returncode in (0, -signal.SIGTERM) and time.monotonic() - start < 120
-    assert list(tmp.iterdir()) == []  # uploads and job folders all removed at shutdown
+    assert list(tmp.iterdir()) == [] and s.uploads() == []  # no upload left at shutdown
+
+
+@pytest.mark.slow
+def test_cancel_a_running_job(tmp_path, long_video, tiny_video):
+    """DELETE on a running job: cancelled at once, its worker replaced, its files gone, the next job runs."""
+    with running_server(tmp_path / "tmp", "--queue", "1") as s:
+        r = upload(s, long_video, "/v1/jobs", fps="30")
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        wait_until(s.client, job_id, "running")
+        d = s.client.delete(f"/v1/jobs/{job_id}")
+        assert d.status_code == 200 and d.json()["status"] == "cancelled" and d.json()["error"]["error"] == "cancelled"
+        assert s.client.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+        assert s.uploads() == [] and not (s.data / "jobs" / job_id).exists()
+        s.wait_ready()
+        ok = upload(s, tiny_video, fps="2")
+        assert ok.status_code == 200 and ok.json()["num_frames"] == 4, ok.text

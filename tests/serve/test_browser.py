@@ -1,9 +1,12 @@
 """The page at ``/`` in a real browser: Debian's headless Chromium driven by Playwright, against a real server.
 
 Upload a CREMA-D clip with the keyboard, wait for the result, check the label, the plotted
-timeline and a key frame picture, the links, and that a phone-width window needs no sideways
-scrolling; save a screenshot (``EMOCONTEXT_SERVE_SCREENSHOT=path`` keeps it, see
-``benchmarks/serve.md``). Then upload a text file named ``.mp4`` and check the error shown.
+timeline (its colours those of the server's palette) and a key frame picture, the links, and that a
+phone-width window needs no sideways scrolling and draws chart labels at least 10 px tall; save a
+screenshot (``EMOCONTEXT_SERVE_SCREENSHOT=path`` keeps it, see ``benchmarks/serve.md``). Upload a text
+file named ``.mp4`` and check the error shown. Choosing and dropping a file do the same. On a server
+with an API key, the page asks for it once (kept for the tab), and the multi-person photo shows one
+face thumbnail per person, their numbered boxes on the picture, bars per person and no time chart.
 """
 
 from __future__ import annotations
@@ -84,6 +87,10 @@ def test_upload_a_clip_and_see_the_answer(browser, server, tmp_path):
     # the timeline: one line per emotion of the JSON, one point per sampled frame with probabilities
     series = page.locator("#timeline-0 path.series")
     assert series.count() == len(labels)
+    from emocontext.labels import emotion_hex
+
+    strokes = series.evaluate_all("ps => ps.map(p => [p.dataset.label, p.getAttribute('stroke')])")
+    assert all(color == emotion_hex(name) for name, color in strokes)  # the report's and the video's colours
     assert sorted(series.evaluate_all("ps => ps.map(p => p.dataset.label)")) == sorted(labels)
     points = page.eval_on_selector("#timeline-0 path.series", "p => p.getAttribute('d').split(/[ML]/).length - 1")
     assert points == sum(f["probabilities"] is not None for f in result["frames"]) == result["num_frames"]
@@ -103,10 +110,30 @@ def test_upload_a_clip_and_see_the_answer(browser, server, tmp_path):
     if keep:
         shutil.copy(shot, keep)
 
-    # a phone-width window: everything fits without scrolling sideways
+    # a phone-width window: everything fits without scrolling sideways, the chart's labels stay readable
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(200)
+    page.wait_for_timeout(600)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    heights = page.eval_on_selector_all("#timeline-0 text", "ts => ts.map(t => t.getBoundingClientRect().height)")
+    assert heights and min(heights) >= 10, heights
+    assert page.eval_on_selector("#clip-confidence", "e => e.getClientRects().length") == 1  # "100.0 %" on one line
+    page.close()
+
+
+def test_choose_and_drop_do_the_same(browser, server, tmp_path):
+    clip = tmp_path / "a clip.mp4"
+    clip.write_bytes(b"not read by this test")
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.set_input_files("#file", str(clip))
+    assert page.text_content("#chosen") == "Chosen: a clip.mp4" and page.text_content("#status") == ""
+    page.goto(server.url + "/")
+    dt = page.evaluate_handle(
+        "() => { const d = new DataTransfer(); d.items.add(new File(['x'], 'b.mp4', {type: 'video/mp4'})); return d; }"
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dt})
+    assert page.text_content("#chosen") == "Chosen: b.mp4" and page.text_content("#status") == ""
+    assert page.is_enabled("#submit") and page.is_hidden("#result")  # neither starts the upload by itself
     page.close()
 
 
@@ -125,3 +152,51 @@ def test_text_file_named_mp4_shows_the_error(browser, server, tmp_path):
     page.close()
     assert server.client.get("/healthz").status_code == 200
     assert server.uploads() == []
+
+
+KEY = "browser-key-0123456789abcdef"
+
+
+def test_key_once_and_every_person_of_a_photo(browser, tmp_path_factory):
+    photo = data_path("images", "multi_face.jpg")
+    tmp = tmp_path_factory.mktemp("serve_keyed") / "tmp"
+    with running_server(tmp, env={"EMOCONTEXT_API_KEYS": KEY}, key=KEY) as server:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(server.url + "/")
+        page.wait_for_selector("#key-form:not([hidden])")
+        page.fill("#api-key", KEY)
+        page.press("#api-key", "Enter")
+        page.wait_for_function("document.querySelectorAll('#model option').length >= 1")
+        page.reload()  # the key is kept for the tab: not asked again
+        page.wait_for_function("document.querySelectorAll('#model option').length >= 1")
+        assert page.is_hidden("#key-form")
+
+        page.set_input_files("#file", str(photo))
+        page.click("#submit")
+        page.wait_for_selector("#result:not([hidden])", timeout=RESULT_TIMEOUT_MS)
+        job_id = page.evaluate("document.querySelector('#download-json').getAttribute('href')").split("/")[3]
+        job = server.client.get(f"/v1/jobs/{job_id}").json()
+        persons = [p for p in job["result"]["persons"] if p["frames_with_face"]]
+        assert len(persons) >= 2 and len(job["persons"]) == len(persons)
+        # one face thumbnail per person, loaded (with the key) from the server
+        page.wait_for_function(
+            f"[...document.querySelectorAll('img.thumb')].filter(i => i.complete && i.naturalWidth).length"
+            f" === {len(persons)}"
+        )
+        heads = page.eval_on_selector_all(".person h3", "hs => hs.map(h => h.textContent)")
+        assert [h.split()[1] for h in heads] == [str(p["person_id"]) for p in persons]
+        # a picture: bars per person, no time chart, image words
+        assert page.locator("svg.timeline").count() == 0
+        assert page.locator(".person .bars").count() == len(persons)
+        facts = page.text_content("#facts")
+        assert facts.startswith("image 1000 × 667") and f"{len(persons)} faces" in facts and "sampled" not in facts
+        assert page.text_content("#key-frames-title") == "The picture"
+        assert "Numbered boxes" in page.text_content("#key-frames-note")
+        page.wait_for_function("document.querySelector('#keyframe-0 img').naturalWidth > 0")
+        assert job["key_frames"][0]["persons"] == [p["person_id"] for p in persons]
+        shot = tmp_path_factory.mktemp("shots") / "multi.png"
+        page.screenshot(path=str(shot), full_page=True)
+        keep = os.environ.get("EMOCONTEXT_SERVE_SCREENSHOT_MULTI")
+        if keep:
+            shutil.copy(shot, keep)
+        page.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,23 +29,56 @@ def serve(
     threads: Annotated[
         int | None, typer.Option(help="Torch threads per worker (default: the cores divided among the workers).")
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Job store (SQLite), uploads and job outputs; jobs survive restarts. [default: the "
+            "user's data folder, e.g. ~/.local/share/emocontext/serve]"
+        ),
+    ] = None,
+    keep_hours: Annotated[float, typer.Option(help="Hours a finished job and its files are kept.", min=0.001)] = 24.0,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of API keys, one a line (also $EMOCONTEXT_API_KEYS): /v1/* and /metrics then "
+            "need Authorization: Bearer KEY."
+        ),
+    ] = None,
+    requests_per_minute: Annotated[
+        int,
+        typer.Option(
+            help="Requests to /v1/* a key (or, without keys, an address) may make a minute; 0: no "
+            "limit. Beyond: 429 + Retry-After.",
+            min=0,
+        ),
+    ] = 600,
+    jobs_per_key: Annotated[
+        int | None, typer.Option(help="Jobs one key may have queued or running. [default: workers + queue]", min=1)
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow listening beyond 127.0.0.1 without API keys.")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve predictions over HTTP and a page to drop a file on (needs the serve extra).
 
-    Open http://HOST:PORT/ in a browser; the API is described at /openapi.json. POST /v1/predict and
-    POST /v1/jobs take a multipart upload (field `file`, options model, detector, fps,
-    max_duration); GET /v1/models, /healthz, /readyz, /metrics.
+    Open http://HOST:PORT/ in a browser; the API is described at /docs (offline) and /openapi.json.
+    POST /v1/predict and POST /v1/jobs take a multipart upload (field `file`, options model, detector,
+    fps, max_duration); GET /v1/jobs lists your jobs, DELETE /v1/jobs/ID cancels or removes one;
+    GET /v1/models, /healthz, /readyz, /metrics. Jobs are kept in --data-dir: after a restart a
+    finished job answers as before and an unfinished one runs again. Listening beyond this machine
+    (--host 0.0.0.0) needs API keys or --insecure.
 
     Examples:
 
     \b
       emocontext serve --port 8000 --workers 2
-      emocontext serve --host 0.0.0.0 --model context --max-upload-mb 50
+      emocontext serve --host 0.0.0.0 --api-key-file keys.txt --data-dir /srv/emocontext
     """
     try:
-        from ..serve import ServeSettings, run
+        from ..serve import ServeSettings, check_bind, run
         from ..serve.app import create_app  # noqa: F401  (fails here, with a clear message, without the extra)
+        from ..serve.settings import load_api_keys
     except ImportError as e:
         missing = f"the serve command needs the serve extra ({e.name} is missing): pip install 'emocontext[serve]'"
         raise fail(missing) from None
@@ -57,7 +91,13 @@ def serve(
             model=model,
             detector=detector,
             threads=threads,
+            data_dir=data_dir,
+            keep_hours=keep_hours,
+            api_keys=load_api_keys(api_key_file),
+            requests_per_minute=requests_per_minute,
+            jobs_per_key=jobs_per_key,
         )
+        check_bind(host, settings, insecure=insecure)
     except EmoContextError as e:
         raise fail(str(e), USAGE) from None
-    run(settings, host=host, port=port, log_level=log_level)
+    run(settings, host=host, port=port, log_level=log_level, insecure=insecure)

@@ -26,6 +26,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..labels import EMOTION_COLORS, emotion_color
+
 if TYPE_CHECKING:
     from ..inference import Prediction
 
@@ -41,32 +43,8 @@ __all__ = [
     "image_png",
 ]
 
-#: Fixed colours (RGB, 0..255) for the common emotion names, so every plot and video agrees.
-EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
-    "angry": (214, 39, 40),
-    "disgust": (44, 160, 44),
-    "fear": (148, 103, 189),
-    "happy": (255, 170, 0),
-    "sad": (31, 119, 180),
-    "surprise": (23, 190, 207),
-    "neutral": (127, 127, 127),
-    "contempt": (140, 86, 75),
-    "calm": (188, 189, 34),
-    "worried": (227, 119, 194),
-    "anxious": (255, 127, 14),
-}
-_FALLBACK = [(57, 59, 121), (99, 121, 57), (140, 109, 49), (132, 60, 57), (123, 65, 115), (82, 84, 163)]
-
 #: Face box colour (RGB) in every image.
 FACE_BOX_COLOR = (0, 255, 0)
-
-
-def emotion_color(name: str) -> tuple[int, int, int]:
-    """RGB colour (0..255) of an emotion name; unknown names get a stable colour from a small palette."""
-    key = name.strip().lower()
-    if key in EMOTION_COLORS:
-        return EMOTION_COLORS[key]
-    return _FALLBACK[sum(key.encode()) % len(_FALLBACK)]
 
 
 def _mpl_color(name: str) -> tuple[float, float, float]:

@@ -18,6 +18,7 @@ __all__ = [
     "PredictionV1",
     "JobV1",
     "ErrorV1",
+    "JobListV1",
     "ModelsV1",
     "upload_body",
 ]
@@ -73,9 +74,16 @@ class ProgressV1(BaseModel):
 
 
 class KeyFrameV1(BaseModel):
-    index: int = Field(description="index into result.frames")
+    frame: int = Field(description="index into result.frames")
     timestamp: float
-    url: str = Field(description="PNG: the frame with the face box, or the context attention overlaid")
+    url: str = Field(description="PNG: the frame with every person's box numbered, or the context attention overlaid")
+    persons: list[int] = Field(description="ids of the persons boxed on the picture")
+
+
+class PersonV1(BaseModel):
+    id: int = Field(description="person_id in result.persons")
+    subject: bool
+    thumbnail: str = Field(description="PNG: the person's face at their most confident frame")
 
 
 class JobV1(BaseModel):
@@ -83,7 +91,7 @@ class JobV1(BaseModel):
 
     model_config = ConfigDict(title="Job")
     id: str
-    status: str = Field(description="queued, running, done or failed")
+    status: str = Field(description="queued, running, done, failed or cancelled")
     stage: str = Field(description="queued, load, detect, report, annotate, done or failed")
     filename: str
     options: dict
@@ -94,29 +102,52 @@ class JobV1(BaseModel):
     error: ErrorV1 | None
     result: PredictionV1 | None
     key_frames: list[KeyFrameV1]
+    persons: list[PersonV1]
+    colors: dict[str, str] = Field(description="emotion -> CSS colour, the same in the page, report, plots, video")
+    resumed: int = Field(description="times the job was run again from its upload after a server restart")
     links: dict[str, str]
+
+
+class JobListV1(BaseModel):
+    """``GET /v1/jobs``: the caller's jobs, newest first."""
+
+    model_config = ConfigDict(title="JobList")
+    jobs: list[JobV1]
+    total: int
+    limit: int
+    offset: int
+
+
+class MissingV1(BaseModel):
+    kind: str = Field(description="model or detector")
+    name: str
+    reason: str
+    fix: str = Field(description="what the server's operator can do")
 
 
 class ModelsV1(BaseModel):
     """What ``POST /v1/predict`` accepts."""
 
     model_config = ConfigDict(extra="allow", title="Models")
-    models: list[str]
+    models: list[str] = Field(description="models this server can run")
     default_model: str
-    detectors: list[str]
+    detectors: list[str] = Field(description="face detectors this server can run")
     default_detector: str
+    unavailable: list[MissingV1] = Field(description="models and detectors the library has but this server lacks")
     person: list[str] = Field(description="accepted values of the person field (empty: the field is not supported)")
     loaded: list[dict] = Field(description="models loaded in the workers, with their label sets")
     max_upload_mb: float
     max_fps: float
+    colors: dict[str, str] = Field(description="emotion -> CSS colour of the loaded models' labels")
+    auth: bool = Field(description="requests need Authorization: Bearer KEY")
 
 
-def upload_body(*, jobs: bool) -> dict:
+def upload_body(*, jobs: bool, detectors: list[str]) -> dict:
     """OpenAPI ``requestBody`` of the upload endpoints (the body is parsed by streaming, not by FastAPI)."""
     props = {
         "file": {"type": "string", "format": "binary", "description": "the video or image (checked by decoding)"},
         "model": {"type": "string", "description": "face or context (default: the library default)"},
-        "detector": {"type": "string", "description": "face detector: mtcnn (default), yunet, haar, dlib"},
+        "detector": {"type": "string", "enum": detectors, "description": "face detector (see GET /v1/models)"},
         "fps": {"type": "number", "description": "sampling rate in Hz (default 5)"},
         "max_duration": {"type": "number", "description": "read at most this many seconds"},
         "person": {"type": "string", "enum": ["all", "subject"], "description": "when the library supports it"},

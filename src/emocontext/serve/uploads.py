@@ -52,6 +52,12 @@ class Upload:
         self.path.unlink(missing_ok=True)
 
 
+def mib(n: int) -> str:
+    """``n`` bytes in MiB for a message: ``0.1``, ``1.5``, ``200``, ``2048`` (3 significant digits below 100)."""
+    x = n / (1024 * 1024)
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def check_filename(name: str) -> str:
     """The client's file name if it is a plain name; else :class:`ApiError` 400 (``bad_filename``)."""
     bad = (
@@ -165,8 +171,9 @@ class _Receiver:
         if self._part == self.file_field:
             self.size += end - start
             if self.size > self.max_bytes:
-                limit = self.max_bytes / (1024 * 1024)
-                raise ApiError(413, "too_large", f"the file is larger than the upload limit of {limit:g} MiB")
+                raise ApiError(
+                    413, "too_large", f"the file is larger than the upload limit of {mib(self.max_bytes)} MiB"
+                )
             os.write(self.fd, data[start:end])
         elif self._part is not None:
             self._value += data[start:end]
@@ -227,8 +234,7 @@ async def receive_upload(
         raise ApiError(415, "not_multipart", f"send the file as multipart/form-data in a form field {file_field!r}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD + DRAIN_LIMIT:
-        limit = max_bytes / (1024 * 1024)
-        raise ApiError(413, "too_large", f"the request is larger than the upload limit of {limit:g} MiB")
+        raise ApiError(413, "too_large", f"the request is larger than the upload limit of {mib(max_bytes)} MiB")
     receiver = _Receiver(Path(directory), file_field, fields, max_bytes)
     stream = request.stream()
     try:

@@ -1,25 +1,26 @@
 """What runs inside a worker process: the models are loaded once, then one job at a time.
 
-:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.inference.Predictor`
+:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.predict.Predictor`
 and reports ``("ready", pid, info)`` on the event queue. :func:`run_job` predicts one uploaded
-file and, for ``/v1/jobs``, writes the HTML report, the annotated video and the key-frame
-pictures into the job's folder. Progress goes to the event queue as ``("progress", job_id,
+file and, for ``/v1/jobs``, writes the report, key frames, thumbnails and annotated video into the
+job's folder (:mod:`.explain`). Progress goes to the event queue as ``("progress", job_id,
 frames_done)`` (sampled frames whose faces were found) and ``("stage", job_id, name)``.
 
-Expected failures (the file does not decode, an option the library refuses) come back as
-``{"error": {"kind", "detail"}}``; anything else raises and the job fails as ``internal``. File
-paths in messages are replaced by the client's file name: the server's folders never leak.
+Expected failures (the file does not decode, an option the library refuses) come back as a
+:class:`~.errors.JobError`; anything else raises and the job fails as ``internal``. The upload's
+path in a message is replaced by the client's file name and any other path by ``<server path>``:
+the server's folders never leak.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
 
 from ..errors import EmoContextError, VideoDecodeError
+from .errors import JobError
 
 __all__ = ["init_worker", "run_job"]
 
@@ -36,15 +37,21 @@ def _emit(*message) -> None:
         events.put(message)
 
 
-def _predictor(model: str | None, detector: str, person: str | None = None):
-    """The worker's predictor for ``(model, detector, person)``, loaded on first use and kept."""
-    from ..inference import Predictor
-    from ..options import default_model
+def _predictor(model: str | None, detector: str, person: str | None = None, **sampling):
+    """The worker's predictor for one :class:`~emocontext.options.PredictOptions` value, loaded on first use
+    and kept (one per distinct value; a predictor is never changed in place).
 
-    key = (model or default_model(), detector, person or "all")
-    if key not in _STATE["predictors"]:
-        _STATE["predictors"][key] = Predictor(model=key[0], detector=detector, person=key[2])
-    return _STATE["predictors"][key]
+    Raises:
+        OptionError: a bad option value.
+    """
+    from ..inference import Predictor
+    from ..options import PredictOptions
+
+    fields = {"model": model, "detector": detector, "person": person, **sampling}
+    options = PredictOptions.from_mapping({k: v for k, v in fields.items() if v is not None})
+    if options not in _STATE["predictors"]:
+        _STATE["predictors"][options] = Predictor(options)
+    return _STATE["predictors"][options]
 
 
 def _warm_up(predictor) -> None:
@@ -73,30 +80,21 @@ def init_worker(events, threads: int, model: str | None, detector: str) -> None:
     _emit("ready", os.getpid(), {"model": model or default_model(), "name": p.model_name, "labels": list(p.labels)})
 
 
-def _scrub(message: str, path: Path, filename: str) -> str:
-    return message.replace(str(path), filename)
+def _failure(kind: str, e: Exception, path: Path, filename: str) -> dict:
+    return {"error": JobError.of(kind, str(e).replace(str(path), filename))}
 
 
-def _explain(job_id: str, pred, path: Path, out_dir: Path, key_frames: int) -> dict:
-    """Report, key-frame pictures and annotated video of one prediction in ``out_dir``."""
-    import cv2
+def _progress(job_id: str):
+    state = {"done": 0, "sent": 0.0}
 
-    from ..report import write_annotated_video, write_html_report
-    from ..report.html import key_frame_images
+    def on_progress(done: int, total: int | None = None) -> None:
+        state["done"] = done
+        now = time.monotonic()
+        if now - state["sent"] >= PROGRESS_EVERY:
+            state["sent"] = now
+            _emit("progress", job_id, state["done"])
 
-    _emit("stage", job_id, "report")
-    write_html_report(pred, out_dir / "report.html", video_path=path, key_frames=key_frames, show_video_path=False)
-    frames = []
-    for n, (i, image) in enumerate(key_frame_images(pred, video_path=path, k=key_frames)):
-        name = f"keyframe-{n}.png"
-        ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if ok:
-            (out_dir / name).write_bytes(png.tobytes())
-            f = pred.frames[i]
-            frames.append({"index": i, "timestamp": f.timestamp, "file": name})
-    _emit("stage", job_id, "annotate")
-    write_annotated_video(pred, out_dir / "annotated.mp4", video_path=path)
-    return {"key_frames": frames, "outputs": ["report", "annotated"]}
+    return on_progress, state
 
 
 def run_job(spec: dict) -> dict:
@@ -104,12 +102,12 @@ def run_job(spec: dict) -> dict:
 
     Args:
         spec: ``id``, ``path`` (the upload), ``filename`` (the client's name), ``options``
-            (``model``, ``detector``, ``fps``, ``max_duration``, ``person``), ``out_dir`` (None: JSON
-            only) and ``key_frames``.
+            (``model``, ``detector``, ``fps``, ``max_duration``, ``person``) and ``out_dir``
+            (None: JSON only).
 
     Returns:
-        ``{"result": prediction JSON, "key_frames": [...], "outputs": [...], "seconds": float}`` or
-        ``{"error": {"kind": ..., "detail": ...}}``.
+        ``{"result": prediction JSON, "key_frames": [...], "persons": [...], "outputs": {...},
+        "seconds": float}`` or ``{"error": JobError}``.
     """
     job_id, path, filename = spec["id"], Path(spec["path"]), spec["filename"]
     opts = spec["options"]
@@ -117,37 +115,33 @@ def run_job(spec: dict) -> dict:
     _emit("start", job_id, os.getpid())
     try:
         _emit("stage", job_id, "load")  # instant when this worker already holds the model
-        predictor = _predictor(opts.get("model"), opts.get("detector", "mtcnn"), opts.get("person"))
+        predictor = _predictor(
+            opts.get("model"),
+            opts.get("detector", "mtcnn"),
+            opts.get("person"),
+            fps=opts.get("fps"),
+            max_duration=opts.get("max_duration"),
+            detect_every=opts.get("detect_every"),
+        )
         _emit("stage", job_id, "detect")
     except EmoContextError as e:
-        return {"error": {"kind": "bad_option", "detail": str(e)}}
-    # the sampling options change no model: set them on the loaded predictor
-    predictor.config = dataclasses.replace(
-        predictor.config, fps=float(opts.get("fps", 5.0)), max_duration=opts.get("max_duration")
-    )
-    state = {"done": 0, "sent": 0.0}
-
-    def on_progress(done: int, total: int | None) -> None:
-        state["done"] = done
-        now = time.monotonic()
-        if now - state["sent"] >= PROGRESS_EVERY:
-            state["sent"] = now
-            _emit("progress", job_id, state["done"])
-
+        return _failure("bad_option", e, path, filename)
+    on_progress, state = _progress(job_id)
     try:
         pred = predictor.predict(path, on_progress=on_progress)
     except VideoDecodeError as e:
-        return {"error": {"kind": "decode", "detail": _scrub(str(e), path, filename)}}
+        return _failure("decode", e, path, filename)
     except EmoContextError as e:
-        return {"error": {"kind": "bad_option", "detail": _scrub(str(e), path, filename)}}
+        return _failure("bad_option", e, path, filename)
     _emit("progress", job_id, state["done"])
     pred.path = filename
-    out: dict = {"result": pred.to_dict(), "key_frames": [], "outputs": []}
-    out_dir = spec.get("out_dir")
-    if out_dir is not None:
+    out: dict = {"result": pred.to_dict(), "key_frames": [], "persons": [], "outputs": {}}
+    if spec.get("out_dir") is not None:
+        from .explain import write_job_outputs
+
         try:
-            out.update(_explain(job_id, pred, path, Path(out_dir), int(spec.get("key_frames", 4))))
+            out.update(write_job_outputs(pred, path, Path(spec["out_dir"]), lambda s: _emit("stage", job_id, s)))
         except EmoContextError as e:
-            return {"error": {"kind": "decode", "detail": _scrub(str(e), path, filename)}}
+            return _failure("decode", e, path, filename)
     out["seconds"] = time.perf_counter() - t0
     return out
