@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .commands.common import DetectEvery, Detector, Fps, RayAddress, RayWorkers, Threads, err, out, set_threads
+from .commands.common import DetectEvery, Detector, RayAddress, RayWorkers, Threads, err, out, set_threads
 from .commands.common import fail as _fail
 from .commands.common import setup_logging as _setup_logging
 from .commands.common import warn as _warn
@@ -72,7 +72,19 @@ def extract(
     store: Annotated[Path, typer.Option("--store", "-o", help="Feature store directory (created or resumed).")],
     detector: Detector = "mtcnn",
     detect_every: DetectEvery = 1,
-    fps: Fps = 5.0,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Extract for this model (see `emocontext models --recipes`): sample at its paper's frame rate "
+            "(CACA-RNN 5, CAER-Net 10, CAAN every frame, AV-LSTM 25). Default: 5 frames/s."
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frames sampled per second of video. Default: the --model's recipe (5 without one).", min=0.01
+        ),
+    ] = None,
     context_backbone: Annotated[
         str, typer.Option(help="efficientnet_lite0 (default) or squeezenet1_1.")
     ] = "efficientnet_lite0",
@@ -118,6 +130,7 @@ def extract(
     from .data.datasets import read_manifest
     from .features.extract import Extractors
     from .features.extract import extract as run_extract
+    from .models.recipes import sampling_fps
     from .video.pipeline import StreamConfig
 
     try:
@@ -127,7 +140,7 @@ def extract(
             detector=detector,
             context_backbone=context_backbone,
             spatial=spatial,
-            config=StreamConfig(fps=fps, hide_face=hide_face, detect_every=detect_every),
+            config=StreamConfig(fps=sampling_fps(model, fps), hide_face=hide_face, detect_every=detect_every),
             audio=audio,
             context_pool=context_pool,
         )
@@ -184,7 +197,8 @@ def models(
         typer.Option(
             "--recipes",
             help="Show each model's training recipe instead (optimiser, learning rate and schedule, weight decay, "
-            "batch, epochs, patience, selection metric, source): what `train` runs unless told otherwise.",
+            "batch, epochs, patience, selection metric, frames per second and per training sample, source): "
+            "what `extract --model` and `train` run unless told otherwise.",
         ),
     ] = False,
 ) -> None:
@@ -199,7 +213,18 @@ def models(
     if recipes:
         table = Table(title="training recipes (emocontext train uses them unless an option overrides)")
         table.add_column("name", no_wrap=True, min_width=max(map(len, names)))
-        for c in ("optimizer", "lr", "schedule", "weight decay", "batch", "epochs", "patience", "select on val"):
+        for c in (
+            "optimizer",
+            "lr",
+            "schedule",
+            "weight decay",
+            "batch",
+            "epochs",
+            "patience",
+            "select on val",
+            "frames/s",
+            "frames",
+        ):
             table.add_column(c, no_wrap=True)
         for c in ("source", "not in the paper (ours)"):
             table.add_column(c, overflow="fold")
@@ -215,6 +240,8 @@ def models(
                 str(r.epochs),
                 str(r.patience),
                 r.selection,
+                r.sampling(),
+                r.frames(),
                 r.source,
                 r.ours or "-",
             )
@@ -280,7 +307,10 @@ def train(
     lr_gamma: Annotated[float | None, typer.Option(help="Factor of each --lr-step. Default: the recipe's.")] = None,
     selection: Annotated[
         str | None,
-        typer.Option(help="Validation metric that picks the checkpoint: macro_map or accuracy. Default: recipe."),
+        typer.Option(
+            help="Validation metric that picks the checkpoint: macro_precision (MEC's), macro_map or accuracy. "
+            "Default: recipe."
+        ),
     ] = None,
     class_weights: Annotated[
         bool, typer.Option(help="Weight the loss (every cross-entropy term) by inverse class frequency.")
@@ -300,7 +330,21 @@ def train(
         ),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Train this many seeds (0..N-1) and report the median.")] = 1,
-    max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames per clip.")] = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Frames of one training sample (pixel models: the window). Default: the recipe's (caer_net 16, "
+            "caer_net_s 1, the others the whole clip)."
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frame rate to train at. Default: the recipe's; a store sampled at another rate is refused "
+            "unless this gives its rate.",
+            min=0.01,
+        ),
+    ] = None,
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
     test_fraction: TestFraction = 0.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -367,6 +411,7 @@ def train(
             lr_step=lr_step,
             lr_gamma=lr_gamma,
             selection=selection,
+            fps=fps,
             model_kwargs=_key_values(model_option, "--model-option"),
             loss_kwargs=_key_values(loss_option, "--loss-option"),
         )
@@ -412,14 +457,19 @@ def _print_summary(summaries: list[dict], title: str = "results (median over see
     for c in (
         "model",
         "parameters",
+        "val macro P (selection)",
         "val mAP (selection)",
         "val acc (selection)",
+        "test macro P (held out)",
         "test mAP (held out)",
         "test acc (held out)",
         "train clips/s",
     ):
         table.add_column(c, justify="right")
-    table.caption = "val: the split that picked each checkpoint (and fitted ensemble weights): optimistic"
+    table.caption = (
+        "val: the split that picked each checkpoint (and fitted ensemble weights): optimistic. "
+        "macro P: macro precision (MEC's metric); mAP: mean average precision"
+    )
     for s in summaries:
         med = s["median"]
 
@@ -429,8 +479,10 @@ def _print_summary(summaries: list[dict], title: str = "results (median over see
         table.add_row(
             s["model"],
             f"{s['parameters']:,}",
+            cell("val", "macro_precision"),
             cell("val", "macro_map"),
             cell("val", "accuracy"),
+            cell("test", "macro_precision"),
             cell("test", "macro_map"),
             cell("test", "accuracy"),
             "-" if s["clips_per_second"] is None else f"{s['clips_per_second']:.0f}",
@@ -446,7 +498,7 @@ def evaluate(
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Write metrics.json and confusion.png.")] = None,
     test_fraction: TestFraction = 0.0,
 ) -> None:
-    """Evaluate a trained model: accuracy, macro mAP, per-class AP and the confusion matrix.
+    """Evaluate a trained model: accuracy, macro precision, macro mAP, per-class AP and the confusion matrix.
 
     The val split is the one that selected the checkpoint: its numbers are labelled as selection-set
     numbers (optimistic); test is held out; train is the data the model was fitted on.
@@ -470,7 +522,10 @@ def evaluate(
     for name in labels.names:
         ap = metrics["per_class_ap"][name]
         table.add_row(name, "-" if ap is None else f"{ap:.4f}", str(metrics["support"][name]))
-    table.caption = f"accuracy {metrics['accuracy']:.4f}, macro mAP {metrics['macro_map']:.4f}"
+    table.caption = (
+        f"accuracy {metrics['accuracy']:.4f}, macro precision {metrics['macro_precision']:.4f}, "
+        f"macro mAP {metrics['macro_map']:.4f}"
+    )
     out.print(table)
     if out_dir:
         try:
@@ -495,6 +550,14 @@ def compare(
     seeds: Annotated[int, typer.Option(help="Seeds per model; the table shows medians.")] = 1,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: each model's recipe.")] = None,
     lr: Annotated[float | None, typer.Option(help="Default: each model's recipe.")] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Train every model at this frame rate (the store's). Default: each model's recipe; a model "
+            "whose recipe samples at another rate than the store is refused.",
+            min=0.01,
+        ),
+    ] = None,
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
     test_fraction: TestFraction = 0.0,
 ) -> None:
@@ -523,6 +586,7 @@ def compare(
             seeds=seeds,
             batch_size=batch_size,
             lr=lr,
+            fps=fps,
             label_set=label_set,
             test_fraction=test_fraction,
             progress=out.print,

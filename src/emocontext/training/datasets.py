@@ -116,6 +116,7 @@ class FeatureSequenceDataset(Dataset):
             )
         self.entries = entries
         self.signature = store.signature  # what made the features: a checkpoint records it (train.fit)
+        self.root = store.root
         self.labels = np.array([label_set.index(e.label) for e in entries], np.int64)
         self.records = [store.get(e.clip_id) for e in entries]
         self.train = train
