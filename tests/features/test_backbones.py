@@ -109,3 +109,17 @@ def test_folding_batch_norms_keeps_the_output():
         after = net.feature_map(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.trunk.modules())
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+
+
+def test_context_pool_flatten_gives_the_papers_25088_values_for_squeezenet():
+    """Sun et al., V-C: SqueezeNet 1.1's last map (512 x 13 x 13 at 224 px) pooled to 25,088 values."""
+    import torch
+
+    from emocontext.features.backbones import SqueezeNet11, pool_map
+
+    m = SqueezeNet11().features(torch.zeros(1, 3, 224, 224))
+    assert tuple(m.shape) == (1, 512, 13, 13)
+    assert pool_map(m, "flatten").shape == (1, 25_088) and pool_map(m, "mean").shape == (1, 512)
+    x = torch.arange(2 * 4 * 14 * 14, dtype=torch.float32).view(2, 4, 14, 14)
+    flat = pool_map(x, "flatten").view(2, 4, 7, 7)
+    torch.testing.assert_close(flat[:, :, 0, 0], x[:, :, :2, :2].mean((2, 3)))  # 2x2 cells, channel-major

@@ -296,3 +296,13 @@ def test_two_stream_models_learn_xor(name, one_thread):
 @pytest.mark.parametrize("name", ["face_rnn", "context_rnn"])
 def test_single_stream_models_cannot_learn_xor(name, one_thread):
     assert abs(train_and_test(name, "xor") - 0.5) < 0.12
+
+
+def test_caca_rnn_layer_counts_of_both_sections():
+    """V-D (default): the first (left) LSTM has two layers; V-C: the face RNN (right in A) has two."""
+    from emocontext.models import create_model
+
+    v_d = create_model("caca_rnn_a", num_classes=8, face_dim=128, context_dim=128)
+    v_c = create_model("caca_rnn_a", num_classes=8, face_dim=128, context_dim=128, left_layers=1, right_layers=2)
+    assert v_d.left_lstm.num_layers == 2 and len(v_d.right_cells) == 1
+    assert v_c.left_lstm.num_layers == 1 and len(v_c.right_cells) == 2

@@ -513,3 +513,25 @@ def test_caer_net_s_learns_context_label_and_attends_to_it():
     mass = att[torch.arange(len(att)), test["cell"]].mean().item()
     assert mass > 3 / (GRID * GRID)  # attention on the square: > 3x the uniform share
     assert out.fusion_weights[:, 0, 1].mean() > 0.5  # and the fusion leans on the context
+
+
+def test_caer_fusion_dropout_between_the_fusion_1x1_layers():
+    """Lee et al. 5.1: dropout 0.5 between the 1x1 layers; the fusion weights vary in training, not in eval."""
+    import torch
+
+    from emocontext.models import create_model
+    from emocontext.models.caer_net import PAPER_CONTEXT_CHANNELS_AS_PRINTED
+
+    torch.manual_seed(0)
+    model = create_model("caer_net_features", num_classes=3, face_dim=6, context_dim=5)
+    assert model.head.fusion.face_score[1].p == 0.5
+    batch = {"face": torch.randn(2, 3, 6), "context": torch.randn(2, 3, 5, 2, 2)}
+    model.train()
+    assert not torch.equal(model(batch).fusion_weights, model(batch).fusion_weights)
+    model.eval()
+    torch.testing.assert_close(model(batch).fusion_weights, model(batch).fusion_weights)
+    # the state dict keys are unchanged by the dropout (checkpoints written before load)
+    assert {"head.fusion.face_score.0.weight", "head.fusion.face_score.2.weight"} <= set(model.state_dict())
+    # the context stream's four printed channel values build a four-layer encoder
+    net = create_model("caer_net", num_classes=3, context_channels=PAPER_CONTEXT_CHANNELS_AS_PRINTED)
+    assert len(net.context_encoder.convs) == 4 and net.context_encoder.temporal_stride == 4

@@ -153,3 +153,37 @@ def test_caer_net_s_trains_from_pixel_clips_through_fit(tmp_path):
     probs = predict_probs(model, val)
     assert probs.shape == (16, len(EKMAN7))
     assert (probs.argmax(1) == val.labels).mean() == 1.0
+
+
+def test_pixel_training_jitters_hue_and_saturation():
+    """Lee et al. 5.1: "contrast, and color changes": hue and saturation jitter besides brightness and contrast."""
+    import torch
+
+    from emocontext.training.pixels import PixelClip, PixelClipDataset, hue_saturation
+
+    grey = torch.full((1, 3, 4, 4), 0.3)
+    torch.testing.assert_close(hue_saturation(grey, 1.5, 17.0), grey, atol=1e-5, rtol=0)  # grey stays grey
+    red = torch.tensor([0.8, -0.5, -0.5]).view(1, 3, 1, 1).expand(1, 3, 2, 2).clone()
+    torch.testing.assert_close(hue_saturation(red, 1.0, 0.0), red, atol=1e-5, rtol=0)
+    turned = hue_saturation(red, 1.0, 18.0)
+    assert (turned - red).abs().max() > 0.05  # the hue moved
+    pale = hue_saturation(red, 0.5, 0.0)
+    assert pale.std(1).mean() < red.std(1).mean()  # less saturated: channels closer together
+    rng = np.random.default_rng(0)
+    clip = PixelClip(
+        rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8),
+        rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
+        np.ones(4, bool),
+    )
+    on = PixelClipDataset([clip], [0], train=True, crop=12, clip_len=4, seed=3)
+    off = PixelClipDataset([clip], [0], train=True, crop=12, clip_len=4, seed=3, hue_saturation=False)
+    assert not torch.equal(on[0]["context_pixels"], off[0]["context_pixels"])
+
+
+def test_caer_net_input_hides_every_face_and_missed_ones():
+    """Lee et al. 3.2.1: the network "hides the faces": all detected faces, and the subject where it was missed."""
+    from emocontext.training.pixels import pixel_stream_config
+
+    cfg = pixel_stream_config()
+    assert cfg.hide_face and cfg.hide_all_faces and cfg.hide_undetected
+    assert (cfg.fps, cfg.face_size, cfg.context_size, cfg.context_width) == (10.0, 96, 128, 171)

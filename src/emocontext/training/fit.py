@@ -22,9 +22,11 @@ over several seeds reports the median of each metric (Sun et al., V-D: "training
 five times with different random seeds and median performance metrics are selected").
 
 Audio models (``streams`` with ``"audio"``, e.g. ``av_lstm``) get ``audio_dim`` from the
-datasets; the audio PCA whitening of the training dataset (Chao et al. 2016, 3.3) is saved in
-the checkpoint's ``meta["audio_whitening"]`` (state dict as lists), so evaluation and prediction
-build their datasets with ``audio_whitening=meta["audio_whitening"]``.
+datasets, and those that take it ``audio_frames_per_step`` (the AV-LSTM matches its alignment
+window to it; both are recorded in the checkpoint's ``meta["dims"]``); the audio PCA whitening of
+the training dataset (Chao et al. 2016, 3.3) is saved in the checkpoint's
+``meta["audio_whitening"]`` (state dict as lists), so evaluation and prediction build their
+datasets with ``audio_whitening=meta["audio_whitening"]``.
 
 Resumable: a checkpoint is written atomically after every epoch; running the same
 command again continues from it. Every epoch re-seeds torch and the data order
@@ -243,8 +245,11 @@ def fit(
     k = len(label_set)
     torch.manual_seed(config.seed)
     dims = {"face_dim": train_ds.face_dim, "context_dim": train_ds.context_dim}
-    if "audio" in model_info(config.model).streams:
+    info = model_info(config.model)
+    if "audio" in info.streams:
         dims["audio_dim"] = train_ds.audio_dim  # ConfigError when the store has no audio
+        if "audio_frames_per_step" in info.options:  # the AV-LSTM's window matched to the audio rate
+            dims["audio_frames_per_step"] = train_ds.audio_frames_per_step
     whitening = _whitening_state(train_ds)
     if _whitening_state(val_ds) != whitening:
         raise ConfigError("train_ds and val_ds must use the same audio whitening (fitted on the training clips)")
