@@ -162,6 +162,31 @@ def test_faa_is_mean_then_two_fc():
     torch.testing.assert_close(out.logits[0], ref)
 
 
+def test_faa_caa_and_ffaa_read_two_fc_layers_the_same_way():
+    """5.2: "two successive fully connected layers": Linear, ReLU, Dropout, Linear for all three baselines;
+    FFAA's first layer is eq. (2)'s W_1 on the averaged fusion features (issue 25: before, FFAA had no ReLU)."""
+    model = build("ffaa")
+    batch = make_batch()
+    with torch.no_grad():
+        out = model(batch)
+        m = batch["mask"][0]
+        r = model.fusion(
+            torch.cat(
+                [
+                    model.face_encoder(batch["face"][0]) * batch["face_mask"][0, :, None],
+                    model.context_encoder(batch["context"][0]),
+                ],
+                -1,
+            )
+        )
+        ref = model.head(F.relu(model.feature(r[m].mean(0))))  # W_1 on the mean r_i, ReLU, classifier
+    torch.testing.assert_close(out.logits[0], ref)
+    faa = build("faa")
+    assert [type(x) for x in faa.fc] == [nn.Linear, nn.ReLU, nn.Dropout]
+    # the same classifier state dict keys as before: checkpoints still load
+    assert {"feature.weight", "head.weight"} <= set(model.state_dict())
+
+
 def test_score_layers_and_errors():
     with pytest.raises(ConfigError, match="score_layers"):
         build("caan", score_layers=4)

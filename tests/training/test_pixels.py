@@ -187,3 +187,44 @@ def test_caer_net_input_hides_every_face_and_missed_ones():
     cfg = pixel_stream_config()
     assert cfg.hide_face and cfg.hide_all_faces and cfg.hide_undetected
     assert (cfg.fps, cfg.face_size, cfg.context_size, cfg.context_width) == (10.0, 96, 128, 171)
+
+
+def test_caer_net_s_trains_on_single_images_and_caer_net_on_16_frame_clips(tmp_path, monkeypatch):
+    """Lee et al. 5.1: CAER-Net on 16-frame clips at 10 fps; CAER-Net-S trained on single images (CAER-S) --
+    each training sample one frame, a video predicted as the mean over its frames (issue 25). The recipes
+    carry it (``max_frames``); ``--max-frames 16`` keeps the window form for CAER-Net-S."""
+    from emocontext.training import seeds
+
+    made = []
+
+    class Recording(PixelClipDataset):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(seeds, "PixelClipDataset", Recording)
+    entries = []
+    for i in range(6):
+        frames = np.full((20, 120, 160, 3), 60, np.uint8)
+        frames[..., i % 2] = 200
+        path = encode_video(tmp_path / f"c{i}.mp4", frames, fps=20)  # 1 s: 10 frames at the recipe's 10 fps
+        entries.append(FaceEntry(path=str(path), label=("happy", "sad")[i % 2], box=BOX))
+    tiny = {"channels": (4, 4, 4, 4, 4), "attention_channels": 2, "fusion_hidden": 2, "classifier_hidden": 4}
+
+    def run(model, **kw):
+        made.clear()
+        cfg = TrainConfig(model=model, epochs=1, batch_size=4, model_kwargs=tiny, **kw)
+        seeds.train_pixel_seeds(cfg, entries[:4], entries[4:], None, EKMAN7, tmp_path / model / str(kw))
+        train = next(d for d in made if d.train)
+        val = next(d for d in made if not d.train)
+        return train, val
+
+    train, val = run("caer_net_s")
+    assert train.clip_len == val.clip_len == 1 and [len(c) for c in val.clips] == [10, 10]
+    assert len(train[0]["face_pixels"]) == 1  # one image per training sample
+    view = val.windows()
+    assert len(view) == 20 and view.window_clip.tolist() == [0] * 10 + [1] * 10  # every frame, averaged per clip
+    train, _ = run("caer_net_s", max_frames=16)  # the window form, as an option
+    assert train.clip_len == 16 and len(train[0]["face_pixels"]) == 10
+    train, _ = run("caer_net")
+    assert train.clip_len == 16
