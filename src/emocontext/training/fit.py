@@ -210,8 +210,9 @@ def clip_probs(model: torch.nn.Module, ds) -> np.ndarray:
     """Class probabilities ``(N, K)`` of every clip of ``ds``, as the model's paper evaluates them.
 
     Feature datasets: one pass per clip (:func:`predict_probs`). A :class:`~.pixels.PixelClipDataset`
-    whose clips are longer than its ``clip_len``: the mean over 16-frame windows overlapping by 8
-    (CAER-Net, section 5.1).
+    whose clips are longer than its ``clip_len``: the mean over windows of ``clip_len`` frames
+    overlapping by half (CAER-Net, section 5.1: 16 frames overlapping by 8; CAER-Net-S's single
+    frames: the mean over every frame).
     """
     if isinstance(ds, PixelClipDataset) and ds.needs_windows:
         view = ds.windows()
