@@ -100,3 +100,23 @@ def feature_record(entry, face, context, *, present=None, timestamps=None, map_s
         meta=entry.to_dict(),
         **extra,
     )
+
+
+def imbalanced_store(root, n=24, t=5, d=6, seed=0):
+    """Clips labelled 0 (two thirds), 1 and 2; the label is readable from the context stream."""
+    rng = np.random.default_rng(seed)
+    from emocontext.data.manifest import ClipEntry
+    from emocontext.features.store import FeatureStore
+    from emocontext.labels import EKMAN7
+
+    store = FeatureStore(root, {"face": {"name": "synthetic"}, "context": {"name": "synthetic"}})
+    entries = []
+    for i in range(n):
+        y = 0 if i % 3 else 1 + (i // 3) % 2
+        ctx = rng.normal(size=(t, d)).astype(np.float32)
+        ctx[:, y] += 1.0
+        split = "train" if i < 16 else "val"
+        e = ClipEntry(f"/synthetic/imb{i}.mp4", EKMAN7.names[y], split, None)
+        store.put(e.clip_id, feature_record(e, rng.normal(size=(t, d)).astype(np.float32), ctx, map_shape=(d, 1, 1)))
+        entries.append(e)
+    return store, entries

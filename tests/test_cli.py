@@ -155,6 +155,27 @@ def test_extract_with_audio_stores_it_and_warns_about_a_silent_clip(tmp_path):
     assert len(by_name["with_audio.mp4"].audio) > 10 and len(by_name["silent.mp4"].audio) == 0
 
 
+def test_extract_samples_at_the_recipe_rate_of_the_model_it_extracts_for(tmp_path):
+    """Issue 25: `extract --model av_lstm` samples at Chao et al.'s 25 fps and the store signature records it;
+    without a model, 5 fps; `--fps` overrides; `train` then accepts the store for that model only."""
+    from emocontext.features.store import FeatureStore
+
+    (tmp_path / "in").mkdir()
+    encode_video(tmp_path / "in" / "a.mp4", numbered_frames(50), fps=25)  # 2 s
+    runs = {"av": ["--model", "av_lstm"], "plain": [], "given": ["--model", "av_lstm", "--fps", "10"]}
+    for name, extra in runs.items():
+        r = _run("extract", tmp_path / "in", "-o", tmp_path / name, "--detector", "haar", "-q", *extra)
+        assert r.exit_code == 0, r.output
+    fps = {name: FeatureStore(tmp_path / name).signature["streams"]["fps"] for name in runs}
+    assert fps == {"av": 25.0, "plain": 5.0, "given": 10.0}
+    lengths = {
+        name: len(FeatureStore(tmp_path / name).get(FeatureStore(tmp_path / name).clip_ids()[0])) for name in runs
+    }
+    assert lengths == {"av": 50, "plain": 10, "given": 20}
+    r = _run("extract", "--help")
+    assert "--model" in r.output and "CAAN every frame" in " ".join(r.output.split())
+
+
 def test_train_pixel_model_from_a_manifest(tmp_path):
     """caer_net_s learns from the clips of a manifest (pixels), not from a feature store."""
     rows = ["path,label,split"]

@@ -10,12 +10,12 @@ mAP of the project: every caller passes ``(y_true, probs)`` in that order. Nothi
 
 Two "MAP"s appear in the literature this project follows:
 
-- :func:`macro_map`: mean over classes of one-vs-rest average precision of the scores (the "mAP (mean
-  average precision)" of the CACA-RNN paper, Sun et al. 2018, Tables I-II).
 - :func:`macro_precision`: mean over classes of the precision ``TP_k / (TP_k + FP_k)`` of the hard
   predictions. The MEC 2016/2017 overview papers (Li et al.) call their primary measure "macro average
-  precision"; to our reading it is this one, not an area under a PR curve. Report both when comparing
-  with MEC numbers.
+  precision", and it is the "mAP" the CACA-RNN paper (Sun et al. 2018, Tables I-II) reports beside the
+  MEC 2017 baseline's 21.7 %: the CACA-RNN recipe selects on it (FIDELITY.md, "The MEC metric").
+- :func:`macro_map`: mean over classes of one-vs-rest average precision of the scores (the area under
+  each class's precision-recall curve), reported beside it.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def per_class_ap(y_true, probs, num_classes: int | None = None) -> np.ndarray:
 
 
 def macro_map(y_true, probs, num_classes: int | None = None) -> float:
-    """Mean over classes of one-vs-rest average precision (:func:`per_class_ap`), the "mAP" of CACA-RNN.
+    """Mean over classes of one-vs-rest average precision (:func:`per_class_ap`).
 
     Classes absent from ``y_true`` are **skipped** (their AP is undefined), so the mean runs over the
     classes present; with every class present this is the plain mean over K classes.

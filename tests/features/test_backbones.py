@@ -111,28 +111,15 @@ def test_folding_batch_norms_keeps_the_output():
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
 
 
-def test_specs_are_derived_from_the_weights_records():
-    """The preprocessing is written once, in the Weights record; the spec reads it, and the signature a feature
-    store records stays what the stores made so far hold."""
-    import dataclasses
+def test_context_pool_flatten_gives_the_papers_25088_values_for_squeezenet():
+    """Sun et al., V-C: SqueezeNet 1.1's last map (512 x 13 x 13 at 224 px) pooled to 25,088 values."""
+    import torch
 
-    from emocontext.features.backbones import EFFNET_LITE0_IMAGENET, ExtractorSpec
-    from emocontext.weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS
+    from emocontext.features.backbones import SqueezeNet11, pool_map
 
-    assert FACE_CNN.signature() == {
-        "name": "face_cnn_fer2013",
-        "version": FACE_CNN.version,
-        "input_size": (80, 80),
-        "mean": (127.0, 127.0, 127.0),
-        "std": (128.0, 128.0, 128.0),
-        "grayscale": True,
-        "feature_dim": 1280,
-        "test_time_flip": True,
-    }
-    assert EFFNET_LITE0_IMAGENET.signature()["input_size"] == (224, 224) and not EFFNET_LITE0_IMAGENET.test_time_flip
-    assert EFFNET_LITE0_IMAGENET.accuracy == dict(EFFICIENTNET_LITE0_WEIGHTS.metrics)
-    moved = dataclasses.replace(
-        FACE_CNN_WEIGHTS, preprocessing={**FACE_CNN_WEIGHTS.preprocessing, "input_size": (96, 96)}
-    )
-    spec = ExtractorSpec.from_weights(moved, name="x", version="1", feature_dim=8)
-    assert spec.input_size == (96, 96) and spec.source == FACE_CNN_WEIGHTS.source and spec.grayscale
+    m = SqueezeNet11().features(torch.zeros(1, 3, 224, 224))
+    assert tuple(m.shape) == (1, 512, 13, 13)
+    assert pool_map(m, "flatten").shape == (1, 25_088) and pool_map(m, "mean").shape == (1, 512)
+    x = torch.arange(2 * 4 * 14 * 14, dtype=torch.float32).view(2, 4, 14, 14)
+    flat = pool_map(x, "flatten").view(2, 4, 7, 7)
+    torch.testing.assert_close(flat[:, :, 0, 0], x[:, :, :2, :2].mean((2, 3)))  # 2x2 cells, channel-major

@@ -324,3 +324,21 @@ def test_real_clip_forward_pass():
     audio_sec = torch.from_numpy(times)[centre]
     assert (audio_sec - t_sec).abs().max() < 0.1
     torch.testing.assert_close(out.extras["alignment"].sum(-1), torch.ones(1, T))
+
+
+def test_the_alignment_window_is_matched_to_the_audio_rate():
+    """Fig. 2's four slots at the paper's rates (31.25 audio frames/s, 25 video frames/s: 1.25 per frame);
+    at another video rate the window widens to reach one video frame each way (issue 25)."""
+    from emocontext.errors import ConfigError
+    from emocontext.models.av_lstm import matched_window
+
+    assert matched_window(31.25 / 25) == 2 and matched_window(None) == 2
+    assert matched_window(31.25 / 5) == 7 and matched_window(1.0) == 1 and matched_window(0.3) == 1
+    with pytest.raises(ConfigError):
+        matched_window(0)
+    assert build("av_lstm", audio_frames_per_step=1.25).encoder.window == 2
+    wide = build("av_lstm", audio_frames_per_step=6.25)
+    assert wide.encoder.window == wide.selector.window == 7 and wide.encoder.w_slot.shape[0] == 14
+    assert build("av_lstm", audio_frames_per_step=6.25, window=3).encoder.window == 3  # an explicit width stays
+    out = wide(make_batch())
+    assert out.extras["alignment"].shape[-1] == 14

@@ -162,6 +162,31 @@ def test_faa_is_mean_then_two_fc():
     torch.testing.assert_close(out.logits[0], ref)
 
 
+def test_faa_caa_and_ffaa_read_two_fc_layers_the_same_way():
+    """5.2: "two successive fully connected layers": Linear, ReLU, Dropout, Linear for all three baselines;
+    FFAA's first layer is eq. (2)'s W_1 on the averaged fusion features (issue 25: before, FFAA had no ReLU)."""
+    model = build("ffaa")
+    batch = make_batch()
+    with torch.no_grad():
+        out = model(batch)
+        m = batch["mask"][0]
+        r = model.fusion(
+            torch.cat(
+                [
+                    model.face_encoder(batch["face"][0]) * batch["face_mask"][0, :, None],
+                    model.context_encoder(batch["context"][0]),
+                ],
+                -1,
+            )
+        )
+        ref = model.head(F.relu(model.feature(r[m].mean(0))))  # W_1 on the mean r_i, ReLU, classifier
+    torch.testing.assert_close(out.logits[0], ref)
+    faa = build("faa")
+    assert [type(x) for x in faa.fc] == [nn.Linear, nn.ReLU, nn.Dropout]
+    # the same classifier state dict keys as before: checkpoints still load
+    assert {"feature.weight", "head.weight"} <= set(model.state_dict())
+
+
 def test_score_layers_and_errors():
     with pytest.raises(ConfigError, match="score_layers"):
         build("caan", score_layers=4)
@@ -312,3 +337,88 @@ def test_caan_scores_rise_on_informative_frames():
     informative, distractor = w[test["info"]].mean().item(), w[~test["info"]].mean().item()
     assert informative > 1 / TS > distractor  # uniform weight is 1/8
     assert informative > 10 * distractor
+
+
+def _brute_facenet(x, y, margin):
+    """FaceNet's loss by loops: squared distances, every (a, p), semi-hard negative (else the farthest)."""
+    import torch
+
+    d = torch.cdist(x, x).pow(2)
+    losses = []
+    for a in range(len(y)):
+        for p in range(len(y)):
+            if a == p or y[a] != y[p]:
+                continue
+            negs = [float(d[a, n]) for n in range(len(y)) if y[n] != y[a]]
+            if not negs:
+                continue
+            farther = [v for v in negs if v > float(d[a, p])]
+            dn = min(farther) if farther else max(negs)
+            losses.append(max(0.0, float(d[a, p]) - dn + margin))
+    return sum(losses) / len(losses)
+
+
+def test_facenet_triplet_loss_is_squared_and_semi_hard():
+    import torch
+    from torch.nn import functional as F
+
+    from emocontext.models.base import Output
+    from emocontext.models.caan import batch_hard_triplet_loss, caan_loss, facenet_triplet_loss
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 5, generator=g)
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+    got = facenet_triplet_loss(x, y, margin=0.2)
+    assert float(got) == pytest.approx(_brute_facenet(F.normalize(x, dim=1), y, 0.2), abs=1e-5)
+    assert float(got) != pytest.approx(float(batch_hard_triplet_loss(x, y, margin=0.2)), abs=1e-3)
+    # the default of CAAN's loss is FaceNet's form
+    out = Output(logits=torch.zeros(10, 4), extras={"video_feature": x})
+    terms = caan_loss(out, y, frame_weight=0.0, clip_weight=0.0, return_terms=True)
+    torch.testing.assert_close(terms["triplet"], got)
+    assert float(facenet_triplet_loss(x, torch.arange(10))) == 0.0  # no positive pair
+
+
+def test_caan_single_stream_attention_networks():
+    import torch
+
+    from emocontext.models import create_model, list_models
+
+    assert {"caan_face", "caan_context", "av_face_mean"} <= set(list_models())
+    face = create_model("caan_face", num_classes=3, face_dim=4)
+    context = create_model("caan_context", num_classes=3, context_dim=4)
+    assert len(face.score) == 1 and len([m for m in context.score if isinstance(m, torch.nn.Linear)]) == 3
+    assert face.streams == ("face",) and context.streams == ("context",)
+
+
+def test_ffaa_is_supervised_at_the_video_level_only():
+    """CAAN paper 5.2: FFAA is "supervised by softmax-loss" after the average: no frame-level term by default."""
+    import torch
+    from torch.nn import functional as F
+
+    from emocontext.models import create_model
+
+    model = create_model("ffaa", num_classes=3, face_dim=4, context_dim=4).eval()
+    batch = {"face": torch.randn(2, 5, 4), "context": torch.randn(2, 5, 4)}
+    y = torch.tensor([0, 2])
+    out = model(batch)
+    torch.testing.assert_close(model.loss(out, y), F.cross_entropy(out.logits, y))
+    assert model.loss(out, y, frame_weight=1.0) > model.loss(out, y)  # CAAN's frame term, on request
+
+
+def test_caa_can_average_the_face_frames_only():
+    import torch
+
+    from emocontext.models import create_model
+
+    torch.manual_seed(0)
+    ctx = torch.randn(1, 4, 4)
+    face_mask = torch.tensor([[True, False, True, False]])
+    batch = {"context": ctx, "face_mask": face_mask}
+    every = create_model("caa", num_classes=3, context_dim=4).eval()
+    faces = create_model("caa", num_classes=3, context_dim=4, drop_faceless=True).eval()
+    faces.load_state_dict(every.state_dict())
+    assert faces(batch).temporal_attention.tolist() == [[0.5, 0.0, 0.5, 0.0]]
+    assert every(batch).temporal_attention.tolist() == [[0.25] * 4]
+    moved = {"context": ctx.clone(), "face_mask": face_mask}
+    moved["context"][0, 1] += 10  # a face-less frame
+    torch.testing.assert_close(faces(moved).logits, faces(batch).logits)

@@ -22,6 +22,11 @@ VARIANTS = [
     ("caca_rnn_b", {"attention_query": "current"}),
     ("caca_rnn_a", {"right_layers": 2}),
     ("caca_rnn_b", {"attention_query": "current", "left_layers": 1, "right_layers": 2}),
+    ("caca_rnn_a", {"attention_input": False}),
+    ("caca_rnn_b", {"attention_query": "current", "attention_input": False}),
+    ("caca_rnn_a", {"context_fc": False}),
+    ("caca_rnn_b", {"context_fc": False}),
+    ("caca_rnn_b", {"attention_query": "current", "context_fc": False}),
 ]
 CACA = [("caca_rnn_a", "previous"), ("caca_rnn_a", "current"), ("caca_rnn_b", "previous"), ("caca_rnn_b", "current")]
 
@@ -100,10 +105,12 @@ def test_caca_attention(name, query):
     assert (a >= 0).all()
 
 
+@pytest.mark.parametrize("attention_input", [True, False])
 @pytest.mark.parametrize("query", ["previous", "current"])
-def test_caca_matches_a_step_by_step_reference(query):
-    """Eq. (2)-(5) written out for one unpadded clip, every frame with a face."""
-    model = build("caca_rnn_a", attention_query=query)
+def test_caca_matches_a_step_by_step_reference(query, attention_input):
+    """Eq. (2)-(5) written out for one unpadded clip, every frame with a face; eq. (4)'s h(x_i, c_i, h_i)
+    reads the input x_i unless ``attention_input=False`` (Luong's tanh(W_c [c_i; h_i]))."""
+    model = build("caca_rnn_a", attention_query=query, attention_input=attention_input)
     batch = make_batch([6])
     batch["face_mask"] = batch["mask"].clone()
     with torch.no_grad():
@@ -124,10 +131,37 @@ def test_caca_matches_a_step_by_step_reference(query):
                 a = torch.softmax(keys @ h[0], 0)  # score with h_i
                 ctx = a @ keys
             rows.append(a)
-            outputs.append(torch.tanh(model.combine(torch.cat([ctx, h[0]]))))
+            parts = [ctx, h[0], x[i]] if attention_input else [ctx, h[0]]
+            outputs.append(torch.tanh(model.combine(torch.cat(parts))))
         logits = model.head(outputs[-1])
     torch.testing.assert_close(out.temporal_attention[0], torch.stack(rows))
     torch.testing.assert_close(out.logits[0], logits)
+
+
+def test_caca_attention_input_sizes_and_effect():
+    """Eq. (4): W_c reads [c; h; x] (H + H + E columns), or [c; h] without the input."""
+    with_x, without = build("caca_rnn_a"), build("caca_rnn_a", attention_input=False)
+    assert with_x.combine.in_features == 24 + 24 + 16 and without.combine.in_features == 24 + 24
+    # the x_i columns of W_c set to 0 change the output of a clip with faces, not of the clip without any
+    batch = make_batch()
+    with torch.no_grad():
+        model = build("caca_rnn_a", attention_query="current")
+        ref = model(batch).logits
+        model.combine.weight[:, 48:] = 0
+        cut = model(batch).logits
+    assert not torch.allclose(ref[0], cut[0])
+    torch.testing.assert_close(ref[2], cut[2])
+
+
+def test_caca_context_fc_false_feeds_the_context_features_to_the_lstm():
+    """V-C's submitted model: no FC after the context CNN, the pooled features go to the context RNN."""
+    a = build("caca_rnn_a", context_fc=False)
+    assert isinstance(a.left_encoder, nn.Identity) and a.left_lstm.input_size == D_C
+    assert isinstance(a.right_encoder, nn.Sequential) and a.combine.in_features == 24 + 24 + 16
+    b = build("caca_rnn_b", context_fc=False)  # the context is the right stream: its cells read [x_i; c_i]
+    assert b.right_cells[0].input_size == D_C + 24 and b.combine.in_features == 24 + 24 + D_C
+    assert b.left_lstm.input_size == 16
+    assert build("caca_rnn_a").left_lstm.input_size == 16
 
 
 def test_caca_right_state_initialised_from_left():
@@ -262,3 +296,13 @@ def test_two_stream_models_learn_xor(name, one_thread):
 @pytest.mark.parametrize("name", ["face_rnn", "context_rnn"])
 def test_single_stream_models_cannot_learn_xor(name, one_thread):
     assert abs(train_and_test(name, "xor") - 0.5) < 0.12
+
+
+def test_caca_rnn_layer_counts_of_both_sections():
+    """V-D (default): the first (left) LSTM has two layers; V-C: the face RNN (right in A) has two."""
+    from emocontext.models import create_model
+
+    v_d = create_model("caca_rnn_a", num_classes=8, face_dim=128, context_dim=128)
+    v_c = create_model("caca_rnn_a", num_classes=8, face_dim=128, context_dim=128, left_layers=1, right_layers=2)
+    assert v_d.left_lstm.num_layers == 2 and len(v_d.right_cells) == 1
+    assert v_c.left_lstm.num_layers == 1 and len(v_c.right_cells) == 2

@@ -88,6 +88,61 @@ def test_registered_with_streams():
         assert "Lee et al., ICCV 2019" in str(model_info(name))
 
 
+def test_the_shared_options_are_written_once_and_listed_for_every_model():
+    """The head's options live in one base class; the registry still lists them for each model."""
+    import inspect
+
+    from emocontext.models.caer_net import CAERNet, CAERNetFeatures, CAERNetS, _CAERModel
+
+    shared = set(inspect.signature(_CAERModel.__init__).parameters) - {"self", "num_classes"}
+    assert {"use_face", "fusion_dropout", "attention_channels", "classifier_hidden"} <= shared
+    for cls in (CAERNet, CAERNetS, CAERNetFeatures):
+        assert not shared & set(inspect.signature(cls.__init__).parameters)  # not restated
+    for name in MODELS:
+        assert shared <= set(model_info(name).options)
+    assert "face_dropout" in model_info("caer_net_s").options and "face_dropout" not in model_info("caer_net").options
+    assert {"channels", "context_channels"} <= set(model_info("caer_net").options)
+    with pytest.raises(ConfigError, match="no option"):
+        create_model("caer_net", num_classes=K, fusion_dropot=0.1)
+    model = build("caer_net", fusion_dropout=0.25, attention_channels=3)
+    assert model.head.fusion.face_score[1].p == 0.25 and model.head.attention.conv1.out_channels == 3
+
+
+def test_caer_net_face_and_context_volumes_stay_aligned():
+    """Eq. (1)-(2) encode V_F and V_C of the same frames: step t of both volumes is frame t; a face-less
+    frame keeps its slot in the face volume, zeroed and masked (issue 25; before, the face frames were
+    moved together, so the two volumes no longer matched frame by frame)."""
+    model = build("caer_net")
+    batch = make_batch()
+    fm, mask = batch["face_mask"], batch["mask"]
+    assert not fm[0, 3] and fm[0, 4]  # clip 0 has a gap at frame 3
+    volumes = model.volumes(batch)
+    face, face_valid = volumes["face_pixels"]
+    context, context_valid = volumes["context_pixels"]
+    assert face.shape[2] == context.shape[2] == T
+    torch.testing.assert_close(face_valid, fm)
+    torch.testing.assert_close(context_valid, mask)
+    for b in range(len(LENGTHS)):
+        for t in range(T):
+            want = batch["face_pixels"][b, t] if fm[b, t] else torch.zeros_like(batch["face_pixels"][b, t])
+            torch.testing.assert_close(face[b, :, t], want)
+            torch.testing.assert_close(context[b, :, t], batch["context_pixels"][b, t] * mask[b, t])
+    # the face encoder reads exactly these: its input and mask, captured during a forward pass
+    seen = {}
+    model.face_encoder.register_forward_hook(lambda m, args, out: seen.update(x=args[0], valid=args[1]))
+    with torch.no_grad():
+        model(batch)
+    torch.testing.assert_close(seen["x"], face)
+    torch.testing.assert_close(seen["valid"], fm)
+    # a face moved to the gap's slot is another clip for the encoder: the slot is where the frame is
+    moved = dict(batch, face_mask=fm.clone())
+    moved["face_mask"][0, 3], moved["face_mask"][0, 4] = True, False
+    moved["face_pixels"] = batch["face_pixels"].clone()
+    moved["face_pixels"][0, 3] = batch["face_pixels"][0, 4]
+    with torch.no_grad():
+        assert not torch.allclose(model(moved).logits[0], model(batch).logits[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # Shapes and the explanation outputs
 # ---------------------------------------------------------------------------------------------
@@ -458,3 +513,25 @@ def test_caer_net_s_learns_context_label_and_attends_to_it():
     mass = att[torch.arange(len(att)), test["cell"]].mean().item()
     assert mass > 3 / (GRID * GRID)  # attention on the square: > 3x the uniform share
     assert out.fusion_weights[:, 0, 1].mean() > 0.5  # and the fusion leans on the context
+
+
+def test_caer_fusion_dropout_between_the_fusion_1x1_layers():
+    """Lee et al. 5.1: dropout 0.5 between the 1x1 layers; the fusion weights vary in training, not in eval."""
+    import torch
+
+    from emocontext.models import create_model
+    from emocontext.models.caer_net import PAPER_CONTEXT_CHANNELS_AS_PRINTED
+
+    torch.manual_seed(0)
+    model = create_model("caer_net_features", num_classes=3, face_dim=6, context_dim=5)
+    assert model.head.fusion.face_score[1].p == 0.5
+    batch = {"face": torch.randn(2, 3, 6), "context": torch.randn(2, 3, 5, 2, 2)}
+    model.train()
+    assert not torch.equal(model(batch).fusion_weights, model(batch).fusion_weights)
+    model.eval()
+    torch.testing.assert_close(model(batch).fusion_weights, model(batch).fusion_weights)
+    # the state dict keys are unchanged by the dropout (checkpoints written before load)
+    assert {"head.fusion.face_score.0.weight", "head.fusion.face_score.2.weight"} <= set(model.state_dict())
+    # the context stream's four printed channel values build a four-layer encoder
+    net = create_model("caer_net", num_classes=3, context_channels=PAPER_CONTEXT_CHANNELS_AS_PRINTED)
+    assert len(net.context_encoder.convs) == 4 and net.context_encoder.temporal_stride == 4

@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score
 
 from emocontext.errors import ConfigError
 from emocontext.models import EmotionModel, LinearEnsemble, Output, count_parameters, create_model
-from emocontext.models.ensemble import fit_ensemble_weights, macro_average_precision, simplex_grid
+from emocontext.models.ensemble import fit_ensemble_weights, simplex_grid
 
 K = 4
 
@@ -50,13 +50,19 @@ def noisy_probs(labels, K, quality, rng):
     return p / p.sum(1, keepdims=True)
 
 
-def test_macro_ap_matches_sklearn():
+def test_the_map_objective_is_the_projects_one_average_precision(monkeypatch):
+    """The ensemble's "map" objective is metrics.macro_map (sklearn's AP, ties included), not a copy of it."""
+    from emocontext.models import ensemble
+
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 200)
-    p = noisy_probs(y, K, 0.5, rng)
-    p = np.round(p, 2)  # ties
+    p = np.round(noisy_probs(y, K, 0.5, rng), 2)  # ties
     ref = np.mean([average_precision_score(y == k, p[:, k]) for k in range(K)])
-    assert math.isclose(macro_average_precision(p, y), ref, rel_tol=1e-12)
+    assert math.isclose(ensemble._score(p, y, "map"), ref, rel_tol=1e-12)
+    calls = []
+    monkeypatch.setattr(ensemble, "macro_map", lambda *a: calls.append(a) or 0.0)
+    ensemble._score(p, y, "map")
+    assert calls and calls[0][0] is y  # (y_true, probs): metrics.py's order
 
 
 def test_simplex_grid():

@@ -24,7 +24,8 @@ from emocontext.training import (
     train_seeds,
 )
 from emocontext.training.datasets import FeatureSequenceDataset, collate
-from tests.conftest import data_path, feature_record
+from tests.conftest import data_path, feature_record, imbalanced_store
+from tests.models.test_recipes import recipe_rows
 from tests.training.test_datasets import audio_store
 
 SIG = {"face": {"name": "synthetic"}, "context": {"name": "synthetic"}}
@@ -201,6 +202,10 @@ def test_av_lstm_trains_on_audio_and_its_whitening_travels_with_the_checkpoint(t
     s = train_seeds(cfg, store, train, val, None, EKMAN7, tmp_path / "runs", audio_pca=4)
     model, meta = load_model(tmp_path / "runs" / "seed0" / "best.pt")
     assert meta["dims"]["audio_dim"] == 4 and len(meta["audio_whitening"]["components"]) == 4
+    # the alignment window matched to the audio rate (about 6.25 audio frames per video frame at 5 fps)
+    ratio = FeatureSequenceDataset(store, train, EKMAN7).audio_frames_per_step
+    assert 6 < ratio < 7 and meta["dims"]["audio_frames_per_step"] == pytest.approx(ratio)
+    assert model.encoder.window == 7 and model.encoder.w_slot.shape[0] == 14
     # evaluation rebuilds the dataset with the checkpoint's whitening and gets the same numbers
     w = fit_audio_whitening(store, train, 4)
     np.testing.assert_allclose(np.array(meta["audio_whitening"]["components"]), w.components)
@@ -333,3 +338,149 @@ def load_streams(name):
     from emocontext.models.registry import model_info
 
     return model_info(name).streams
+
+
+def _fit_losses(tmp_path, name, **cfg):
+    from emocontext.training.fit import TrainConfig, fit
+
+    store, entries = imbalanced_store(tmp_path / "s")
+    tr = FeatureSequenceDataset(store, [e for e in entries if e.split == "train"], EKMAN7, train=True)
+    va = FeatureSequenceDataset(store, [e for e in entries if e.split == "val"], EKMAN7)
+    small = {"embed_dim": 8, "fusion_dim": 8, "feature_dim": 8, "score_hidden": 4}
+    config = TrainConfig(model="caan", epochs=2, batch_size=8, model_kwargs=small, **cfg)
+    result = fit(config, tr, va, tmp_path / name, label_set=EKMAN7)
+    return [h["loss"] for h in result.history]
+
+
+def test_class_weights_reach_caans_own_loss(tmp_path):
+    """``--class-weights`` changes CAAN's training loss (before the fix ``model.loss`` never got the weights)."""
+    plain = _fit_losses(tmp_path, "plain")
+    weighted = _fit_losses(tmp_path, "weighted", class_weights=True)
+    assert plain != weighted
+    assert plain == _fit_losses(tmp_path, "again")  # the difference is the weights, not chance
+
+
+def test_caan_loss_options_come_from_the_config(tmp_path):
+    from emocontext.errors import ConfigError
+    from emocontext.training.fit import TrainConfig, fit
+
+    default = _fit_losses(tmp_path, "default")
+    no_triplet = _fit_losses(tmp_path, "nt", loss_kwargs={"triplet_weight": 0.0, "frame_weight": 0.5})
+    assert default != no_triplet
+    store, entries = imbalanced_store(tmp_path / "s2")
+    ds = FeatureSequenceDataset(store, entries, EKMAN7)
+    with pytest.raises(ConfigError, match="takes no loss options"):
+        fit(
+            TrainConfig(model="face_rnn", epochs=1, loss_kwargs={"margin": 1.0}),
+            ds,
+            ds,
+            tmp_path / "x",
+            label_set=EKMAN7,
+        )
+
+
+def test_train_runs_the_recipe_the_cli_shows(tmp_path, monkeypatch):
+    """`emocontext train` with no recipe option runs exactly the recipe `models --recipes` shows."""
+    from emocontext import cli
+
+    shown = recipe_rows(monkeypatch)["caer_net_features"]
+    imbalanced_store(tmp_path / "s")
+    r = CliRunner().invoke(
+        cli.app,
+        ["train", "-s", str(tmp_path / "s"), "--model", "caer_net_features", "-o", str(tmp_path / "r")]
+        + ["--model-option", "attention_channels=4", "--model-option", "fusion_hidden=4"],
+    )
+    assert r.exit_code == 0, r.output
+    assert "recipe: sgd lr 0.005 x0.1 every 4 epochs" in r.output and "10 frames/s, whole clips" in r.output
+    ck = torch.load(tmp_path / "r" / "seed0" / "checkpoint.pt", weights_only=False)
+    cfg = ck["meta"]["config"]
+    assert {
+        "optimizer": cfg["optimizer"],
+        "lr": f"{cfg['lr']:g}",
+        "schedule": f"x{cfg['lr_gamma']:g} every {cfg['lr_step']} epochs",
+        "weight decay": f"{cfg['weight_decay']:g}",
+        "batch": str(cfg["batch_size"]),
+        "epochs": str(cfg["epochs"]),
+        "patience": str(cfg["patience"]),
+        "select on val": cfg["selection"],
+        "frames/s": f"{cfg['fps']:g}",
+        "frames": "all" if cfg["max_frames"] is None else str(cfg["max_frames"]),
+    } == {k: v for k, v in shown.items() if k != "name"}
+    # the optimiser really is that one, and the schedule really ran: 5e-3 divided by 10 every 4 epochs
+    group = ck["opt"]["param_groups"][0]
+    assert group["momentum"] == 0.9 and "nesterov" in group  # torch.optim.SGD's state
+    lrs = [h["lr"] for h in ck["history"]]
+    assert len(lrs) == int(shown["epochs"])
+    assert lrs[:5] == pytest.approx([5e-3, 5e-3, 5e-3, 5e-3, 5e-4])
+    assert lrs[-1] == pytest.approx(5e-6)
+
+
+def _store_at(root, fps: float, n: int = 12, suffix: str = ".mp4"):
+    """A synthetic store whose signature says it was sampled at ``fps`` (as ``extract`` records it)."""
+    rng = np.random.default_rng(0)
+    store = FeatureStore(root, {**SIG, "streams": {"fps": fps}})
+    entries = []
+    for i in range(n):
+        y = i % 3
+        ctx = rng.normal(size=(4, 5)).astype(np.float32)
+        ctx[:, y] += 2
+        e = ClipEntry(f"/synthetic/at{i}{suffix}", EKMAN7.names[y], "train" if i < 8 else "val", None)
+        store.put(e.clip_id, feature_record(e, rng.normal(size=(4, 5)).astype(np.float32), ctx))
+        entries.append(e)
+    return _datasets(store, entries)
+
+
+def test_a_store_sampled_at_another_rate_than_the_recipe_is_refused(tmp_path):
+    """Issue 25: each paper's sampling is in its recipe; a store made at another rate is not silently used."""
+    tr, va = _store_at(tmp_path / "s5", 5.0)
+    small = {"hidden_size": 4, "embed_dim": 4}
+    caan_small = {"embed_dim": 4, "fusion_dim": 4, "feature_dim": 4, "score_hidden": 4}
+    with pytest.raises(IncompatibleFeaturesError, match=r"extract --model caan.*--fps 5"):
+        fit(TrainConfig(model="caan", epochs=1, model_kwargs=caan_small), tr, va, tmp_path / "a", label_set=EKMAN7)
+    with pytest.raises(IncompatibleFeaturesError, match="trains at 25"):
+        fit(
+            TrainConfig(model="face_rnn", epochs=1, fps=25, model_kwargs=small),
+            tr,
+            va,
+            tmp_path / "b",
+            label_set=EKMAN7,
+        )
+    assert not (tmp_path / "a").exists()  # refused before anything is written
+    # the recipe's rate, or the store's rate given: trained, and the checkpoint records the rate
+    fit(TrainConfig(model="face_rnn", epochs=1, model_kwargs=small), tr, va, tmp_path / "c", label_set=EKMAN7)
+    assert torch.load(tmp_path / "c" / "best.pt", weights_only=False)["meta"]["config"]["fps"] == 5.0
+    fit(TrainConfig(model="caan", epochs=1, fps=5, model_kwargs=caan_small), tr, va, tmp_path / "d", label_set=EKMAN7)
+    # still images are one frame at any rate
+    tr, va = _store_at(tmp_path / "img", 5.0, suffix=".jpg")
+    fit(TrainConfig(model="caan", epochs=1, model_kwargs=caan_small), tr, va, tmp_path / "e", label_set=EKMAN7)
+
+
+def test_the_cli_names_the_option_when_a_store_has_another_rate(tmp_path):
+    _store_at(tmp_path / "s", 5.0)
+    r = CliRunner().invoke(app, ["train", "-s", str(tmp_path / "s"), "--model", "caa", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    text = " ".join(r.output.split())
+    assert "sampled at 5 frames/s but caa trains at every frame" in text and "--fps 5" in text
+    r = CliRunner().invoke(
+        app,
+        ["train", "-s", str(tmp_path / "s"), "--model", "caa", "-o", str(tmp_path / "y"), "--fps", "5", "--epochs", "1"]
+        + ["--model-option", "hidden=4"],
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_caca_rnn_selects_its_checkpoint_on_macro_precision(tmp_path):
+    """MEC's metric (mean over classes of TP / (TP + FP)) picks best.pt for the CACA-RNN family; macro mAP,
+    accuracy and macro precision are all in the history and in the summaries (issue 25)."""
+    store, entries = synthetic_store(tmp_path / "s", n=30)
+    tr, va = _datasets(store, entries)
+    cfg = TrainConfig(model="caca_rnn_a", epochs=6, lr=3e-3, model_kwargs={"hidden_size": 4, "embed_dim": 4})
+    res = fit(cfg, tr, va, tmp_path / "r", label_set=EKMAN7)
+    precision = [h["val_precision"] for h in res.history]
+    keys = [(h["val_precision"], h["val_map"], h["val_accuracy"]) for h in res.history]
+    assert res.best_epoch == 1 + keys.index(max(keys))  # precision first, then mAP, then accuracy
+    assert precision[res.best_epoch - 1] == max(precision)
+    assert res.val_metrics["macro_precision"] == pytest.approx(max(precision))
+    summary = train_seeds(cfg, store, tr.entries, va.entries, None, EKMAN7, tmp_path / "seeds")
+    assert set(summary["median"]["val"]) == {"accuracy", "macro_precision", "macro_map"}
+    assert summary["median"]["val"]["macro_precision"] == pytest.approx(summary["runs"][0]["val"]["macro_precision"])

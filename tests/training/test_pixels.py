@@ -153,3 +153,78 @@ def test_caer_net_s_trains_from_pixel_clips_through_fit(tmp_path):
     probs = predict_probs(model, val)
     assert probs.shape == (16, len(EKMAN7))
     assert (probs.argmax(1) == val.labels).mean() == 1.0
+
+
+def test_pixel_training_jitters_hue_and_saturation():
+    """Lee et al. 5.1: "contrast, and color changes": hue and saturation jitter besides brightness and contrast."""
+    import torch
+
+    from emocontext.training.pixels import PixelClip, PixelClipDataset, hue_saturation
+
+    grey = torch.full((1, 3, 4, 4), 0.3)
+    torch.testing.assert_close(hue_saturation(grey, 1.5, 17.0), grey, atol=1e-5, rtol=0)  # grey stays grey
+    red = torch.tensor([0.8, -0.5, -0.5]).view(1, 3, 1, 1).expand(1, 3, 2, 2).clone()
+    torch.testing.assert_close(hue_saturation(red, 1.0, 0.0), red, atol=1e-5, rtol=0)
+    turned = hue_saturation(red, 1.0, 18.0)
+    assert (turned - red).abs().max() > 0.05  # the hue moved
+    pale = hue_saturation(red, 0.5, 0.0)
+    assert pale.std(1).mean() < red.std(1).mean()  # less saturated: channels closer together
+    rng = np.random.default_rng(0)
+    clip = PixelClip(
+        rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8),
+        rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
+        np.ones(4, bool),
+    )
+    on = PixelClipDataset([clip], [0], train=True, crop=12, clip_len=4, seed=3)
+    off = PixelClipDataset([clip], [0], train=True, crop=12, clip_len=4, seed=3, hue_saturation=False)
+    assert not torch.equal(on[0]["context_pixels"], off[0]["context_pixels"])
+
+
+def test_caer_net_input_hides_every_face_and_missed_ones():
+    """Lee et al. 3.2.1: the network "hides the faces": all detected faces, and the subject where it was missed."""
+    from emocontext.training.pixels import pixel_stream_config
+
+    cfg = pixel_stream_config()
+    assert cfg.hide_face and cfg.hide_all_faces and cfg.hide_undetected
+    assert (cfg.fps, cfg.face_size, cfg.context_size, cfg.context_width) == (10.0, 96, 128, 171)
+
+
+def test_caer_net_s_trains_on_single_images_and_caer_net_on_16_frame_clips(tmp_path, monkeypatch):
+    """Lee et al. 5.1: CAER-Net on 16-frame clips at 10 fps; CAER-Net-S trained on single images (CAER-S) --
+    each training sample one frame, a video predicted as the mean over its frames (issue 25). The recipes
+    carry it (``max_frames``); ``--max-frames 16`` keeps the window form for CAER-Net-S."""
+    from emocontext.training import seeds
+
+    made = []
+
+    class Recording(PixelClipDataset):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(seeds, "PixelClipDataset", Recording)
+    entries = []
+    for i in range(6):
+        frames = np.full((20, 120, 160, 3), 60, np.uint8)
+        frames[..., i % 2] = 200
+        path = encode_video(tmp_path / f"c{i}.mp4", frames, fps=20)  # 1 s: 10 frames at the recipe's 10 fps
+        entries.append(FaceEntry(path=str(path), label=("happy", "sad")[i % 2], box=BOX))
+    tiny = {"channels": (4, 4, 4, 4, 4), "attention_channels": 2, "fusion_hidden": 2, "classifier_hidden": 4}
+
+    def run(model, **kw):
+        made.clear()
+        cfg = TrainConfig(model=model, epochs=1, batch_size=4, model_kwargs=tiny, **kw)
+        seeds.train_pixel_seeds(cfg, entries[:4], entries[4:], None, EKMAN7, tmp_path / model / str(kw))
+        train = next(d for d in made if d.train)
+        val = next(d for d in made if not d.train)
+        return train, val
+
+    train, val = run("caer_net_s")
+    assert train.clip_len == val.clip_len == 1 and [len(c) for c in val.clips] == [10, 10]
+    assert len(train[0]["face_pixels"]) == 1  # one image per training sample
+    view = val.windows()
+    assert len(view) == 20 and view.window_clip.tolist() == [0] * 10 + [1] * 10  # every frame, averaged per clip
+    train, _ = run("caer_net_s", max_frames=16)  # the window form, as an option
+    assert train.clip_len == 16 and len(train[0]["face_pixels"]) == 10
+    train, _ = run("caer_net")
+    assert train.clip_len == 16

@@ -124,3 +124,61 @@ def test_a_fixed_box_detector_sees_every_whole_frame(tmp_path, fixed_box):
     video_streams(square_video(tmp_path / "v.mp4", present=lambda i: True), det, StreamConfig(fps=5, detect_every=5))
     whole = sum(size == (120, 160) for size in det.sizes)
     assert whole == (10 if fixed_box else 2) and (len(det.sizes) == 10 if fixed_box else len(det.sizes) > whole)
+
+
+class _Squares:
+    """Finds the bright squares of a frame (stand-in faces); misses every face in the calls listed in ``miss``."""
+
+    name = "squares"
+
+    def __init__(self, miss=()):
+        self.miss, self.calls = set(miss), 0
+
+    def detect(self, frame):
+        import cv2
+
+        from emocontext.video.faces import Detection
+
+        self.calls += 1
+        if self.calls - 1 in self.miss:
+            return []
+        mask = (frame[..., 0] > 200).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        return [
+            Detection((float(x), float(y), float(x + w), float(y + h)), 0.99)
+            for x, y, w, h, area in stats[1:n]
+            if area >= 20
+        ]
+
+
+def _two_people_video(path, n=6):
+    from tests.conftest import encode_video
+
+    frames = np.full((n, 120, 160, 3), 60, np.uint8)
+    frames[:, 40:80, 60:100] = 255  # the subject: large, centre
+    frames[:, 10:30, 125:145] = 255  # another person: small, top right
+    return encode_video(path, frames, fps=5)
+
+
+def test_hide_undetected_keeps_the_face_hidden_where_the_detector_missed_it(tmp_path):
+    path = _two_people_video(tmp_path / "v.mp4")
+    leaky = video_streams(path, _Squares(miss={2, 3}), StreamConfig(fps=5, hide_face=True))
+    assert leaky.face_present.tolist() == [True, True, False, False, True, True]
+    assert leaky.context[2, 112, 112].min() > 200  # before: the missed face shows in the context stream
+    held = video_streams(path, _Squares(miss={2, 3}), StreamConfig(fps=5, hide_face=True, hide_undetected=True))
+    assert held.face_present.tolist() == leaky.face_present.tolist()  # the face stream is unchanged
+    assert held.context[:, 112, 112].max() < 10  # every frame hides the subject
+
+
+def test_hide_all_faces_hides_other_people_too(tmp_path):
+
+    path = _two_people_video(tmp_path / "v.mp4")
+    # the other person's square: x 125..145 of 160, y 10..30 of 120 -> the centre crop's x 105..125 (of 120)
+    one = video_streams(path, _Squares(), StreamConfig(fps=5, hide_face=True))
+    every = video_streams(path, _Squares(), StreamConfig(fps=5, hide_face=True, hide_all_faces=True))
+    y, x = int(20 * 224 / 120), int(115 * 224 / 120)
+    assert one.context[0, y, x].min() > 200 and every.context[0, y, x].max() < 10
+    assert one.context[0, 112, 112].max() < 10 and every.context[0, 112, 112].max() < 10
+    assert every.context[0, 200, 20].min() > 40  # the scene stays
+    assert StreamConfig(hide_face=True, hide_all_faces=True).signature()["hide_all_faces"] is True
+    assert "hide_all_faces" not in StreamConfig(hide_face=True).signature()  # older stores still match

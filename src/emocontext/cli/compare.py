@@ -27,6 +27,14 @@ def compare(
     seeds: Annotated[int, typer.Option(help="Seeds per model; the table shows medians.")] = 1,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: each model's recipe.")] = None,
     lr: Annotated[float | None, typer.Option(help="Default: each model's recipe.")] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Train every model at this frame rate (the store's). Default: each model's recipe; a model "
+            "whose recipe samples at another rate than the store is refused.",
+            min=0.01,
+        ),
+    ] = None,
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
     test_fraction: TestFraction = 0.0,
 ) -> None:
@@ -60,6 +68,7 @@ def compare(
             seeds=seeds,
             batch_size=batch_size,
             lr=lr,
+            fps=fps,
             label_set=label_set,
             test_fraction=test_fraction,
             on_log=say,

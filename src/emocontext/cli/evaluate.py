@@ -45,7 +45,10 @@ def evaluate(
     for name in labels.names:
         ap = metrics["per_class_ap"][name]
         table.add_row(name, "-" if ap is None else f"{ap:.4f}", str(metrics["support"][name]))
-    table.caption = f"accuracy {metrics['accuracy']:.4f}, macro mAP {metrics['macro_map']:.4f}"
+    table.caption = (
+        f"accuracy {metrics['accuracy']:.4f}, macro precision {metrics['macro_precision']:.4f}, "
+        f"macro mAP {metrics['macro_map']:.4f}"
+    )
     out.print(table)
     if out_dir:
         try:

@@ -18,7 +18,6 @@ from .common import (
     USAGE,
     DetectEvery,
     Detector,
-    Fps,
     RayAddress,
     RayWorkers,
     Threads,
@@ -41,7 +40,19 @@ def extract(
     store: Annotated[Path, typer.Option("--store", "-o", help="Feature store directory (created or resumed).")],
     detector: Detector = "mtcnn",
     detect_every: DetectEvery = 1,
-    fps: Fps = 5.0,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Extract for this model (see `emocontext models --recipes`): sample at its paper's frame rate "
+            "(CACA-RNN 5, CAER-Net 10, CAAN every frame, AV-LSTM 25). Default: 5 frames/s."
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frames sampled per second of video. Default: the --model's recipe (5 without one).", min=0.01
+        ),
+    ] = None,
     context_backbone: Annotated[
         str, typer.Option(help="efficientnet_lite0 (default) or squeezenet1_1.")
     ] = "efficientnet_lite0",
@@ -94,6 +105,7 @@ def extract(
     from ..data.datasets import list_datasets, read_manifest
     from ..features.extract import Extractors
     from ..features.extract import extract as run_extract
+    from ..models.recipes import sampling_fps
     from ..video.pipeline import StreamConfig
 
     if dataset is not None and dataset not in list_datasets():
@@ -105,7 +117,7 @@ def extract(
             detector=detector,
             context_backbone=context_backbone,
             spatial=spatial,
-            config=StreamConfig(fps=fps, hide_face=hide_face, detect_every=detect_every),
+            config=StreamConfig(fps=sampling_fps(model, fps), hide_face=hide_face, detect_every=detect_every),
             audio=audio,
             context_pool=context_pool,
         )

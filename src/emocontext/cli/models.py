@@ -33,8 +33,21 @@ def models(
     if recipes:
         table = Table(title="training recipes (emocontext train uses them unless an option overrides)")
         table.add_column("name", no_wrap=True, min_width=max(map(len, names)))
-        for c in ("optimizer", "lr", "schedule", "weight decay", "batch", "epochs", "patience", "select on val"):
-            table.add_column(c, no_wrap=True)
+        for c in (
+            "optimizer",
+            "lr",
+            "schedule",
+            "weight decay",
+            "batch",
+            "epochs",
+            "patience",
+            "select on val",
+            "frames/s",
+            "frames",
+        ):
+            # the selection metric and the sampling are never cut (the source columns give way first)
+            wide = {"select on val": len("macro_precision"), "frames/s": len("every frame")}
+            table.add_column(c, no_wrap=True, min_width=wide.get(c))
         for c in ("source", "not in the paper (ours)"):
             table.add_column(c, overflow="fold")
         for name in names:
@@ -49,6 +62,8 @@ def models(
                 str(r.epochs),
                 str(r.patience),
                 r.selection,
+                r.sampling(),
+                r.frames(),
                 r.source,
                 r.ours or "-",
             )

@@ -50,7 +50,10 @@ def train(
     lr_gamma: Annotated[float | None, typer.Option(help="Factor of each --lr-step. Default: the recipe's.")] = None,
     selection: Annotated[
         str | None,
-        typer.Option(help="Validation metric that picks the checkpoint: macro_map or accuracy. Default: recipe."),
+        typer.Option(
+            help="Validation metric that picks the checkpoint: macro_precision (MEC's), macro_map or accuracy. "
+            "Default: recipe."
+        ),
     ] = None,
     class_weights: Annotated[
         bool, typer.Option(help="Weight the loss (every cross-entropy term) by inverse class frequency.")
@@ -70,7 +73,21 @@ def train(
         ),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Train this many seeds (0..N-1) and report the median.")] = 1,
-    max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames per clip.")] = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Frames of one training sample (pixel models: the window). Default: the recipe's (caer_net 16, "
+            "caer_net_s 1, the others the whole clip)."
+        ),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frame rate to train at. Default: the recipe's; a store sampled at another rate is refused "
+            "unless this gives its rate.",
+            min=0.01,
+        ),
+    ] = None,
     label_set: Annotated[str | None, typer.Option(help="ekman7, cheavd8, ckplus7, ravdess8, cremad6.")] = None,
     test_fraction: TestFraction = 0.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -131,6 +148,7 @@ def train(
             lr_step=lr_step,
             lr_gamma=lr_gamma,
             selection=selection,
+            fps=fps,
             model_kwargs=_key_values(model_option, "--model-option"),
             loss_kwargs=_key_values(loss_option, "--loss-option"),
         )

@@ -41,9 +41,13 @@ The pieces (section 2.1, Fig. 1a; section 2.3 -- numbered 2.2 in the paper's tex
 **Window and positions.** The paper writes the window as ``{h_{a,p_t-w}, ..., h_{a,p_t+w}}`` but
 sums eq. (4) over ``2w`` slots, and Fig. 2 shows four slots; here there are exactly ``2w`` slots,
 slot ``i`` (``i = 0..2w-1``) holding audio frame ``p_t - w + 1 + i``: slot ``w - 1`` is ``p_t``
-itself, the window reaches ``w - 1`` frames back and ``w`` frames forward. Default ``w = 2``
-(Fig. 2's four slots). Slots that fall before the first or after the last valid audio frame get
-weight exactly 0; the weights sum to 1 over the others.
+itself, the window reaches ``w - 1`` frames back and ``w`` frames forward. Default: ``w`` matched to
+the audio rate, ``w = ceil(T_a / T)`` (:func:`matched_window`) with ``audio_frames_per_step``, the
+audio frames per video frame of the training clips (``emocontext train`` passes it): the window then
+reaches one video frame each way. At the paper's rates (the recipe's 25 fps and 31.25 audio frames
+per second, 1.25 per video frame) that is ``w = 2``, Fig. 2's four slots; without the rate, 2.
+Slots that fall before the first or after the last valid audio frame get weight exactly 0; the
+weights sum to 1 over the others.
 
 **Which frame is "the same time".** ``p_t = t * T_a / T`` aligns the *starts* of the two
 streams and assumes they span the same time: frame ``t`` of a stream sampled from time 0 at
@@ -51,9 +55,10 @@ streams and assumes they span the same time: frame ``t`` of a stream sampled fro
 (``features.audio``) coincide when ``a = t * T_a / T``. Crop the audio to the span the visual
 frames cover (e.g. when ``max_frames`` truncates the clip); otherwise the coarse alignment
 stretches. Window width vs. rate: with the paper's rates (25 fps video, 31.25 audio frames/s) a
-window of 4 covers the audio between two video frames; at this project's 5 fps and the paper's
-32 ms hop there are ~6 audio frames per video frame, so audio frames between windows reach the
-model only through the Audio LSTM's recurrence. Raise ``window`` to cover them directly.
+window of 4 covers the audio between two video frames. The recipe samples the video at 25 fps
+(:data:`~emocontext.models.recipes.AV_LSTM`); at another rate (``train --fps 5``: ~6 audio frames
+per video frame) the matched window widens with it (``w = 7``), so no audio frame falls between
+windows; an explicit ``window`` keeps its width.
 
 Batch keys:
 
@@ -144,7 +149,7 @@ from .base import (
 from .recipes import AV_LSTM
 from .registry import register_model
 
-__all__ = ["AVEncoder", "AVEncoding", "AVLSTM", "AppearanceLSTM", "coarse_alignment"]
+__all__ = ["AVEncoder", "AVEncoding", "AVLSTM", "AppearanceLSTM", "coarse_alignment", "matched_window"]
 
 _PAPER = "Chao et al. 2016"
 _ALIGN = ("soft", "none")
@@ -161,6 +166,22 @@ def coarse_alignment(mask: Tensor, audio_lengths: Tensor) -> Tensor:
     rank = (mask.long().cumsum(1) - 1).clamp(min=0)
     n_visual = mask.long().sum(1, keepdim=True).clamp(min=1)
     return torch.div(rank * audio_lengths.long().unsqueeze(1), n_visual, rounding_mode="floor")
+
+
+def matched_window(audio_frames_per_step: float | None) -> int:
+    """Half width ``w`` of the alignment window that reaches one video frame each way: ``ceil(T_a / T)``.
+
+    ``audio_frames_per_step``: audio frames per video frame (``T_a / T``); the paper's 31.25 / 25 = 1.25
+    gives ``w = 2`` (Fig. 2's four slots), as does None (rate unknown).
+
+    Raises:
+        ConfigError: ``audio_frames_per_step`` not > 0.
+    """
+    if audio_frames_per_step is None:
+        return 2
+    if not audio_frames_per_step > 0:
+        raise ConfigError(f"audio_frames_per_step must be > 0, got {audio_frames_per_step!r}")
+    return max(1, math.ceil(audio_frames_per_step - 1e-9))
 
 
 @dataclass
@@ -269,6 +290,9 @@ class AVLSTM(EmotionModel):
     ``temporal_attention`` ``(B, K, T)`` for ``"perception"`` (one distribution per emotion),
     ``(B, T)`` otherwise; ``extras["alignment"]`` and ``extras["alignment_positions"]``
     ``(B, T, 2w)``.
+
+    ``window``: the half width ``w``; None = :func:`matched_window` of ``audio_frames_per_step`` (the
+    training clips' audio frames per video frame; 2 at the paper's rates and without it).
     """
 
     streams = ("face", "audio")
@@ -284,12 +308,15 @@ class AVLSTM(EmotionModel):
         selection_size: int = 8,
         embed_dim: int = 8,
         two_encoders: bool = True,
-        window: int = 2,
+        window: int | None = None,
+        audio_frames_per_step: float | None = None,
         align: Literal["soft", "none"] = "soft",
         attention_dim: int | None = None,
         dropout: float = 0.5,
     ):
         super().__init__(num_classes)
+        if window is None:
+            window = matched_window(audio_frames_per_step)
         if audio_dim is None:
             raise ConfigError(
                 "AVLSTM needs audio_dim (size D_a of batch['audio'], e.g. AudioFeatureSpec().feature_dim)"

@@ -165,6 +165,11 @@ class CAAN(EmotionModel):
         self.attention = attention
         self.score = _score_branch(feature_dim, score_layers, score_hidden) if attention else None  # eq. (3)
         self.drop_faceless = drop_faceless
+        self.dropout_p = dropout
+
+    def _classify(self, x: Tensor) -> Tensor:
+        """Logits of ``g_i`` ``(..., F)`` or ``R_V``: the linear classifier on eq. (2)'s features."""
+        return self.head(x)
 
     def frames_used(self, mask: Tensor, face_mask: Tensor) -> Tensor:
         """``(B, T)`` frames that enter ``R_V``: valid frames, or face frames with ``drop_faceless``."""
@@ -198,8 +203,8 @@ class CAAN(EmotionModel):
         if scores is not None:
             extras["scores"] = scores
         return Output(
-            logits=self.head(video),
-            frame_logits=zero_invalid(self.head(g), used),
+            logits=self._classify(video),
+            frame_logits=zero_invalid(self._classify(g), used),
             temporal_attention=weights,
             extras=extras,
         )
@@ -291,9 +296,13 @@ class FFAA(CAAN):
     "These two features are first passed through a fully connected layer with 1024 neurons and
     then fused. The fusion feature is passed through two successive fully connected layers and is
     supervised by softmax-loss." Here: :class:`CAAN` with ``attention=False`` -- the mean of
-    ``g_i`` over the used frames, classified; as eq. (2) is linear, this equals the paper's
-    average of the fusion features ``r_i`` followed by the two FC layers (``W_1``, classifier).
-    ``temporal_attention`` is the uniform weight ``1 / n``.
+    ``g_i`` over the used frames, then ReLU, Dropout and the classifier. As eq. (2) is linear, the
+    mean of ``g_i`` is eq. (2)'s layer ``W_1`` on the average of the fusion features ``r_i``; the two
+    FC layers are ``W_1`` and the classifier with a ReLU (and dropout) between them, the reading of
+    "two successive fully connected layers" that FAA and CAA share (:class:`AverageAggregate`):
+    without a nonlinearity two FC layers are one linear map. (Before issue 25 FFAA had none.)
+    ``temporal_attention`` is the uniform weight ``1 / n``; ``frame_logits`` classify each
+    ``g_i`` the same way.
     """
 
     def __init__(self, **kwargs):
@@ -301,6 +310,10 @@ class FFAA(CAAN):
         kwargs.pop("score_layers", None)
         kwargs.pop("score_hidden", None)
         super().__init__(attention=False, **kwargs)
+
+    def _classify(self, x: Tensor) -> Tensor:
+        """The second of the "two successive fully connected layers" after ReLU and dropout."""
+        return self.head(F.dropout(F.relu(x), self.dropout_p, self.training))
 
     def loss(self, output: Output, labels: Tensor, *, weight: Tensor | None = None, **options) -> Tensor:
         """Softmax losses only: the baselines have no triplet loss (section 5.2). The paper supervises FFAA
@@ -317,7 +330,8 @@ class AverageAggregate(EmotionModel):
     "The fc6 layer features of all faces [context images] are extracted ... These features are
     aggregated by average pool and then passed through two successive fully connected layers and
     are supervised by softmax-loss." Here: masked mean of the raw features, Linear(D, hidden =
-    1024, our choice), ReLU, Dropout, Linear(hidden, K).
+    1024, our choice), ReLU, Dropout, Linear(hidden, K): "two successive fully connected layers"
+    read as two layers with a nonlinearity between them, the reading FFAA shares (:class:`FFAA`).
 
     Shapes: ``batch[stream]`` ``(B, T, D)`` -> ``logits`` ``(B, K)``; ``temporal_attention``
     ``(B, T)`` the uniform weights over the frames averaged; ``extras["video_feature"]`` the

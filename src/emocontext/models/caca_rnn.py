@@ -92,6 +92,15 @@ def _classifier(in_dim: int, num_classes: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, num_classes))
 
 
+def _forward_fill(x: Tensor, valid: Tensor) -> Tensor:
+    """``x`` ``(B, T, D)`` with each invalid step holding the last valid step's value (0 before the first)."""
+    B, T = valid.shape
+    steps = torch.arange(T, device=valid.device).expand(B, T)
+    last = torch.where(valid, steps, torch.full_like(steps, -1)).cummax(1).values  # (B, T)
+    filled = x.gather(1, last.clamp(min=0).unsqueeze(-1).expand_as(x))
+    return zero_invalid(filled, last >= 0)
+
+
 def _frame_logits(head: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
     """Per-step logits ``(B, T, K)`` from per-step states ``(B, T, H)``, zero at padded steps."""
     return zero_invalid(head(states), mask)
@@ -289,10 +298,11 @@ class CacaRNN(EmotionModel):
        eq. (2): ``a_i = softmax_t(q_i . h_left_t)``, masked so that invalid keys (padding, or
        face-less frames when the left stream is the face) get weight exactly 0; eq. (3)/(5):
        ``c_i = sum_t a_it h_left_t``.
-    5. Output of step ``i``: Luong's attentional hidden state
-       ``h~_i = tanh(W_c [c_i; h_i])``, classified by Dropout + Linear(H, K) -- eq. (4)'s
-       ``p(y_i | ...) = h(x_i, c_i, h_i)``. The clip prediction is the output at the right
-       stream's last valid step.
+    5. Output of step ``i``, eq. (4)'s ``p(y_i | ...) = h(x_i, c_i, h_i)``: the attentional hidden
+       state ``h~_i = tanh(W_c [c_i; h_i; x_i])`` (Luong's ``tanh(W_c [c_i; h_i])`` with the input
+       ``x_i``, the right stream's 128-d encoding, added as eq. (4) lists it), classified by
+       Dropout + Linear(H, K). ``attention_input=False`` drops ``x_i`` (Luong's form, the only one
+       before issue 25). The clip prediction is the output at the right stream's last valid step.
 
     **Resolving eq. (4)-(5).** As printed they are circular: ``h_i = f(h_{i-1}, x_i, c_i)`` while
     ``c_i`` is scored with ``h_i``. ``attention_query`` picks one of the two standard readings:
@@ -312,6 +322,11 @@ class CacaRNN(EmotionModel):
     the second one. The defaults follow V-D, the setting of the Table I comparison this module
     reproduces; ``left_layers=1, right_layers=2`` is V-C's for ``caca_rnn_a`` (FIDELITY.md).
 
+    **The context path of V-C.** V-D encodes both streams "to 128 by fully-connected layers"
+    (the default); V-C's submitted model adds the FC layer "after the face CNN" only and feeds the
+    25,088-d pooled SqueezeNet map to the context RNN directly: ``context_fc=False`` (with
+    ``extract --context-pool flatten`` features).
+
     Shapes: ``face`` ``(B, T, D_f)``, ``context`` ``(B, T, D_c)`` -> ``logits`` ``(B, K)``;
     ``temporal_attention`` ``(B, T, T)`` = ``a[b, i, t]`` for query step ``i`` (right stream) and
     key step ``t`` (left stream): rows of valid right steps sum to 1 over valid keys, rows of
@@ -325,10 +340,9 @@ class CacaRNN(EmotionModel):
     left stream (B), face-less frames are skipped by the left LSTM and are invalid keys.
 
     Deviations: the feature sizes and encoders of this module's docstring; the eq. (4)-(5)
-    resolution above; the classifier on ``h~_i`` (the paper does not define ``h(.)``); the
-    initialisation rule for unequal depths (the paper does not say which layer's state is used).
-    Parameters with 1280-d features, 8 classes: about 0.82M (``"previous"``) or 0.76M
-    (``"current"``), against 0.79M in Table I.
+    resolution above; ``h(.)`` as ``tanh(W_c [c; h; x])`` and a linear classifier (the paper does
+    not define ``h(.)``); the initialisation rule for unequal depths (the paper does not say which
+    layer's state is used). Parameter counts beside Table I: FIDELITY.md.
     """
 
     streams = ("face", "context")
@@ -346,6 +360,8 @@ class CacaRNN(EmotionModel):
         right_layers: int = 1,
         dropout: float = 0.3,
         attention_query: Literal["previous", "current"] = "previous",
+        attention_input: bool = True,
+        context_fc: bool = True,
     ):
         super().__init__(num_classes)
         if left not in ("context", "face"):
@@ -357,18 +373,26 @@ class CacaRNN(EmotionModel):
         self.left_stream = left
         self.right_stream = "face" if left == "context" else "context"
         self.attention_query = attention_query
+        self.attention_input = bool(attention_input)
         dims = {"face": face_dim, "context": context_dim}
-        self.left_encoder = StreamEncoder(dims[self.left_stream], embed_dim, dropout)
-        self.right_encoder = StreamEncoder(dims[self.right_stream], embed_dim, dropout)
-        self.left_lstm = _lstm(embed_dim, hidden_size, left_layers, dropout)
+
+        def encoder(stream: str) -> tuple[nn.Module, int]:  # V-C: the context features feed the LSTM as they are
+            if stream == "context" and not context_fc:
+                return nn.Identity(), context_dim
+            return StreamEncoder(dims[stream], embed_dim, dropout), embed_dim
+
+        self.left_encoder, left_in = encoder(self.left_stream)
+        self.right_encoder, right_in = encoder(self.right_stream)
+        self.left_lstm = _lstm(left_in, hidden_size, left_layers, dropout)
         if attention_query == "previous":
-            sizes = [embed_dim + hidden_size] + [hidden_size] * (right_layers - 1)
+            sizes = [right_in + hidden_size] + [hidden_size] * (right_layers - 1)
             self.right_cells = nn.ModuleList(nn.LSTMCell(s, hidden_size) for s in sizes)
             self.right_dropout = nn.Dropout(dropout)
         else:
-            self.right_lstm = _lstm(embed_dim, hidden_size, right_layers, dropout)
+            self.right_lstm = _lstm(right_in, hidden_size, right_layers, dropout)
         self.right_layers = right_layers
-        self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # Luong's W_c
+        extra = right_in if self.attention_input else 0
+        self.combine = nn.Linear(2 * hidden_size + extra, hidden_size, bias=False)  # W_c of h(x_i, c_i, h_i)
         self.head = _classifier(hidden_size, num_classes, dropout)
 
     def _init_state(self, h_n: Tensor, c_n: Tensor) -> tuple[Tensor, Tensor]:
@@ -384,9 +408,11 @@ class CacaRNN(EmotionModel):
         weights = masked_softmax(query @ keys.transpose(1, 2), key_valid.unsqueeze(1))
         return weights, weights @ keys
 
-    def _output(self, context: Tensor, h: Tensor) -> Tensor:
-        """Luong's attentional hidden state ``h~ = tanh(W_c [c; h])``."""
-        return torch.tanh(self.combine(torch.cat([context, h], dim=-1)))
+    def _output(self, context: Tensor, h: Tensor, x: Tensor) -> Tensor:
+        """Eq. (4)'s ``h(x_i, c_i, h_i)`` before the classifier: ``tanh(W_c [c; h; x])`` (``tanh(W_c [c; h])``,
+        Luong's attentional hidden state, with ``attention_input=False``)."""
+        parts = [context, h, x] if self.attention_input else [context, h]
+        return torch.tanh(self.combine(torch.cat(parts, dim=-1)))
 
     def forward(self, batch: dict[str, Tensor]) -> Output:
         name = f"CacaRNN(left={self.left_stream})"
@@ -405,7 +431,8 @@ class CacaRNN(EmotionModel):
         if self.attention_query == "current":
             states, _ = run_lstm(self.right_lstm, right_in, right_valid, (h0, c0))
             weights, contexts = self._attend(states, keys, left_valid)
-            outputs = self._output(contexts, states)  # forward-filled: outputs[:, -1] is the last valid
+            # forward-filled (states, and here the inputs): outputs[:, -1] is the output at the last valid step
+            outputs = self._output(contexts, states, _forward_fill(right_in, right_valid))
             final = outputs[:, -1]
         else:
             outputs, weights, final = self._loop(right_in, right_valid, keys, left_valid, h0, c0)
@@ -428,7 +455,7 @@ class CacaRNN(EmotionModel):
         """
         h, c = list(h0.unbind(0)), list(c0.unbind(0))
         _, ctx0 = self._attend(h[-1].unsqueeze(1), keys, key_valid)
-        out = self._output(ctx0.squeeze(1), h[-1])
+        out = self._output(ctx0.squeeze(1), h[-1], x.new_zeros(x.shape[0], x.shape[-1]))  # h~_0: no input yet
         outputs, rows = [], []
         for i in range(x.shape[1]):
             a, ctx = self._attend(h[-1].unsqueeze(1), keys, key_valid)
@@ -440,7 +467,7 @@ class CacaRNN(EmotionModel):
                 h[layer] = torch.where(step, h_new, h[layer])
                 c[layer] = torch.where(step, c_new, c[layer])
                 inp = self.right_dropout(h_new)
-            out = torch.where(step, self._output(ctx, h[-1]), out)
+            out = torch.where(step, self._output(ctx, h[-1], x[:, i]), out)
             outputs.append(out)
             rows.append(a)
         return torch.stack(outputs, 1), torch.stack(rows, 1), out

@@ -37,12 +37,15 @@ Ablations (Table 3) are constructor options of every model here: ``use_face`` ("
 * With one stream only there is no fusion: the classifier reads that stream's feature and
   ``Output.fusion_weights`` is None.
 
-Options every model here takes beyond the paper's defaults: ``fusion_dropout`` (0.5, section 5.1:
-"dropout ... 0.5 between 1x1 convolution layers", here between the two 1x1 layers of each fusion
-branch, and the classifier's ``dropout`` between its two); ``context_channels`` (default: the face
-stream's five values; the four printed for the context stream are
-:data:`PAPER_CONTEXT_CHANNELS_AS_PRINTED`). Every element of the paper, faithful or not, is in
-FIDELITY.md ("CAER-Net").
+The options the three models share (the ablations, the attention and fusion sizes, the dropouts)
+are written once, in their base class ``_CAERModel``; the registry lists them for each model. Among
+them ``fusion_dropout`` (0.5, section 5.1: "dropout ... 0.5 between 1x1 convolution layers", here
+between the two 1x1 layers of each fusion branch, and the classifier's ``dropout`` between its two).
+The pixel models add ``channels`` and ``context_channels`` (default: the face stream's five values;
+the four printed for the context stream are :data:`PAPER_CONTEXT_CHANNELS_AS_PRINTED`), the
+per-frame models ``face_dropout``. Every element of the paper, faithful or not, is in FIDELITY.md
+("CAER-Net"); the training recipes (CAER-Net's 16-frame clips at 10 fps, CAER-Net-S's single
+images) are :data:`~emocontext.models.recipes.CAER_NET` and :data:`~emocontext.models.recipes.CAER_NET_S`.
 
 Deviations shared by the models of this file (each class lists its own):
 
@@ -90,7 +93,7 @@ from .caer_blocks import (
     SpatialAttention,
     masked_batch_norm,
 )
-from .recipes import CAER_NET
+from .recipes import CAER_NET, CAER_NET_FEATURES, CAER_NET_S
 from .registry import register_model
 
 __all__ = [
@@ -127,12 +130,70 @@ TABLE3_ABLATIONS: dict[str, dict[str, bool]] = {
 # ---------------------------------------------------------------------------------------------
 
 
-class _FrameCAER(EmotionModel):
+class _CAERModel(EmotionModel):
+    """What every CAER-Net model shares, written once: the options of its head (:class:`CAERHead`).
+
+    ``use_face``, ``use_context``, ``context_attention``, ``fusion_attention``: Table 3's ablations
+    ("w/F", "w/C", "w/cA", "w/fA"); ``attention_channels`` (128) and ``attention_kernel`` (3): the
+    attention inference module's convolutions; ``fusion_hidden`` (128): the fusion branches' first
+    1x1 layer; ``classifier_hidden`` (128): the classifier's first 1x1 layer; ``dropout`` (0.5, the
+    classifier's) and ``fusion_dropout`` (0.5, between the fusion branches' two 1x1 layers), section
+    5.1. A model adds its own options (encoder channels, feature sizes) and builds the head with
+    :meth:`_head` once it knows its feature sizes. The registry reads these options through the
+    subclasses' ``**options``.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        use_face: bool = True,
+        use_context: bool = True,
+        context_attention: bool = True,
+        fusion_attention: bool = True,
+        attention_channels: int = 128,
+        attention_kernel: int = 3,
+        fusion_hidden: int = 128,
+        classifier_hidden: int = 128,
+        dropout: float = 0.5,
+        fusion_dropout: float = 0.5,
+    ):
+        super().__init__(num_classes)
+        self.use_face, self.use_context = use_face, use_context
+        self._head_options = dict(
+            use_face=use_face,
+            use_context=use_context,
+            context_attention=context_attention,
+            fusion_attention=fusion_attention,
+            attention_channels=attention_channels,
+            attention_kernel=attention_kernel,
+            fusion_hidden=fusion_hidden,
+            classifier_hidden=classifier_hidden,
+            dropout=dropout,
+            fusion_dropout=fusion_dropout,
+        )
+
+    def _streams_in_use(self, face: str, context: str) -> tuple[str, ...]:
+        """The batch keys of the streams the ablation options keep, e.g. ``("face", "context")``."""
+        return tuple(k for k, on in ((face, self.use_face), (context, self.use_context)) if on)
+
+    def _head(self, *, face_dim: int, context_channels: int, dims: int) -> CAERHead:
+        """The attention, fusion and classifier for ``face_dim``-d face features and ``context_channels`` maps."""
+        return CAERHead(
+            num_classes=self.num_classes,
+            face_dim=face_dim,
+            context_channels=context_channels,
+            dims=dims,
+            **self._head_options,
+        )
+
+
+class _FrameCAER(_CAERModel):
     """A static CAER model applied to every valid frame; clip logits = mean of the frame logits.
 
     Subclasses implement :meth:`_inputs`, giving the face vectors of the face frames and the
-    context maps of the valid frames; everything else (gathering valid frames only, fusion with
-    face-less frames, scattering back, clip pooling) is here.
+    context maps of the valid frames, and set ``self.head``; everything else (gathering valid
+    frames only, fusion with face-less frames, scattering back, clip pooling) is here.
 
     ``face_dropout`` (training only, fused models only; not in the paper, whose static model
     always has a face crop): each frame's face is treated as missing with this probability, so
@@ -141,15 +202,11 @@ class _FrameCAER(EmotionModel):
     without a face is the classifier's output on an input it was never trained on.
     """
 
-    def __init__(
-        self, num_classes: int, *, use_face: bool, use_context: bool, head: CAERHead, face_dropout: float = 0.0
-    ):
-        super().__init__(num_classes)
+    def __init__(self, *, face_dropout: float = 0.0, **options):
+        super().__init__(**options)
         if not 0.0 <= face_dropout < 1.0:
             raise ConfigError(f"face_dropout must be in [0, 1), got {face_dropout}")
-        self.use_face, self.use_context = use_face, use_context
-        self.face_dropout = face_dropout if use_face and use_context else 0.0
-        self.head = head
+        self.face_dropout = face_dropout if self.use_face and self.use_context else 0.0
 
     def _inputs(
         self, batch: dict[str, Tensor], mask: Tensor, face_mask: Tensor
@@ -216,9 +273,13 @@ class CAERNetS(_FrameCAER):
     ``(lambda_face, lambda_context)`` per frame (sum to 1 at valid frames; ``(0, 1)`` without a
     face; 0 at padded frames).
 
-    Deviation: several frames per clip. The paper's static model sees one image; here each valid
-    frame is classified independently and the clip logits are the mean of the frame logits (the
-    paper's own way of predicting a long video from clips, section 5.1).
+    Training: on single images, as the paper trains it on CAER-S (its recipe,
+    :data:`~emocontext.models.recipes.CAER_NET_S`: one random frame of a clip per sample, ``T = 1``);
+    ``train --max-frames 16`` trains on 16-frame windows with the loss on their averaged logits
+    instead. A video is predicted as the mean of its frames' probabilities
+    (:func:`emocontext.training.fit.clip_probs`). Given several frames at once, each valid frame is
+    classified independently and the clip logits are the mean of the frame logits (not in the
+    paper, whose static model sees one image).
     """
 
     streams = ("face_pixels", "context_pixels")
@@ -229,39 +290,16 @@ class CAERNetS(_FrameCAER):
         num_classes: int,
         channels: Sequence[int] = PAPER_CHANNELS,
         context_channels: Sequence[int] | None = None,
-        use_face: bool = True,
-        use_context: bool = True,
-        context_attention: bool = True,
-        fusion_attention: bool = True,
-        attention_channels: int = 128,
-        attention_kernel: int = 3,
-        fusion_hidden: int = 128,
-        classifier_hidden: int = 128,
-        dropout: float = 0.5,
-        face_dropout: float = 0.0,
-        fusion_dropout: float = 0.5,
+        **options,
     ):
+        super().__init__(num_classes=num_classes, **options)
         context_channels = tuple(context_channels or channels)
-        head = CAERHead(
-            num_classes=num_classes,
-            face_dim=tuple(channels)[-1],
-            context_channels=context_channels[-1],
-            use_face=use_face,
-            use_context=use_context,
-            context_attention=context_attention,
-            fusion_attention=fusion_attention,
-            attention_channels=attention_channels,
-            attention_kernel=attention_kernel,
-            fusion_hidden=fusion_hidden,
-            classifier_hidden=classifier_hidden,
-            dropout=dropout,
-            dims=2,
-            fusion_dropout=fusion_dropout,
+        self.head = self._head(face_dim=tuple(channels)[-1], context_channels=context_channels[-1], dims=2)
+        self.face_encoder = CAEREncoder(dims=2, channels=channels) if self.use_face else None
+        self.context_encoder = CAEREncoder(dims=2, channels=context_channels) if self.use_context else None
+        self.streams = tuple(
+            s for s, on in (("face_pixels", self.use_face), ("context_pixels", self.use_context)) if on
         )
-        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head, face_dropout=face_dropout)
-        self.face_encoder = CAEREncoder(dims=2, channels=channels) if use_face else None
-        self.context_encoder = CAEREncoder(dims=2, channels=context_channels) if use_context else None
-        self.streams = tuple(s for s, on in (("face_pixels", use_face), ("context_pixels", use_context)) if on)
 
     def _inputs(self, batch, counted, face_frames):
         face = context = None
@@ -327,43 +365,11 @@ class CAERNetFeatures(_FrameCAER):
 
     streams = ("face", "context")
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        face_dim: int,
-        context_dim: int,
-        use_face: bool = True,
-        use_context: bool = True,
-        context_attention: bool = True,
-        fusion_attention: bool = True,
-        attention_channels: int = 128,
-        attention_kernel: int = 3,
-        fusion_hidden: int = 128,
-        classifier_hidden: int = 128,
-        dropout: float = 0.5,
-        face_dropout: float = 0.0,
-        fusion_dropout: float = 0.5,
-    ):
-        head = CAERHead(
-            num_classes=num_classes,
-            face_dim=face_dim,
-            context_channels=context_dim,
-            use_face=use_face,
-            use_context=use_context,
-            context_attention=context_attention,
-            fusion_attention=fusion_attention,
-            attention_channels=attention_channels,
-            attention_kernel=attention_kernel,
-            fusion_hidden=fusion_hidden,
-            classifier_hidden=classifier_hidden,
-            dropout=dropout,
-            dims=2,
-            fusion_dropout=fusion_dropout,
-        )
-        super().__init__(num_classes, use_face=use_face, use_context=use_context, head=head, face_dropout=face_dropout)
+    def __init__(self, *, num_classes: int, face_dim: int, context_dim: int, **options):
+        super().__init__(num_classes=num_classes, **options)
+        self.head = self._head(face_dim=face_dim, context_channels=context_dim, dims=2)
         self.face_dim, self.context_dim = face_dim, context_dim
-        self.streams = tuple(s for s, on in (("face", use_face), ("context", use_context)) if on)
+        self.streams = self._streams_in_use("face", "context")
 
     def _inputs(self, batch, counted, face_frames):
         face = context = None
@@ -404,7 +410,7 @@ class CAERNetFeatures(_FrameCAER):
 # ---------------------------------------------------------------------------------------------
 
 
-class CAERNet(EmotionModel):
+class CAERNet(_CAERModel):
     """CAER-Net: 3D-CNN face and context streams on pixel clips, context attention, adaptive fusion.
 
     The dynamic model: two 3D-CNN streams, context attention, adaptive fusion.
@@ -432,9 +438,11 @@ class CAERNet(EmotionModel):
     padded frames; ``extras["spatial_attention_steps"]`` ``(B, T', h, w)`` the maps per pooled
     step, ``extras["temporal_stride"]``.
 
-    Frames without a face: the face stream reads the face frames only, moved together in their
-    order (as the paper's face track would be); the context stream reads every valid frame. A clip
-    without a face is classified from its context (``lambda_face = 0``).
+    Frames without a face: the face and context volumes stay aligned frame by frame
+    (:meth:`volumes`): a face-less frame keeps its slot in the face volume, zeroed and masked (no
+    layer output and no batch-norm statistic depends on it), while the context stream reads it. A
+    clip without a face is classified from its context (``lambda_face = 0``). (Before issue 25 the
+    face frames were moved together, so the two volumes' time steps were different frames.)
 
     Deviations: the spatial-then-temporal average (the paper pools "spatially"; with 16-frame
     clips ``T' = 2`` steps remain and are averaged here, so any clip length works); pools in ceil
@@ -449,48 +457,41 @@ class CAERNet(EmotionModel):
         num_classes: int,
         channels: Sequence[int] = PAPER_CHANNELS,
         context_channels: Sequence[int] | None = None,
-        use_face: bool = True,
-        use_context: bool = True,
-        context_attention: bool = True,
-        fusion_attention: bool = True,
-        attention_channels: int = 128,
-        attention_kernel: int = 3,
-        fusion_hidden: int = 128,
-        classifier_hidden: int = 128,
-        dropout: float = 0.5,
-        fusion_dropout: float = 0.5,
+        **options,
     ):
-        super().__init__(num_classes)
+        super().__init__(num_classes=num_classes, **options)
         context_channels = tuple(context_channels or channels)
-        self.use_face, self.use_context = use_face, use_context
-        self.head = CAERHead(
-            num_classes=num_classes,
-            face_dim=tuple(channels)[-1],
-            context_channels=context_channels[-1],
-            use_face=use_face,
-            use_context=use_context,
-            context_attention=context_attention,
-            fusion_attention=fusion_attention,
-            attention_channels=attention_channels,
-            attention_kernel=attention_kernel,
-            fusion_hidden=fusion_hidden,
-            classifier_hidden=classifier_hidden,
-            dropout=dropout,
-            dims=3,
-            fusion_dropout=fusion_dropout,
+        self.head = self._head(face_dim=tuple(channels)[-1], context_channels=context_channels[-1], dims=3)
+        self.face_encoder = CAEREncoder(dims=3, channels=channels) if self.use_face else None
+        self.context_encoder = CAEREncoder(dims=3, channels=context_channels) if self.use_context else None
+        self.streams = tuple(
+            s for s, on in (("face_pixels", self.use_face), ("context_pixels", self.use_context)) if on
         )
-        self.face_encoder = CAEREncoder(dims=3, channels=channels) if use_face else None
-        self.context_encoder = CAEREncoder(dims=3, channels=context_channels) if use_context else None
-        self.streams = tuple(s for s, on in (("face_pixels", use_face), ("context_pixels", use_context)) if on)
 
     @staticmethod
-    def _clip_volume(x: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        """Valid frames of ``x`` ``(B, T, 3, H, W)`` moved to the front -> ``(B, 3, T, H, W)`` and the prefix mask."""
-        B, T = valid.shape
-        order, lengths = compact_order(valid)
+    def _clip_volume(x: Tensor, order: Tensor, valid: Tensor) -> Tensor:
+        """``x`` ``(B, T, 3, H, W)`` gathered in ``order`` ``(B, T)``, exactly 0 where ``valid`` (in that order)
+        is False -> ``(B, 3, T, H, W)``."""
+        B, T = order.shape
         x = x.gather(1, order.view(B, T, 1, 1, 1).expand_as(x))
-        prefix = torch.arange(T, device=x.device) < lengths.unsqueeze(1)
-        return zero_invalid(x, prefix).transpose(1, 2), prefix
+        return zero_invalid(x, valid).transpose(1, 2)
+
+    def volumes(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """The clip volumes the encoders read: ``{"face_pixels" | "context_pixels": (volume (B, 3, T, H, W),
+        valid steps (B, T))}`` for the streams in use.
+
+        Both hold the valid frames first, in their order (padding last), so time step ``t`` of the face
+        volume and of the context volume is the same frame (eq. (1)-(2) encode ``V_F`` and ``V_C`` of
+        one clip). A frame without a face keeps its slot in the face volume, zeroed and marked invalid
+        (the encoder zeroes it after every layer and leaves it out of the batch-norm statistics).
+        """
+        like = batch[self.streams[0]]
+        mask, face_mask = batch_masks(batch, like)
+        B, T = mask.shape
+        order, lengths = compact_order(mask)
+        prefix = torch.arange(T, device=mask.device) < lengths.unsqueeze(1)
+        valid = {"face_pixels": face_mask.gather(1, order) & prefix, "context_pixels": prefix}
+        return {k: (self._clip_volume(batch[k], order, valid[k]), valid[k]) for k in self.streams}
 
     def forward(self, batch: dict[str, Tensor]) -> Output:
         like = None
@@ -501,19 +502,18 @@ class CAERNet(EmotionModel):
         mask, face_mask = batch_masks(batch, like)
         B, T = mask.shape
         face_valid = face_mask.any(1)  # (B,)
+        volumes = self.volumes(batch)
 
         face = None
         if self.use_face:
             face = like.new_zeros(B, self.face_encoder.out_channels)
             if bool(face_valid.any()):
-                vol, prefix = self._clip_volume(batch["face_pixels"], face_mask)
-                fmap, steps = self.face_encoder(vol, prefix)  # (B, C, T', h, w), (B, T')
+                fmap, steps = self.face_encoder(*volumes["face_pixels"])  # (B, C, T', h, w), (B, T')
                 face = masked_mean(fmap.mean((3, 4)).transpose(1, 2), steps)  # space, then valid time
 
         context, spatial, extras = None, None, {}
         if self.use_context:
-            vol, prefix = self._clip_volume(batch["context_pixels"], mask)
-            cmap, steps = self.context_encoder(vol, prefix)
+            cmap, steps = self.context_encoder(*volumes["context_pixels"])
             attended, att = self.head.attention(cmap, steps)  # (B, T', C), (B, T', h, w)
             context = masked_mean(attended, steps)
             if self.head.context_attention:
@@ -539,8 +539,11 @@ class CAERNet(EmotionModel):
 
 register_model(CAERNet, name="caer_net", paper=f"{_PAPER}, 3.2, Fig. 2, eq. (1)-(6), Table 3", recipe=CAER_NET)
 register_model(
-    CAERNetS, name="caer_net_s", paper=f"{_PAPER}, 3.2 'Static model', eq. (1)-(6), Table 3", recipe=CAER_NET
+    CAERNetS, name="caer_net_s", paper=f"{_PAPER}, 3.2 'Static model', eq. (1)-(6), Table 3", recipe=CAER_NET_S
 )
 register_model(
-    CAERNetFeatures, name="caer_net_features", paper=f"{_PAPER}, 3.2, eq. (3)-(6), on frozen features", recipe=CAER_NET
+    CAERNetFeatures,
+    name="caer_net_features",
+    paper=f"{_PAPER}, 3.2, eq. (3)-(6), on frozen features",
+    recipe=CAER_NET_FEATURES,
 )

@@ -18,9 +18,9 @@ are fitted on held-out (validation) predictions by :func:`fit_ensemble_weights`:
   that improves the objective most, starting from the best single member.
 
 The objective is the validation log-likelihood by default (smooth, uses the whole probability,
-and overfits a small validation set less than accuracy); ``"map"`` (macro average precision,
-MEC 2017's ranking metric) and ``"accuracy"`` are available. Ties go to the weights closest to
-uniform. No SciPy.
+and overfits a small validation set less than accuracy); ``"map"`` (the mean over classes of the
+average precision, :func:`emocontext.metrics.macro_map`, the project's one AP) and ``"accuracy"``
+are available. Ties go to the weights closest to uniform. No SciPy.
 """
 
 from __future__ import annotations
@@ -34,38 +34,15 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..metrics import macro_map
 from .base import EmotionModel, Output
 from .recipes import CACA_RNN
 from .registry import create_model, register_model
 
-__all__ = ["LinearEnsemble", "fit_ensemble_weights", "macro_average_precision", "simplex_grid"]
+__all__ = ["LinearEnsemble", "fit_ensemble_weights", "simplex_grid"]
 
 _OBJECTIVES = ("nll", "map", "accuracy")
 _EXPLANATIONS = ("temporal_attention", "spatial_attention", "fusion_weights")
-
-
-def macro_average_precision(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over the classes present in ``labels`` of the one-vs-rest average precision.
-
-    Same definition as scikit-learn's ``average_precision_score`` (sum over distinct thresholds
-    of ``(R_n - R_{n-1}) P_n``), vectorised for the weight search. ``probs`` ``(N, K)``,
-    ``labels`` ``(N,)`` int.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    aps = []
-    for k in np.unique(labels):
-        scores = probs[:, k]
-        positive = labels == k
-        order = np.argsort(-scores, kind="stable")
-        s, y = scores[order], positive[order]
-        tp = np.cumsum(y)
-        last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
-        tp = tp[last]
-        precision = tp / (last + 1)
-        recall = tp / positive.sum()
-        aps.append(float(np.sum(np.diff(np.r_[0.0, recall]) * precision)))
-    return float(np.mean(aps)) if aps else float("nan")
 
 
 def simplex_grid(num_members: int, step: float = 0.05) -> np.ndarray:
@@ -86,7 +63,7 @@ def _score(probs: np.ndarray, labels: np.ndarray, objective: str) -> float:
         return float(np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
     if objective == "accuracy":
         return float(np.mean(probs.argmax(1) == labels))
-    return macro_average_precision(probs, labels)
+    return macro_map(labels, probs)
 
 
 def _best(candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -110,8 +87,8 @@ def fit_ensemble_weights(
         prob_list: one ``(N, K)`` array of class probabilities per member (rows sum to 1), for
             the same ``N`` validation clips in the same order.
         labels: ``(N,)`` true class ids.
-        objective: ``"nll"`` (maximise the mean log-likelihood; default), ``"map"`` (macro average
-            precision) or ``"accuracy"``.
+        objective: ``"nll"`` (maximise the mean log-likelihood; default), ``"map"`` (mean over classes
+            of the average precision) or ``"accuracy"``.
         step: weight resolution; ``1/step`` must be an integer.
         max_grid: largest simplex grid searched exhaustively; beyond it, greedy ensemble selection.
 

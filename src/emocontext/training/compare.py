@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import EmoContextError
 from ..labels import LabelSet
-from ..metrics import accuracy, evaluate_probs, macro_map, plot_confusion
+from ..metrics import accuracy, evaluate_probs, macro_map, macro_precision, plot_confusion
 from ..models.ensemble import fit_ensemble_weights
 from ..models.registry import count_parameters
 from ..outputs import atomic_write_text
@@ -32,8 +32,8 @@ def ensemble_summary(members: Sequence[str], out_dir: Path, store, labels: Label
     (``out_dir/<member>/seed0/best.pt``); evaluate the ensemble like a model.
 
     Returns a summary like :func:`~.seeds.train_seeds`' (``model``, ``parameters``, ``median`` val/test
-    accuracy and macro mAP) plus ``weights``: member -> fitted weight. Its val numbers are selection-set
-    numbers twice over (the members' checkpoints and the weights were chosen on val).
+    accuracy, macro precision and macro mAP) plus ``weights``: member -> fitted weight. Its val numbers
+    are selection-set numbers twice over (the members' checkpoints and the weights were chosen on val).
     """
     models = [load_model(Path(out_dir) / m / "seed0" / "best.pt") for m in members]
     k = len(labels)
@@ -52,7 +52,11 @@ def ensemble_summary(members: Sequence[str], out_dir: Path, store, labels: Label
         if entries:
             p, y = probs(entries)
             mixed = np.tensordot(weights, np.stack(p), 1)
-            median[part] = {"accuracy": accuracy(y, mixed), "macro_map": macro_map(y, mixed, k)}
+            median[part] = {
+                "accuracy": accuracy(y, mixed),
+                "macro_precision": macro_precision(y, mixed, k),
+                "macro_map": macro_map(y, mixed, k),
+            }
     name = "ensemble(" + " ".join(f"{w:.2f}*{m}" for m, w in zip(members, weights, strict=True)) + ")"
     return {
         "model": name,
@@ -65,16 +69,20 @@ def ensemble_summary(members: Sequence[str], out_dir: Path, store, labels: Label
 
 def compare_table(summaries: Sequence[dict], part: str, note: str) -> str:
     """The markdown table of ``summaries`` on ``part`` (``"test"``, held out, or ``"val"``, the selection
-    set, labelled as such), then ``note``."""
+    set, labelled as such), then ``note``: macro precision (MEC's metric), macro mAP (mean average
+    precision) and accuracy."""
     what = "test (held out)" if part == "test" else "val (selection set: optimistic)"
     lines = [
-        f"| model | parameters | {what} mAP | {what} accuracy | train clips/s |",
-        "|---|---|---|---|---|",
+        f"| model | parameters | {what} macro precision | {what} mAP | {what} accuracy | train clips/s |",
+        "|---|---|---|---|---|---|",
     ]
     for s in summaries:
         m = s["median"][part]
         speed = "-" if s["clips_per_second"] is None else f"{s['clips_per_second']:.0f}"
-        lines.append(f"| {s['model']} | {s['parameters']:,} | {m['macro_map']:.4f} | {m['accuracy']:.4f} | {speed} |")
+        lines.append(
+            f"| {s['model']} | {s['parameters']:,} | {m['macro_precision']:.4f} | {m['macro_map']:.4f} "
+            f"| {m['accuracy']:.4f} | {speed} |"
+        )
     return "\n".join(lines) + "\n" + note
 
 
@@ -88,6 +96,7 @@ def compare_models(
     seeds: int = 1,
     batch_size: int | None = None,
     lr: float | None = None,
+    fps: float | None = None,
     label_set: str | None = None,
     test_fraction: float = 0.0,
     on_log: Callable[[str], object] | None = None,
@@ -97,6 +106,8 @@ def compare_models(
     Args:
         ensemble: models (among ``names``) to combine by a weighted ensemble fitted on val (Table II).
         epochs, batch_size, lr: None = each model's recipe (:mod:`emocontext.models.recipes`).
+        fps: train every model at this frame rate (the store's); None = each model's recipe, and a
+            model whose recipe samples at another rate than the store is refused.
         test_fraction: without a test split in the store, hold out this fraction of the groups as one
             (:func:`~.seeds.split_train_val_test`); the table then reports it, else the val numbers, labelled
             as selection-set numbers.
@@ -115,7 +126,7 @@ def compare_models(
     st, labels, tr, va, te = store_splits(store_dir, label_set, test_fraction=test_fraction)
     summaries = []
     for name in names:
-        cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch_size, lr=lr)
+        cfg = TrainConfig(model=name, epochs=epochs, batch_size=batch_size, lr=lr, fps=fps)
         summaries.append(train_seeds(cfg, st, tr, va, te, labels, out_dir / name, seeds=range(seeds)))
         if on_log:
             on_log(f"{name}: done")
@@ -137,9 +148,10 @@ def evaluate_checkpoint(
 ):
     """Score a trained model on one split of a store: ``(metrics, label set, checkpoint meta)``.
 
-    ``metrics`` is :func:`~emocontext.metrics.evaluate_probs`' (accuracy, macro mAP, per-class AP, support,
-    confusion matrix). ``test_fraction`` must be the value the model was trained with (the splits are
-    rebuilt, :func:`~.seeds.store_splits`). The val split selected the checkpoint: its numbers are optimistic.
+    ``metrics`` is :func:`~emocontext.metrics.evaluate_probs`' (accuracy, macro precision, macro mAP,
+    per-class AP, support, confusion matrix). ``test_fraction`` must be the value the model was trained
+    with (the splits are rebuilt, :func:`~.seeds.store_splits`). The val split selected the checkpoint:
+    its numbers are optimistic.
 
     Raises:
         EmoContextError: no checkpoint, no clips in ``split``, or features made by other extractors.

@@ -116,6 +116,7 @@ class FeatureSequenceDataset(Dataset):
             )
         self.entries = entries
         self.signature = store.signature  # what made the features: a checkpoint records it (train.fit)
+        self.root = store.root
         self.labels = np.array([label_set.index(e.label) for e in entries], np.int64)
         self.records = [store.get(e.clip_id) for e in entries]
         self.train = train
@@ -155,6 +156,15 @@ class FeatureSequenceDataset(Dataset):
         if self.audio is None:
             raise ConfigError("these clips have no audio features: extract the store with audio")
         return self.audio[0].shape[1]
+
+    @property
+    def audio_frames_per_step(self) -> float | None:
+        """Audio frames per video frame, ``T_a / T``: the median over the clips with audio (None without any).
+
+        The AV-LSTM matches its alignment window to it (:func:`emocontext.models.av_lstm.matched_window`).
+        """
+        ratios = [len(a) / len(r) for a, r in zip(self.audio or [], self.records, strict=False) if len(a) and len(r)]
+        return float(np.median(ratios)) if ratios else None
 
     def __getitem__(self, i: int) -> dict:
         r = self.records[i]

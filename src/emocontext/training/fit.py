@@ -3,26 +3,30 @@
 Every setting of :class:`TrainConfig` left at None comes from the model's recipe
 (:attr:`~emocontext.models.registry.ModelInfo.recipe`, :mod:`emocontext.models.recipes`):
 optimiser, learning rate and its step schedule, weight decay, batch, epochs, early-stopping
-patience, and the validation metric that selects the checkpoint (CACA-RNN: Adam 1e-4, batch 32,
-macro mAP; CAER-Net: 5e-3 divided by 10 every 4 epochs; Chao et al.: Adadelta, weight decay
-5e-4, 50 epochs, validation accuracy; CAAN gives none). ``emocontext models --recipes`` shows
-them; FIDELITY.md says what each paper gives and what is ours. The extractors are frozen
+patience, the validation metric that selects the checkpoint, the frame rate and the frames of one
+training sample (CACA-RNN: Adam 1e-4, batch 32, macro precision, 5 fps; CAER-Net: 5e-3 divided by
+10 every 4 epochs, 16-frame clips at 10 fps; Chao et al.: Adadelta, weight decay 5e-4, 50 epochs,
+validation accuracy, 25 fps; CAAN gives none but every frame). ``emocontext models --recipes``
+shows them; FIDELITY.md says what each paper gives and what is ours. A feature store sampled at
+another rate than the run's is refused (:func:`~emocontext.models.recipes.check_store_fps`). The extractors are frozen
 (features come from a FeatureStore); a random start frame per clip in training and the first
 frame in evaluation (Sun et al., V-C). The loss is cross-entropy (weighted by inverse class
 frequency with ``class_weights``), or the model's own ``loss(output, labels, weight=...,
 **loss_kwargs)`` when it has one (CAAN's softmax + triplet loss), which receives the same class
 weights and ``TrainConfig.loss_kwargs``.
 
-Model selection and early stopping use the recipe's validation metric, the other metric breaking
+Model selection and early stopping use the recipe's validation metric, the others breaking
 ties; numbers measured on the validation clips are therefore *selection-set* numbers, optimistic,
 and labelled so; the held-out number is the test split's (:func:`train_seeds`). Training repeated
 over several seeds reports the median of each metric (Sun et al., V-D: "training was repeated
 five times with different random seeds and median performance metrics are selected").
 
 Audio models (``streams`` with ``"audio"``, e.g. ``av_lstm``) get ``audio_dim`` from the
-datasets; the audio PCA whitening of the training dataset (Chao et al. 2016, 3.3) is saved in
-the checkpoint's ``meta["audio_whitening"]`` (state dict as lists), so evaluation and prediction
-build their datasets with ``audio_whitening=meta["audio_whitening"]``.
+datasets, and those that take it ``audio_frames_per_step`` (the AV-LSTM matches its alignment
+window to it; both are recorded in the checkpoint's ``meta["dims"]``); the audio PCA whitening of
+the training dataset (Chao et al. 2016, 3.3) is saved in the checkpoint's
+``meta["audio_whitening"]`` (state dict as lists), so evaluation and prediction build their
+datasets with ``audio_whitening=meta["audio_whitening"]``.
 
 Resumable: a checkpoint is written atomically after every epoch; running the same
 command again continues from it. Every epoch re-seeds torch and the data order
@@ -49,8 +53,8 @@ from ..distributed import ddp
 from ..errors import ConfigError, EmoContextError, IncompatibleFeaturesError
 from ..features.store import FeatureStore
 from ..labels import LabelSet
-from ..metrics import evaluate_probs, macro_map
-from ..models.recipes import OPTIMIZERS, SELECTION_METRICS
+from ..metrics import accuracy, evaluate_probs, macro_map, macro_precision
+from ..models.recipes import OPTIMIZERS, SELECTION_METRICS, check_store_fps
 from ..models.registry import count_parameters, create_model, model_info
 from ..outputs import atomic_write_bytes, atomic_write_text
 from .datasets import FeatureSequenceDataset, collate
@@ -76,9 +80,12 @@ class TrainConfig:
 
     ``optimizer`` ``"adam"`` / ``"adadelta"`` / ``"sgd"`` (momentum 0.9); the learning rate is
     ``lr * lr_gamma ** (epoch // lr_step)`` (constant when ``lr_step`` is 0); ``selection``
-    ``"macro_map"`` or ``"accuracy"`` on the validation clips picks ``best.pt``; ``loss_kwargs``
-    go to the model's own ``loss`` (CAAN: ``frame_weight``, ``clip_weight``, ``triplet_weight``,
-    ``margin``, ``triplet``), an error for a model trained with plain cross-entropy.
+    ``"macro_precision"``, ``"macro_map"`` or ``"accuracy"`` on the validation clips picks
+    ``best.pt``; ``fps`` is the frame rate of the clips (a feature store sampled at another rate is
+    refused; pixel clips are decoded at it); ``max_frames`` the frames of one training sample (the
+    window of a pixel model); ``loss_kwargs`` go to the model's own ``loss`` (CAAN:
+    ``frame_weight``, ``clip_weight``, ``triplet_weight``, ``margin``, ``triplet``), an error for a
+    model trained with plain cross-entropy.
     """
 
     model: str
@@ -96,6 +103,7 @@ class TrainConfig:
     lr_gamma: float | None = None
     selection: str | None = None
     loss_kwargs: dict = field(default_factory=dict)
+    fps: float | None = None
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
@@ -103,7 +111,7 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
     Raises:
         ConfigError: unknown model, optimiser or selection metric; a non-positive epochs, batch
-            size or learning rate.
+            size, learning rate, frame rate or ``max_frames``.
     """
     recipe = model_info(config.model).recipe.settings()
     cfg = TrainConfig(**{k: (recipe[k] if v is None and k in recipe else v) for k, v in asdict(config).items()})
@@ -111,7 +119,9 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
     if cfg.selection not in SELECTION_METRICS:
         raise ConfigError(f"selection must be one of {', '.join(SELECTION_METRICS)}, got {cfg.selection!r}")
-    for key in ("epochs", "batch_size", "lr"):
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise ConfigError(f"max_frames must be >= 1, got {cfg.max_frames!r}")
+    for key in ("epochs", "batch_size", "lr", "fps"):
         if not getattr(cfg, key) > 0:
             raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)!r}")
     if cfg.lr_step < 0 or not 0 < cfg.lr_gamma <= 1:
@@ -121,11 +131,15 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
 def describe_config(cfg: TrainConfig) -> str:
     """One line, e.g. ``"sgd lr 0.005 x0.1 every 4 epochs, weight decay 0, batch 32, 16 epochs (patience 16),
-    select on val accuracy"``."""
+    select on val accuracy, 10 frames/s, 16 frames a sample"``."""
+    from ..models.recipes import describe_fps
+
     schedule = f" x{cfg.lr_gamma:g} every {cfg.lr_step} epochs" if cfg.lr_step else " constant"
+    frames = "whole clips" if cfg.max_frames is None else f"{cfg.max_frames} frames a sample"
     return (
         f"{cfg.optimizer} lr {cfg.lr:g}{schedule}, weight decay {cfg.weight_decay:g}, batch {cfg.batch_size}, "
-        f"{cfg.epochs} epochs (patience {cfg.patience}), select on val {cfg.selection}"
+        f"{cfg.epochs} epochs (patience {cfg.patience}), select on val {cfg.selection}, "
+        f"{describe_fps(cfg.fps)} frames/s, {frames}"
     )
 
 
@@ -137,9 +151,13 @@ def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
-def _selection_key(cfg: TrainConfig, val_map: float, val_acc: float) -> tuple[float, float]:
-    """The recipe's metric first, the other one breaking ties."""
-    return (val_map, val_acc) if cfg.selection == "macro_map" else (val_acc, val_map)
+#: Order in which the metrics that a recipe does not select on break ties.
+_TIE_BREAKERS = ("macro_map", "accuracy", "macro_precision")
+
+
+def _selection_key(cfg: TrainConfig, val: dict[str, float]) -> tuple[float, ...]:
+    """The recipe's metric first, the others breaking ties (macro mAP, accuracy, macro precision)."""
+    return (val[cfg.selection], *(val[m] for m in _TIE_BREAKERS if m != cfg.selection))
 
 
 #: What a checkpoint written before the recipes (issue 17) was trained with, for the settings it does not record.
@@ -192,8 +210,9 @@ def clip_probs(model: torch.nn.Module, ds) -> np.ndarray:
     """Class probabilities ``(N, K)`` of every clip of ``ds``, as the model's paper evaluates them.
 
     Feature datasets: one pass per clip (:func:`predict_probs`). A :class:`~.pixels.PixelClipDataset`
-    whose clips are longer than its ``clip_len``: the mean over 16-frame windows overlapping by 8
-    (CAER-Net, section 5.1).
+    whose clips are longer than its ``clip_len``: the mean over windows of ``clip_len`` frames
+    overlapping by half (CAER-Net, section 5.1: 16 frames overlapping by 8; CAER-Net-S's single
+    frames: the mean over every frame).
     """
     if isinstance(ds, PixelClipDataset) and ds.needs_windows:
         view = ds.windows()
@@ -221,13 +240,17 @@ def fit(
         ConfigError: unknown model or bad hyper-parameters.
     """
     config = resolve_config(config)
+    _check_fps(config, train_ds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     k = len(label_set)
     torch.manual_seed(config.seed)
     dims = {"face_dim": train_ds.face_dim, "context_dim": train_ds.context_dim}
-    if "audio" in model_info(config.model).streams:
+    info = model_info(config.model)
+    if "audio" in info.streams:
         dims["audio_dim"] = train_ds.audio_dim  # ConfigError when the store has no audio
+        if "audio_frames_per_step" in info.options:  # the AV-LSTM's window matched to the audio rate
+            dims["audio_frames_per_step"] = train_ds.audio_frames_per_step
     whitening = _whitening_state(train_ds)
     if _whitening_state(val_ds) != whitening:
         raise ConfigError("train_ds and val_ds must use the same audio whitening (fitted on the training clips)")
@@ -252,12 +275,14 @@ def fit(
     if whitening is not None:
         meta["audio_whitening"] = whitening
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
-    start, history, best_key, best_epoch, stale = 0, [], (-1.0, -1.0), -1, 0
+    start, history, best_key, best_epoch, stale = 0, [], (-1.0,), -1, 0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck["meta"].get("features", meta["features"]) != meta["features"]:
             raise IncompatibleFeaturesError(f"{ckpt_path} was trained on other features; use a new --out directory")
-        diff = _config_differences({**_BEFORE_RECIPES, **ck["meta"]["config"]}, meta["config"])
+        # a checkpoint written before the frame rate was a setting ran at its store's rate, checked above
+        before = {**_BEFORE_RECIPES, "fps": config.fps}
+        diff = _config_differences({**before, **ck["meta"]["config"]}, meta["config"])
         if ck["meta"].get("audio_whitening") != whitening:
             diff.append("audio whitening (fitted on other training clips)")
         if diff:
@@ -310,13 +335,23 @@ def fit(
         busy += time.perf_counter() - t0
         seen += n
         probs = clip_probs(model, val_ds)
-        val_map = macro_map(val_ds.labels, probs, k)
-        val_acc = float((probs.argmax(1) == val_ds.labels).mean())
+        val = {
+            "macro_precision": macro_precision(val_ds.labels, probs, k),
+            "macro_map": macro_map(val_ds.labels, probs, k),
+            "accuracy": accuracy(val_ds.labels, probs),
+        }
         history.append(
-            {"epoch": epoch + 1, "lr": lr, "loss": total / max(n, 1), "val_map": val_map, "val_accuracy": val_acc}
+            {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "loss": total / max(n, 1),
+                "val_precision": val["macro_precision"],
+                "val_map": val["macro_map"],
+                "val_accuracy": val["accuracy"],
+            }
         )
-        key = _selection_key(config, val_map, val_acc)
-        if key > best_key:  # the recipe's metric first, the other breaks ties
+        key = _selection_key(config, val)
+        if key > best_key:  # the recipe's metric first, the others break ties
             best_key, best_epoch, stale = key, epoch, 0
             _save({"model": model.state_dict(), "meta": {**meta, "epoch": epoch}}, best_path)
         else:
@@ -340,7 +375,8 @@ def fit(
         if on_log:
             on_log(
                 f"epoch {epoch + 1}/{config.epochs} loss {total / max(n, 1):.4f} "
-                f"val (selection) mAP {val_map:.4f} acc {val_acc:.4f}" + (" *" if best_epoch == epoch else "")
+                f"val (selection) macro precision {val['macro_precision']:.4f} mAP {val['macro_map']:.4f} "
+                f"acc {val['accuracy']:.4f}" + (" *" if best_epoch == epoch else "")
             )
     if not best_path.exists():
         raise EmoContextError(f"{out}: no epoch finished, nothing to evaluate")
@@ -354,6 +390,14 @@ def fit(
         parameters=count_parameters(model),
         clips_per_second=seen / busy if busy else float("nan"),
     )
+
+
+def _check_fps(config: TrainConfig, ds) -> None:
+    """A feature store must be sampled at the run's frame rate (pixel clips are decoded at it)."""
+    signature = getattr(ds, "signature", None) or {}
+    store_fps = (signature.get("streams") or {}).get("fps")
+    paths = [e.path for e in getattr(ds, "entries", ())]
+    check_store_fps(config.model, config.fps, store_fps, paths, getattr(ds, "root", "the feature store"))
 
 
 def _whitening_state(ds: FeatureSequenceDataset) -> dict | None:

@@ -136,7 +136,7 @@ class PixelClipDataset(Dataset):
         train: random window, random crop, horizontal flip and colour jitter; else the first
             window and the centre crop.
         crop: side of the context crop in pixels (paper: 112).
-        clip_len: frames per sample (paper: 16).
+        clip_len: frames per sample (CAER-Net: 16; CAER-Net-S: 1, single images).
         seed: seeds the augmentation; epoch ``e`` draws from ``(seed, e, index)`` (:meth:`set_epoch`).
         hue_saturation: also jitter saturation (+-20 %) and hue (+-18 degrees) in training.
 
@@ -185,10 +185,13 @@ class PixelClipDataset(Dataset):
         """Some clip is longer than one window: evaluate with :meth:`windows` to see all of it."""
         return self._windows is None and any(len(c) > self.clip_len for c in self.clips)
 
-    def windows(self, overlap: int = 8) -> PixelClipDataset:
+    def windows(self, overlap: int | None = None) -> PixelClipDataset:
         """An evaluation view with one sample per window of ``clip_len`` frames, windows overlapping by
-        ``overlap`` frames (section 5.1); ``.window_clip`` ``(W,)`` maps each window to its clip, for
-        averaging the windows' probabilities per clip (:func:`average_windows`)."""
+        ``overlap`` frames (default half a window: section 5.1's 8 of 16; 0 for single frames);
+        ``.window_clip`` ``(W,)`` maps each window to its clip, for averaging the windows'
+        probabilities per clip (:func:`average_windows`)."""
+        if overlap is None:
+            overlap = self.clip_len // 2
         if not 0 <= overlap < self.clip_len:
             raise ConfigError(f"overlap must be in [0, {self.clip_len}), got {overlap}")
         view = PixelClipDataset(self.clips, self.labels, crop=self.crop, clip_len=self.clip_len, seed=self.seed)

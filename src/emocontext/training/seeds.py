@@ -24,10 +24,11 @@ from ..metrics import evaluate_probs, plot_confusion
 from ..models.registry import model_info
 from ..outputs import atomic_write_text
 from .datasets import FeatureSequenceDataset, fit_audio_whitening
-from .fit import TrainConfig, clip_probs, fit, load_model
+from .fit import TrainConfig, clip_probs, fit, load_model, resolve_config
 from .pixels import PixelClipDataset, load_pixel_clips, pixel_stream_config
 
 __all__ = [
+    "SUMMARY_METRICS",
     "manifest_from_store",
     "infer_label_set",
     "labelled_manifest",
@@ -37,6 +38,10 @@ __all__ = [
     "train_seeds",
     "train_pixel_seeds",
 ]
+
+#: The metrics of a run summary and of the medians over seeds: macro precision is MEC's metric (the "mAP" that
+#: Sun et al. report beside the MEC 2017 baseline), macro mAP the mean over classes of the average precision.
+SUMMARY_METRICS = ("accuracy", "macro_precision", "macro_map")
 
 
 def manifest_from_store(store: FeatureStore, label_set: LabelSet | None = None) -> Manifest:
@@ -160,7 +165,8 @@ def train_seeds(
     components, fitted on the ``train`` clips (Chao et al. 2016, 3.3: 50); None = raw features.
 
     Returns a dict with ``runs`` (per seed: validation and test metrics) and ``median``
-    (accuracy, macro mAP on val and test), ``parameters`` and ``clips_per_second``.
+    (accuracy, macro precision and macro mAP on val and test; :data:`SUMMARY_METRICS`),
+    ``parameters`` and ``clips_per_second``.
     Writes ``out_dir/summary.json`` and a confusion-matrix PNG per seed.
     """
     whitening = None
@@ -184,20 +190,25 @@ def train_pixel_seeds(
     *,
     seeds: Sequence[int] = (0,),
     detector=None,
-    fps: float = 10.0,
     on_log: Callable[[str], object] | None = None,
 ) -> dict:
     """:func:`train_seeds` for the models that learn from pixels (``caer_net``, ``caer_net_s``).
 
-    The clips are decoded once (:func:`~.pixels.load_pixel_clips`: ``fps``, faces 96x96, the
-    whole face-hidden frame at 128x171) and kept in memory; clips that fail to decode are reported
-    through ``on_log`` and left out. Training samples are random 16-frame windows with random
-    112x112 crops, flips and colour jitter; validation and test clips are predicted as the mean over
-    16-frame windows overlapping by 8 (CAER-Net, section 5.1). Returns what :func:`train_seeds` returns.
+    The clips are decoded once (:func:`~.pixels.load_pixel_clips`: at ``config.fps``, the recipe's
+    10 fps unless given; faces 96x96, the whole face-hidden frame at 128x171) and kept in memory;
+    clips that fail to decode are reported through ``on_log`` and left out. Training samples are
+    random windows of ``config.max_frames`` frames (the recipe's: CAER-Net's 16-frame clips,
+    CAER-Net-S's single images; None: whole clips) with random 112x112 crops, flips and colour
+    jitter; validation and test clips are predicted as the mean over windows of that length
+    overlapping by half (CAER-Net, section 5.1: 16 frames overlapping by 8). Returns what
+    :func:`train_seeds` returns.
     """
+    resolved = resolve_config(config)
     loaded = {}
     for name, entries in (("train", train), ("val", val), ("test", test or [])):
-        kept, clips, failed = load_pixel_clips(list(entries), detector=detector, config=pixel_stream_config(fps))
+        kept, clips, failed = load_pixel_clips(
+            list(entries), detector=detector, config=pixel_stream_config(resolved.fps)
+        )
         for path, why in failed:
             if on_log:
                 on_log(f"skipped {path}: {why}")
@@ -205,6 +216,7 @@ def train_pixel_seeds(
         if on_log and entries:
             on_log(f"{name}: {len(clips)} clips decoded ({sum(len(c) for c in clips)} frames)")
     pixels = {id(e): c for kept, clips in loaded.values() for e, c in zip(kept, clips, strict=True)}
+    clip_len = resolved.max_frames or max((len(c) for c in pixels.values()), default=1)
 
     def dataset(entries, train_mode: bool = False, seed: int = 0) -> PixelClipDataset:
         return PixelClipDataset(
@@ -212,6 +224,7 @@ def train_pixel_seeds(
             [e.label for e in entries],
             label_set=label_set,
             train=train_mode,
+            clip_len=clip_len,
             seed=seed,
         )
 
@@ -255,7 +268,7 @@ def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, on_
     median = {}
     for part in ("val", "test"):
         if all(part in r for r in runs):
-            median[part] = {m: statistics.median(r[part][m] for r in runs) for m in ("accuracy", "macro_map")}
+            median[part] = {m: statistics.median(r[part][m] for r in runs) for m in SUMMARY_METRICS}
     summary = {
         "model": config.model,
         "parameters": result.parameters if result else None,
@@ -270,4 +283,4 @@ def _seed_runs(config, dataset, train, val, test, label_set, out_dir, seeds, on_
 
 
 def _short(metrics: dict) -> dict:
-    return {"accuracy": metrics["accuracy"], "macro_map": metrics["macro_map"]}
+    return {m: metrics[m] for m in SUMMARY_METRICS}
