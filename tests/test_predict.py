@@ -266,7 +266,7 @@ def test_detector_none_gives_what_the_face_cnn_gives_the_images(tmp_path):
     labels, probs = _whole_frame_labels(images)
     got = _cli_none_jsonl(folder, tmp_path)
     for i, (label, pr) in enumerate(zip(labels, probs, strict=True)):
-        d = got[str((folder / f"{i}.png").resolve())]
+        d = got[str(folder / f"{i}.png")]  # the path as given
         assert d["label"] == label and d["frames_with_face"] == 1 and d["frames"][0]["box"] == [0, 0, 48, 48]
         np.testing.assert_allclose(list(d["probabilities"].values()), pr, atol=1e-3)
 
@@ -291,7 +291,7 @@ def test_detector_none_on_real_fer2013_faces(tmp_path):
             images.append(cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB))
     labels, _ = _whole_frame_labels(images)
     got = _cli_none_jsonl(folder, tmp_path)
-    assert [got[str(n.resolve())]["label"] for n in names] == labels
+    assert [got[str(n)]["label"] for n in names] == labels
 
 
 @pytest.mark.realdata

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ManifestError
 from ..labels import LabelSet, canonical, get_label_set, label_mapping
@@ -36,7 +38,9 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "CSV_COLUMNS",
     "FACE_COLUMNS",
+    "Inputs",
     "gather_paths",
+    "describe_repeated",
     "describe_skipped",
     "map_labels",
     "raise_rows",
@@ -54,7 +58,8 @@ class ClipEntry:
     """One clip: a media file, optionally a time window of it, optionally one given face of it.
 
     Attributes:
-        path: absolute path of the video or image file.
+        path: the video or image file, as given (absolute, or relative to the working directory; a symlink is
+            not resolved, so that results join back to the names given).
         label: canonical emotion name (see :func:`emocontext.labels.canonical`), or None if unlabelled.
         split: ``"train"``, ``"val"``, ``"test"`` or None.
         group: subject/actor/source id used for grouped cross-validation, or None.
@@ -176,34 +181,46 @@ class Manifest:
 
     @classmethod
     def from_paths(
-        cls, paths: Iterable[str | Path], *, recursive: bool = True, skipped: list[Path] | None = None
+        cls,
+        paths: Iterable[str | Path],
+        *,
+        recursive: bool = True,
+        skipped: list[Path] | None = None,
+        repeated: list[Path] | None = None,
     ) -> Manifest:
-        """Unlabelled manifest of files; directories are expanded to the media files inside, sorted.
+        """Unlabelled manifest of files and folders: every input as given, in the order given.
 
-        ``skipped``, if given, receives the other files of those directories (audio, text; hidden files
-        aside), from the same walk.
+        A file is listed under the path given (a relative path stays relative; a symlink is not resolved). A
+        folder is replaced by the media files in it and in its sub-folders (symlinked ones followed, loops
+        skipped; ``recursive=False``: the folder itself only), sorted, each named through the folder as given
+        (``videos/a.mp4``). Two names of one file (``b.jpg -> a.jpg``) are two entries. One name given twice
+        (an argument repeated, or a file named alone and through its folder) is one entry; the repeats go to
+        ``repeated`` if given (:func:`describe_repeated` words them). Missing files are kept: the decoder
+        reports them one by one.
+
+        ``skipped``, if given, receives the other files of those folders (audio, text; hidden files aside),
+        from the same walk.
 
         Raises:
-            ManifestError: a path does not exist, or a directory holds no media file.
+            ManifestError: a folder holds no media file.
         """
-        entries = []
+        entries, seen = [], set()
         for p in map(Path, paths):
             if p.is_dir():
-                found, other = [], []
-                for f in p.rglob("*") if recursive else p.iterdir():
-                    if f.suffix.lower() in MEDIA_SUFFIXES:
-                        found.append(f)
-                    elif skipped is not None and not f.name.startswith(".") and f.is_file():
-                        other.append(f)
-                found.sort()
+                found, other = _walk(p, recursive)
                 if skipped is not None:
-                    skipped += sorted(other)
+                    skipped += other
                 if not found:
                     raise ManifestError(f"{p}: no video or image files in this folder")
-                entries += [ClipEntry(str(f.resolve())) for f in found]
             else:
-                # missing files are kept: the decoder reports them one by one with the others still running
-                entries.append(ClipEntry(str(p.resolve()) if p.exists() else str(p)))
+                found = [p]
+            for f in found:
+                if str(f) in seen:
+                    if repeated is not None:
+                        repeated.append(f)
+                    continue
+                seen.add(str(f))
+                entries.append(ClipEntry(str(f)))
         return cls(entries, name="files")
 
     @classmethod
@@ -286,32 +303,82 @@ class Manifest:
         atomic_write_text(path, buf.getvalue())
 
 
-def gather_paths(
-    paths: Iterable[str | Path],
-) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]], list[Path]]:
-    """Media files of files and folders given on a command line: ``([(file, argument)], [(argument, error)],
-    [skipped file])``.
+def _walk(folder: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
+    """``(media files, other files)`` under ``folder``, sorted, named through ``folder`` as given.
 
-    Folders are expanded (:meth:`Manifest.from_paths`); a folder without media is an error of its own
-    (the other arguments still count); a file given twice is listed once. The files of a folder that are
-    not video or image files (audio, text; hidden files aside) are returned as skipped, so that the
-    caller can say so rather than drop them silently.
+    Symlinked sub-folders are followed, except one that leads back to a folder it is in (a loop). Other files
+    are those that are not hidden.
     """
-    files: list[tuple[Path, Path]] = []
-    bad: list[tuple[Path, str]] = []
-    skipped: list[Path] = []
+    media, other = [], []
+    chains = {str(folder): [os.path.realpath(folder)]}  # each folder's real path and its ancestors'
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        chain = chains.pop(root)
+        if recursive:
+            for d in list(dirs):
+                real = os.path.realpath(os.path.join(root, d))
+                if real in chain:
+                    dirs.remove(d)  # a link back up: a loop
+                else:
+                    chains[os.path.join(root, d)] = [*chain, real]
+        else:
+            dirs.clear()
+        for name in files:
+            f = Path(root, name)
+            if f.suffix.lower() in MEDIA_SUFFIXES:
+                media.append(f)
+            elif not name.startswith(".") and f.is_file():
+                other.append(f)
+    return sorted(media), sorted(other)
+
+
+class Inputs(NamedTuple):
+    """The inputs of a command line (:func:`gather_paths`).
+
+    Attributes:
+        files: ``(file, argument)`` per media file, in the order given, named as given.
+        bad: ``(argument, error)`` per argument that gave no file (a folder without media).
+        skipped: the files of the folders that are not video or images (audio, text; hidden files aside).
+        repeated: names given more than once (each listed once in ``files``).
+    """
+
+    files: list[tuple[Path, Path]]
+    bad: list[tuple[Path, str]]
+    skipped: list[Path]
+    repeated: list[Path]
+
+
+def gather_paths(paths: Iterable[str | Path]) -> Inputs:
+    """Media files of files and folders given on a command line, every one as given (:meth:`Manifest.from_paths`).
+
+    A folder without media is an error of its own (the other arguments still count); one name given twice
+    is listed once and reported in ``repeated``; the other files of a folder are returned as ``skipped``, so
+    that the caller can say so rather than drop them silently.
+    """
+    result = Inputs([], [], [], [])
     seen: set[str] = set()
     for arg in map(Path, paths):
         try:
-            entries = Manifest.from_paths([arg], skipped=skipped)
+            entries = Manifest.from_paths([arg], skipped=result.skipped)
         except ManifestError as e:
-            bad.append((arg, str(e)))
+            if str(arg) in seen:
+                result.repeated.append(arg)
+            else:
+                seen.add(str(arg))
+                result.bad.append((arg, str(e)))
             continue
         for entry in entries:
-            if entry.path not in seen:
+            if entry.path in seen:
+                result.repeated.append(Path(entry.path))
+            else:
                 seen.add(entry.path)
-                files.append((Path(entry.path), arg))
-    return files, bad, skipped
+                result.files.append((Path(entry.path), arg))
+    return result
+
+
+def describe_repeated(repeated: list[Path]) -> list[str]:
+    """One note per name given more than once: ``a.jpg is named 2 times: analysed once``."""
+    counts = Counter(str(p) for p in repeated)
+    return [f"{name} is named {n + 1} times: analysed once" for name, n in counts.items()]
 
 
 def describe_skipped(skipped: list[Path]) -> str:
