@@ -150,7 +150,7 @@ def test_cheavd_unknown_labels_and_missing_files_in_one_error(tmp_path):
         cheavd(tmp_path / "l.csv")
     msg = str(e.value)
     assert "4 bad rows" in msg
-    assert "row 1: unknown label 'fear'" in msg and "row 2: missing file" in msg and "row 3: unknown label" in msg
+    assert "line 3: unknown label 'fear'" in msg and "line 4: missing file" in msg and "line 5: unknown label" in msg
     assert "worried" in msg  # the label set is spelled out
 
 
@@ -400,7 +400,7 @@ def test_map_labels_cheavd_needs_a_mapping(tmp_path):
     m = Manifest(entries, CHEAVD8, "cheavd")
     with pytest.raises(ManifestError, match=r"3 rows with labels .* ekman7: worried \(2\), anxious \(1\)") as e:
         map_labels(m, EKMAN7)
-    assert "row 1: worried (/x/1.mp4)" in str(e.value) and "mapping=" in str(e.value)
+    assert "row 2: worried (/x/1.mp4)" in str(e.value) and "mapping=" in str(e.value)  # rows count from 1
     out = map_labels(m, EKMAN7, {"Worry": "fear", "anxious": None})
     assert [e.label for e in out] == ["happy", "fear", "fear", None]
     with pytest.raises(ManifestError, match="targets not in the set"):

@@ -80,7 +80,7 @@ def test_clip_entry_carries_face_id_and_box():
 def test_csv_duplicate_rows_are_refused(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"x")
     (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\nb.mp4,sad\na.mp4,sad\n")
-    with pytest.raises(ManifestError, match=r"more than once.*rows 1, 3"):
+    with pytest.raises(ManifestError, match=r"more than once.*lines 2, 4"):
         Manifest.from_csv(tmp_path / "m.csv", check_files=False)
 
 
@@ -107,6 +107,23 @@ def test_gather_paths_lists_what_a_folder_run_skips(tmp_path):
     assert describe_skipped(skipped) == "skipped 3 files that are not video or images (.wav: 2, .csv: 1)"
     assert describe_skipped([Path("README")]) == "skipped 1 file that is not video or images (no suffix: 1)"
     assert gather_paths([tmp_path / "v.mp4"]).skipped == []  # a file named on the command line is never "skipped"
+
+
+def test_csv_errors_name_lines_and_labels_are_checked_at_reading(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "m.csv").write_text('path,label\na.mp4,happy\n"gone\n.mp4",sad\na.mp4x,joy\n')
+    with pytest.raises(ManifestError) as e:
+        Manifest.from_csv(tmp_path / "m.csv")
+    assert "line 5: unknown label 'joy'" in str(e.value)  # at reading, not when training starts
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\ngone.mp4,sad\n")
+    with pytest.raises(ManifestError, match="line 3: missing file"):
+        Manifest.from_csv(tmp_path / "m.csv")  # line 1 is the header: no "row 0"
+    m = Manifest.from_csv(tmp_path / "m.csv", check_files=False)
+    assert m.label_set.name == "cremad6" and m.lines == [2, 3] and m.where(1) == "line 3"  # smallest fitting set
+    assert m.split("none").lines == [] and Manifest(m.entries).where(0) == "row 1"
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,calm\na.mp4x,contempt\n")  # known, but in no one set
+    with pytest.raises(ManifestError, match="fit no one known label set"):
+        Manifest.from_csv(tmp_path / "m.csv", check_files=False)
 
 
 def test_every_input_as_given_in_the_order_given(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import replace
 from fractions import Fraction
@@ -9,8 +10,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from emocontext.data.datasets import read_manifest
 from emocontext.data.manifest import ClipEntry, Manifest
-from emocontext.errors import ConfigError, IncompatibleFeaturesError
+from emocontext.errors import ConfigError, IncompatibleFeaturesError, ManifestError
 from emocontext.features.audio import PAPER_AUDIO, SPEECH_AUDIO
 from emocontext.features.extract import AUDIO_SPAN, Extractors, clip_audio, clip_record, extract
 from emocontext.features.store import FeatureStore
@@ -46,6 +48,25 @@ def test_extract_records_and_failures(tmp_path, manifest, extractors):
     assert len((tmp_path / "store" / "failures.jsonl").read_text().splitlines()) == 1
     again = extract(manifest, tmp_path / "store", extractors, progress=False)
     assert again.skipped == 3 and again.done == 0 and len(again.failed) == 1
+
+
+def test_a_keep_going_run_lists_the_rows_not_extracted_with_their_lines(tmp_path, extractors):
+    """A manifest CSV with a missing file: the rest is extracted, failed.csv names the row by its line."""
+    square_video(tmp_path / "a.mp4", n=4)
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\nmissing.mp4,sad\n")
+    with pytest.raises(ManifestError, match="line 3: missing file"):
+        read_manifest([tmp_path / "m.csv"])  # a CSV stops before anything runs by default
+    manifest = read_manifest([tmp_path / "m.csv"], keep_going=True)
+    summary = extract(manifest, tmp_path / "store", extractors, progress=False)
+    assert summary.done == 1 and [p for p, _ in summary.failed] == [str(tmp_path / "missing.mp4")]
+    with open(summary.failed_csv, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert summary.failed_csv == tmp_path / "store" / "failed.csv"
+    assert (row["line"], row["row"], row["label"]) == ("3", "2", "sad") and "no such file" in row["error"]
+    (tmp_path / "missing.mp4").write_bytes((tmp_path / "a.mp4").read_bytes())  # fixed: the rerun retries it
+    again = extract(manifest, tmp_path / "store", extractors, progress=False)
+    assert again.done == 1 and again.skipped == 1 and again.failed_csv is None
+    assert not (tmp_path / "store" / "failed.csv").exists()  # no stale list of an earlier run
 
 
 def test_interrupted_extraction_resumes_without_corrupt_records(tmp_path, manifest, extractors, monkeypatch):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ManifestError
-from ..labels import LabelSet, canonical, get_label_set, label_mapping
+from ..labels import LABEL_SETS, LabelSet, canonical, get_label_set, infer_label_set, label_mapping
 from ..video.decode import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = [
@@ -128,22 +128,33 @@ def _float(row: dict, key: str, where: str) -> float | None:
     return x
 
 
-def duplicate_clip_ids(entries: Iterable[ClipEntry]) -> list[str]:
-    """``"<clip id> (rows 3, 7)"`` for every clip id that occurs more than once (rows count from 1)."""
+def duplicate_clip_ids(entries: Iterable[ClipEntry], lines: list[int] | None = None) -> list[str]:
+    """``"<clip id> (rows 3, 7)"`` for every clip id that occurs more than once (rows count from 1), or
+    ``(lines 4, 8)`` with the entries' CSV ``lines``."""
     rows: dict[str, list[int]] = {}
-    for i, e in enumerate(entries, 1):
-        rows.setdefault(e.clip_id, []).append(i)
-    return [f"{cid} (rows {', '.join(map(str, r))})" for cid, r in rows.items() if len(r) > 1]
+    for i, e in enumerate(entries):
+        rows.setdefault(e.clip_id, []).append(lines[i] if lines else i + 1)
+    what = "lines" if lines else "rows"
+    return [f"{cid} ({what} {', '.join(map(str, r))})" for cid, r in rows.items() if len(r) > 1]
 
 
 @dataclass
 class Manifest:
-    """An ordered list of :class:`ClipEntry` with the label set their labels belong to."""
+    """An ordered list of :class:`ClipEntry` with the label set their labels belong to.
+
+    ``lines``: the line of its CSV file each entry was read from (:meth:`from_csv`, the readers of CSV
+    datasets), for messages; None otherwise, and messages then number the rows from 1 (:meth:`where`).
+    """
 
     entries: list[ClipEntry]
     label_set: LabelSet | None = None
     name: str = "manifest"
     extra: dict = field(default_factory=dict)
+    lines: list[int] | None = None
+
+    def where(self, i: int) -> str:
+        """How messages name entry ``i``: ``"line 5"`` (its CSV line) or ``"row 3"`` (counting from 1)."""
+        return f"line {self.lines[i]}" if self.lines else f"row {i + 1}"
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -156,7 +167,10 @@ class Manifest:
 
     def split(self, name: str) -> Manifest:
         """The entries of one split (``"train"``, ``"val"``, ``"test"``)."""
-        return replace(self, entries=[e for e in self.entries if e.split == name])
+        keep = [i for i, e in enumerate(self.entries) if e.split == name]
+        return replace(
+            self, entries=[self.entries[i] for i in keep], lines=[self.lines[i] for i in keep] if self.lines else None
+        )
 
     def label_ids(self) -> list[int]:
         """Class ids of the labels in ``label_set`` order; raises ManifestError on unlabelled entries."""
@@ -168,13 +182,14 @@ class Manifest:
         return [self.label_set.index(e.label) for e in self.entries]
 
     def validate(self, *, check_files: bool = True) -> Manifest:
-        """Check labels against the label set and that files exist; one error listing every offending row."""
+        """Check labels against the label set and that files exist; one error listing every offending row
+        (:meth:`where`: CSV lines, or rows counted from 1)."""
         problems = []
         for i, e in enumerate(self.entries):
             if e.label is not None and self.label_set is not None and e.label not in self.label_set.names:
-                problems.append(f"row {i}: unknown label {e.label!r} ({e.path})")
+                problems.append(f"{self.where(i)}: unknown label {e.label!r} ({e.path})")
             if check_files and not Path(e.path).is_file():
-                problems.append(f"row {i}: missing file {e.path}")
+                problems.append(f"{self.where(i)}: missing file {e.path}")
         known = f" (label set {self.label_set.name}: {', '.join(self.label_set.names)})" if self.label_set else ""
         raise_rows(self.name, "bad rows", problems, known)
         return self
@@ -225,7 +240,17 @@ class Manifest:
 
     @classmethod
     def from_csv(cls, path: str | Path, *, label_set: LabelSet | None = None, check_files: bool = True) -> Manifest:
-        """Read the generic CSV format (see module docstring); labels are mapped to canonical names."""
+        """Read the generic CSV format (see module docstring); labels are mapped to canonical names.
+
+        Without ``label_set`` the labels must all belong to one known label set, and the smallest such set is
+        taken (:func:`emocontext.labels.infer_label_set`), so a label no set knows (``joy``) is an error here,
+        at reading, not when training starts. ``check_files=False`` lets missing files through (their clips
+        then fail one by one, the others still run: ``extract --keep-going``).
+
+        Raises:
+            ManifestError: every bad row listed with its line: an empty path, a bad number or face box,
+                an unknown label, a missing file (``check_files``); clips listed twice.
+        """
         path = Path(path)
         if not path.is_file():
             raise ManifestError(f"{path}: no such manifest file")
@@ -234,9 +259,11 @@ class Manifest:
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise ManifestError(f"{path}: a manifest CSV needs a header with a 'path' column")
             faces = "face_id" in reader.fieldnames
-            entries = []
-            for n, row in enumerate(reader, 2):  # line 1 is the header
+            entries, lines = [], []
+            for row in reader:
+                n = reader.line_num  # the file's line (line 1 is the header; a quoted field may span lines)
                 where = f"{path}, line {n}"
+                lines.append(n)
                 if not (row.get("path") or "").strip():
                     raise ManifestError(f"{where}: empty path")
                 p = Path(row["path"])
@@ -267,8 +294,10 @@ class Manifest:
                     box = tuple(coords)
                 kw.update(box=box, score=_float(row, "score", where))
                 entries.append(FaceEntry(**kw, face_id=int(fid)) if fid is not None else ClipEntry(**kw))
-        manifest = cls(entries, label_set=label_set, name=str(path)).validate(check_files=check_files)
-        dup = duplicate_clip_ids(entries)
+        if label_set is None:
+            label_set = _label_set_of(entries, lines, path)
+        manifest = cls(entries, label_set=label_set, name=str(path), lines=lines).validate(check_files=check_files)
+        dup = duplicate_clip_ids(entries, lines)
         if dup:
             raise ManifestError(
                 f"{path}: {len(dup)} clips listed more than once (they would overwrite each other): "
@@ -347,6 +376,30 @@ class Inputs(NamedTuple):
     repeated: list[Path]
 
 
+def _label_set_of(entries: list[ClipEntry], lines: list[int], name: str | Path) -> LabelSet | None:
+    """The smallest known label set that holds every label of ``entries`` (None without labels).
+
+    Raises:
+        ManifestError: labels no known set has (each row listed with its line), or no one set holds them all.
+    """
+    labels = {e.label for e in entries if e.label is not None}
+    if not labels:
+        return None
+    known = {n for s in LABEL_SETS.values() for n in s.names}
+    unknown = [
+        f"line {n}: unknown label {e.label!r} ({e.path})"
+        for e, n in zip(entries, lines, strict=True)
+        if e.label is not None and e.label not in known
+    ]
+    raise_rows(
+        str(name),
+        "rows with a label no known label set has",
+        unknown,
+        f" (known emotions: {', '.join(sorted(known))}; give your own set as a LabelSet)",
+    )
+    return infer_label_set(labels)
+
+
 def gather_paths(paths: Iterable[str | Path]) -> Inputs:
     """Media files of files and folders given on a command line, every one as given (:meth:`Manifest.from_paths`).
 
@@ -418,16 +471,15 @@ def map_labels(
         raise_rows(
             manifest.name,
             f"rows with labels that have no equivalent in {target.name}: {names}; pass mapping={{{example}}}",
-            [f"row {i}: {e.label} ({e.path})" for i, e in unmapped],
+            [f"{manifest.where(i)}: {e.label} ({e.path})" for i, e in unmapped],
         )
-    entries, dropped = [], Counter()
-    for e in manifest.entries:
-        if e.label is None:
-            entries.append(e)
-        elif table[e.label] is None:
+    entries, lines, dropped = [], [], Counter()
+    for i, e in enumerate(manifest.entries):
+        if e.label is not None and table[e.label] is None:
             dropped[e.label] += 1
-        else:
-            entries.append(replace(e, label=table[e.label]))
+            continue
+        entries.append(e if e.label is None else replace(e, label=table[e.label]))
+        lines += [manifest.lines[i]] if manifest.lines else []
     if dropped:
         log.info("%s: dropped %s for %s", manifest.name, dict(dropped), target.name)
     source = manifest.label_set.name if manifest.label_set else None
@@ -436,4 +488,4 @@ def map_labels(
         **manifest.extra,
         "label_mapping": {"from": source, "to": target.name, "mapping": used, "dropped": dict(dropped)},
     }
-    return Manifest(entries, label_set=target, name=manifest.name, extra=extra)
+    return Manifest(entries, label_set=target, name=manifest.name, extra=extra, lines=lines or None)

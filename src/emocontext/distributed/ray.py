@@ -43,7 +43,7 @@ from pathlib import Path
 
 from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
 from ..errors import ConfigError, EmoContextError, ManifestError
-from ..features.extract import ExtractSummary, entry_record
+from ..features.extract import ExtractSummary, entry_record, write_failed_csv
 from ..features.store import FeatureStore
 from ..video.pipeline import StageTimes
 
@@ -323,6 +323,8 @@ def extract_with_ray(
     todo = [e for e in manifest if existing is None or e.clip_id not in existing]
     summary.skipped = len(manifest) - len(todo)
     if not todo:
+        if existing is not None:
+            summary.failed_csv = write_failed_csv(manifest, existing, [])
         return summary
     from rich.markup import escape
 
@@ -348,6 +350,7 @@ def extract_with_ray(
                 bar.update(task, description=escape(Path(entry.path).name))
                 bar.advance(task)
         summary.failed = [failed[i] for i in sorted(failed)]
+        summary.failed_csv = write_failed_csv(manifest, target, summary.failed)
     return summary
 
 

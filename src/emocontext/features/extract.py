@@ -24,6 +24,7 @@ import numpy as np
 
 from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
 from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError
+from ..outputs import atomic_write_text
 from ..video.decode import is_image, read_audio
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
@@ -41,6 +42,8 @@ __all__ = [
     "clip_audio",
     "face_features",
     "AUDIO_SPAN",
+    "FAILED_COLUMNS",
+    "write_failed_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -341,11 +344,60 @@ def entry_record(
 
 @dataclass
 class ExtractSummary:
+    """What one :func:`extract` run did.
+
+    Attributes:
+        done: clips extracted; ``skipped``: clips the store had already.
+        failed: ``(path, message)`` per clip that failed, in manifest order.
+        failed_csv: ``STORE/failed.csv``, the manifest rows not in the store after the run with their line
+            and error (:func:`write_failed_csv`), or None when every row is in the store.
+        times: seconds per stage.
+        no_audio: paths extracted with audio asked for but 0 audio frames.
+    """
+
     done: int = 0
     skipped: int = 0
-    failed: list = field(default_factory=list)  # (path, message)
+    failed: list = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
-    no_audio: list = field(default_factory=list)  # paths extracted with audio asked for but 0 audio frames
+    no_audio: list = field(default_factory=list)
+    failed_csv: Path | None = None
+
+
+#: The columns of ``failed.csv``: the manifest's CSV line (empty for folders) and row (from 1), the row itself,
+#: and the error.
+FAILED_COLUMNS = ["line", "row", "path", "label", "split", "group", "start", "end", "error"]
+
+
+def write_failed_csv(manifest: Manifest, store: FeatureStore, failed: list[tuple[str, str]]) -> Path | None:
+    """Write ``STORE/failed.csv``: every manifest row the store lacks after a run, with its line and error.
+
+    Rerunning the same ``extract`` retries exactly these rows (finished clips are skipped). A store that has
+    every row loses the ``failed.csv`` of an earlier run, so the file always describes the last one.
+
+    Returns:
+        The file, or None when nothing is missing.
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    import csv
+    import io
+
+    errors = dict(failed)
+    target = Path(store.root) / "failed.csv"
+    missing = [(i, e) for i, e in enumerate(manifest) if e.clip_id not in store]
+    if not missing:
+        target.unlink(missing_ok=True)
+        return None
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FAILED_COLUMNS)
+    for i, e in missing:
+        line = manifest.lines[i] if manifest.lines else ""
+        error = " / ".join(part.strip() for part in errors.get(e.path, "not extracted").splitlines())
+        w.writerow([line, i + 1, *("" if v is None else v for v in e.to_dict().values()), error])
+    atomic_write_text(target, buf.getvalue())
+    return target
 
 
 def extract(
@@ -364,9 +416,12 @@ def extract(
         progress: show a progress bar (rich).
 
     Returns:
-        An :class:`ExtractSummary`; failed clips are listed there and in the
-        store's ``failures.jsonl``, never raised. With audio, clips stored with
-        0 audio frames (no audio track) are listed in ``no_audio``.
+        An :class:`ExtractSummary`; failed clips are listed there, in the store's
+        ``failures.jsonl`` and, with their manifest line, in ``failed.csv``
+        (:func:`write_failed_csv`), never raised. With audio, clips stored with
+        0 audio frames (no audio track) are listed in ``no_audio``. A clip whose
+        file breaks off part-way is kept (the frames before the break) with one
+        warning.
 
     Raises:
         IncompatibleFeaturesError: the store was made by other extractors.
@@ -404,7 +459,12 @@ def extract(
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
             bar.update(task, description=escape(Path(entry.path).name))
             try:
-                record = entry_record(entry, extractors, summary.times, loaded=current.result())
+                loaded = current.result()
+                if loaded[0].truncated:
+                    log.warning(
+                        "%s: the file breaks off part-way; only the frames before the break were used", entry.path
+                    )
+                record = entry_record(entry, extractors, summary.times, loaded=loaded)
                 store.put(entry.clip_id, record)
                 summary.done += 1
                 if record.audio is not None and len(record.audio) == 0:
@@ -414,4 +474,5 @@ def extract(
                 store.log_failure(entry.clip_id, entry.path, str(e))
                 log.warning("skipped %s", e)
             bar.advance(task)
+    summary.failed_csv = write_failed_csv(manifest, store, summary.failed)
     return summary
