@@ -85,7 +85,8 @@ def grab_frames(path: Path, fps: float, timestamps: Sequence[float]) -> list[np.
     best: list[tuple[float, np.ndarray] | None] = [None] * len(timestamps)
     last = max(timestamps, default=-1.0)
     got_any = False
-    for fr in iter_frames(path, fps=fps if fps and fps > 0 else 5.0):
+    # status: a file that breaks off was reported when it was predicted (Prediction.truncated), not again here
+    for fr in iter_frames(path, fps=fps if fps and fps > 0 else 5.0, status={}):
         got_any = True
         if fr.timestamp > last and all(b is not None for b in best):
             break  # later frames are only further away

@@ -191,7 +191,9 @@ def iter_frames(
         max_duration: stop after this many seconds of video (None = to the end).
         status: if given, ``status["truncated"]`` is set True when decoding broke off, or when the
             file ended more than ``max(0.5 s, 3 frame periods)`` before the duration its header
-            declares (a file cut off at a packet boundary, as a partial FLV download).
+            declares (a file cut off at a packet boundary, as a partial FLV download). The caller then
+            reports it (the details are logged at INFO level); without ``status`` it is logged as a warning,
+            so that each break is reported once.
 
     Yields:
         :class:`Frame` with RGB uint8 ``(H, W, 3)`` images, timestamps relative to
@@ -257,7 +259,13 @@ def iter_frames(
         except av.FFmpegError as e:
             if prev is None and n_out == 0:
                 raise VideoDecodeError(f"{path}: no decodable video frame ({_reason(e)})") from None
-            log.warning("%s: decoding stopped at %.2f s (%s); keeping the frames before it", path, prev[1], _reason(e))
+            log.log(
+                _break_level(status),
+                "%s: decoding stopped at %.2f s (%s); keeping the frames before it",
+                path,
+                prev[1],
+                _reason(e),
+            )
             if status is not None:
                 status["truncated"] = True
         if prev is None:
@@ -268,7 +276,8 @@ def iter_frames(
             missing = declared_end - origin - last_end
             if missing > max(0.5, 3.0 / rate) and not (status or {}).get("truncated"):
                 # the file ends without an error before the duration its header declares (a cut-off FLV)
-                log.warning(
+                log.log(
+                    _break_level(status),
                     "%s: the file ends at %.2f s but declares %.2f s (truncated?); keeping the frames before the end",
                     path,
                     last_end,
@@ -287,6 +296,11 @@ def iter_frames(
             raise VideoDecodeError(f"{path}: no frame at or after start={start:.2f} s (video ends at {prev[1]:.2f} s)")
 
 
+def _break_level(status: dict | None) -> int:
+    """A file that breaks off is the caller's to report when it asked for the ``status``: INFO then, else WARNING."""
+    return logging.INFO if status is not None else logging.WARNING
+
+
 def read_frames(
     path: str | Path,
     *,
@@ -302,6 +316,8 @@ def read_frames(
     info = probe(path)
     status: dict = {}
     frames = list(iter_frames(path, fps=fps, start=start, max_duration=max_duration, status=status))
+    if status.get("truncated"):
+        log.warning("%s: the file breaks off part-way; only the frames before the break were read", path)
     return Clip(
         frames=np.stack([f.image for f in frames]),
         timestamps=np.array([f.timestamp for f in frames], dtype=np.float64),
