@@ -78,7 +78,7 @@ def test_context_model_explains_every_frame_and_falls_back_to_context(model_file
     )
     assert p.num_frames == 10 and p.frames_with_face == 5
     assert p.label in EKMAN7.names and abs(sum(p.probabilities.values()) - 1) < 1e-3
-    h, w = p.frame_size
+    w, h = p.frame_wh
     assert p.context_box == [float((w - h) // 2), 0.0, float((w - h) // 2 + h), float(h)]
     for i, f in enumerate(p.frames):
         att = np.array(f.attention)
@@ -379,3 +379,33 @@ def test_local_workers_divide_the_cores(monkeypatch):
     assert local_workers(2, 3, 100) == (2, 3)  # what the user says wins
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert local_workers(None, None, 10) == (2, 1)
+
+
+def test_prediction_reads_short_and_says_width_by_height(monkeypatch):
+    import builtins
+    import json
+
+    from emocontext.predict import FramePrediction, PersonPrediction, Prediction
+
+    frames = [FramePrediction(i / 5, True, [1.0, 2.0, 3.0, 4.0], {"happy": 0.9, "sad": 0.1}) for i in range(500)]
+    person = PersonPrediction(1, True, "happy", 0.9, {"happy": 0.9, "sad": 0.1}, 500, 0.0, 99.8, frames)
+    p = Prediction("clip.mp4", "happy", 0.9, {"happy": 0.9, "sad": 0.1}, 500, 500, frames, frame_wh=(640, 360))
+    p.persons = [person]
+    assert repr(p) == (
+        "Prediction('clip.mp4': 'happy' 0.90, 500/500 frames with a face, 1 person, model 'face_cnn_temporal_mean')"
+    )
+    assert repr(person) == "PersonPrediction(1, subject: 'happy' 0.90, 500 frames with a face)"
+    d = json.loads(json.dumps(p.to_dict()))
+    assert d["frame_wh"] == [640, 360] and d["frame_size"] == [360, 640]  # frame_size: schema 1, (height, width)
+    with pytest.warns(DeprecationWarning, match="frame_wh"):
+        assert p.frame_size == (360, 640)
+    real_import = builtins.__import__
+
+    def no_pandas(name, *a, **kw):
+        if name == "pandas":
+            raise ImportError("No module named 'pandas'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(ImportError, match="pip install pandas .*frame_rows"):
+        p.to_dataframe()

@@ -91,7 +91,11 @@ def extract(
     ] = False,
     dataset: Annotated[
         str | None,
-        typer.Option(help="Read INPUTS as the root of a dataset: caer, afew, cheavd, ravdess, crema-d, ckplus, expw."),
+        typer.Option(
+            help="Read INPUTS as the root of a dataset: caer, afew, cheavd, ravdess, crema-d, ckplus (one clip per "
+            "image), ckplus-sequences (one clip per sequence of images; CK+48's 327 sequences of 3 frames: they "
+            "are face crops, so add --detector none), expw."
+        ),
     ] = None,
     audio: Annotated[
         bool,

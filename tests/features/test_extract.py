@@ -6,6 +6,7 @@ import csv
 import logging
 from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,6 +68,34 @@ def test_a_keep_going_run_lists_the_rows_not_extracted_with_their_lines(tmp_path
     again = extract(manifest, tmp_path / "store", extractors, progress=False)
     assert again.done == 1 and again.skipped == 1 and again.failed_csv is None
     assert not (tmp_path / "store" / "failed.csv").exists()  # no stale list of an earlier run
+
+
+def test_ckplus_sequences_are_extracted_as_three_frame_clips(tmp_path, extractors):
+    """``--dataset ckplus-sequences --detector none``: one record per sequence, its images in frame order."""
+    import cv2
+
+    from emocontext.data.datasets import load_dataset
+    from emocontext.video.faces import create_detector
+
+    levels = {}
+    for cls, seq in (("anger", "S010_004"), ("happy", "S011_002")):
+        (tmp_path / "ck" / cls).mkdir(parents=True)
+        for k, frame in enumerate((17, 18, 19)):
+            level = 40 + 60 * k + (10 if cls == "happy" else 0)
+            cv2.imwrite(str(tmp_path / "ck" / cls / f"{seq}_{frame:08d}.png"), np.full((48, 48), level, np.uint8))
+            levels.setdefault(seq, []).append(level)
+    manifest = load_dataset("ckplus-sequences", tmp_path / "ck")
+    whole = Extractors(create_detector("none"), extractors.face, extractors.context)
+    summary = extract(manifest, tmp_path / "store", whole, progress=False)
+    assert summary.done == 2 and not summary.failed and summary.failed_csv is None
+    store = FeatureStore(tmp_path / "store")
+    for e in manifest:
+        r = store.get(e.clip_id)
+        assert r.face.shape == (3, 1280) and r.face_present.all() and r.meta["label"] == e.label
+        np.testing.assert_allclose(r.timestamps, [0.0, 0.2, 0.4])
+        assert [Path(f).name for f in r.meta["frames"]] == [Path(f).name for f in e.frames]
+        crops = whole.streams(e).face  # the frames in order: brightness rises with the frame number
+        assert [int(c.mean()) for c in crops] == levels[Path(e.path).name]
 
 
 def test_interrupted_extraction_resumes_without_corrupt_records(tmp_path, manifest, extractors, monkeypatch):

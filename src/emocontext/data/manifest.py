@@ -8,7 +8,8 @@ each) all return a Manifest; :func:`map_labels` moves one to another label set.
 The generic CSV format has a header and the columns ``path`` (required, relative
 to the CSV's folder or absolute), ``label``, ``split``, ``group`` (e.g. subject),
 ``start`` and ``end`` (seconds), all optional; a manifest of labelled faces
-(``face_id``, ``box`` of :class:`ClipEntry`; ExpW) adds ``face_id, x1, y1, x2, y2, score``, so writing it with
+(``face_id``, ``box`` of :class:`ClipEntry`; ExpW) adds ``face_id, x1, y1, x2, y2, score``, and a manifest of
+image sequences (:class:`SequenceEntry`; CK+) adds ``frames`` (the images, joined by ``|``), so writing it with
 :meth:`Manifest.to_csv` and reading it back with :meth:`Manifest.from_csv` loses nothing.
 Clip ids must be unique: two rows for the same clip (the same face of the same file) are
 refused, since they would be one record in a feature store.
@@ -32,6 +33,7 @@ from ..video.decode import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES
 __all__ = [
     "ClipEntry",
     "FaceEntry",
+    "SequenceEntry",
     "Manifest",
     "IMAGE_SUFFIXES",
     "MEDIA_SUFFIXES",
@@ -92,6 +94,11 @@ class ClipEntry:
             cid = f"{self.path}#{self.start or 0:.3f}-{'' if self.end is None else f'{self.end:.3f}'}"
         return cid if self.face_id is None else f"{cid}#face{self.face_id}"
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The media files the clip is read from: its ``path`` (the images of a :class:`SequenceEntry`)."""
+        return (self.path,)
+
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("path", "label", "split", "group", "start", "end")}
 
@@ -103,6 +110,23 @@ class FaceEntry(ClipEntry):
     :meth:`Manifest.from_csv` give face rows as FaceEntry."""
 
     face_id: int | None = 0
+
+
+@dataclass(frozen=True)
+class SequenceEntry(ClipEntry):
+    """A :class:`ClipEntry` made of still images in order (CK+ sequences): ``frames`` are the image files,
+    read as consecutive sampled frames; ``path`` names the sequence (``<folder>/S010_004``, not a file) and
+    is its :attr:`clip_id`. :meth:`Manifest.to_csv` writes the frames in a ``frames`` column (paths joined
+    by ``|``) that :meth:`Manifest.from_csv` reads back."""
+
+    frames: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self.frames
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "frames": list(self.frames)}
 
 
 def raise_rows(name: str, what: str, problems: list[str], hint: str = "") -> None:
@@ -188,8 +212,9 @@ class Manifest:
         for i, e in enumerate(self.entries):
             if e.label is not None and self.label_set is not None and e.label not in self.label_set.names:
                 problems.append(f"{self.where(i)}: unknown label {e.label!r} ({e.path})")
-            if check_files and not Path(e.path).is_file():
-                problems.append(f"{self.where(i)}: missing file {e.path}")
+            for f in e.files if check_files else ():
+                if not Path(f).is_file():
+                    problems.append(f"{self.where(i)}: missing file {f}")
         known = f" (label set {self.label_set.name}: {', '.join(self.label_set.names)})" if self.label_set else ""
         raise_rows(self.name, "bad rows", problems, known)
         return self
@@ -280,6 +305,12 @@ class Manifest:
                     start=start,
                     end=end,
                 )
+                if (row.get("frames") or "").strip():
+                    frames = tuple(
+                        str(f if f.is_absolute() else path.parent / f) for f in map(Path, row["frames"].split("|"))
+                    )
+                    entries.append(SequenceEntry(**kw, frames=frames))
+                    continue
                 if not faces:
                     entries.append(ClipEntry(**kw))
                     continue
@@ -315,11 +346,15 @@ class Manifest:
         from ..outputs import atomic_write_text
 
         faces = any(e.face_id is not None or e.box is not None for e in self.entries)
+        sequences = any(isinstance(e, SequenceEntry) for e in self.entries)
+        columns = CSV_COLUMNS + (FACE_COLUMNS if faces else []) + (["frames"] if sequences else [])
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS + (FACE_COLUMNS if faces else []), lineterminator="\n")
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         for e in self.entries:
             row = {k: ("" if v is None else v) for k, v in e.to_dict().items()}
+            if isinstance(e, SequenceEntry):
+                row["frames"] = "|".join(e.frames)
             if faces:
                 row["face_id"] = "" if e.face_id is None else e.face_id
                 if e.box is not None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
-from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError
+from ..data.manifest import ClipEntry, Manifest, SequenceEntry, duplicate_clip_ids
+from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError, VideoDecodeError
 from ..outputs import atomic_write_text
 from ..video.decode import is_image, read_audio
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
@@ -41,6 +41,7 @@ __all__ = [
     "clip_record",
     "clip_audio",
     "face_features",
+    "sequence_streams",
     "AUDIO_SPAN",
     "FAILED_COLUMNS",
     "write_failed_csv",
@@ -212,6 +213,8 @@ class Extractors:
     def streams(self, entry: ClipEntry, times: StageTimes | None = None) -> Streams:
         box = entry.box  # datasets that give the face box (ExpW) skip detection
         detector = self.detector if box is None else GivenBoxDetector(box)
+        if isinstance(entry, SequenceEntry):
+            return sequence_streams(entry, detector, self.config, times)
         return video_streams(entry.path, detector, self.clip_config(entry), times=times)
 
     def audio_features(
@@ -236,9 +239,48 @@ class Extractors:
         return out
 
     def load(self, entry: ClipEntry, times: StageTimes | None = None) -> tuple[Streams, AudioArrays | None]:
-        """The part of one clip that runs in the background thread: its streams and (with a spec) its audio."""
+        """The part of one clip that runs in the background thread: its streams and (with a spec) its audio
+        (none for a sequence of images)."""
         streams = self.streams(entry, times)
+        if isinstance(entry, SequenceEntry):
+            if self.audio is None:
+                return streams, None
+            return streams, (np.zeros((0, self.audio.feature_dim), np.float32), np.zeros(0, np.float64))
         return streams, self.audio_features(entry.path, streams.timestamps, self.clip_config(entry), times)
+
+
+def sequence_streams(
+    entry: SequenceEntry, detector: FaceDetector, config: StreamConfig, times: StageTimes | None = None
+) -> Streams:
+    """The streams of a sequence of still images (CK+): each image is one sampled frame, in order.
+
+    Each image goes through :func:`~emocontext.video.pipeline.video_streams` on its own (decoding, face
+    detection, crops, the context stream), and the frames are stacked; timestamps are ``k / config.fps``
+    (consecutive samples). Deviation from a video: faces are not tracked across the images, each image's
+    subject is its own (most persistent, then largest: the largest) face; CK+ shows one face.
+
+    Raises:
+        VideoDecodeError: an image cannot be read, or the images differ in size.
+    """
+    parts = [video_streams(f, detector, config, times=times) for f in entry.frames]
+    if not parts:
+        raise VideoDecodeError(f"{entry.path}: a sequence without images")
+    sizes = sorted({p.frame_size for p in parts})
+    if len(sizes) > 1:
+        raise VideoDecodeError(f"{entry.path}: its images differ in size ({', '.join(f'{h}x{w}' for h, w in sizes)})")
+
+    def stack(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    return Streams(
+        face=stack("face"),
+        context=stack("context"),
+        face_present=stack("face_present"),
+        boxes=stack("boxes"),
+        timestamps=np.arange(len(parts), dtype=np.float64) / config.fps,
+        frame_size=parts[0].frame_size,
+        context_config=config,
+    )
 
 
 def face_features(
