@@ -128,26 +128,43 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _remove_leftovers(path: Path) -> None:
-    """Remove the temporary files that killed processes left next to ``path``."""
-    prefix = f".{path.name}."
+#: folder -> target name -> names of temporary files there that may be leftovers (one scan per folder and
+#: process: a store's folder of thousands of records is listed once, not at every write)
+_CANDIDATES: dict[str, dict[str, list[str]]] = {}
+
+
+def _scan(folder: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
     try:
-        entries = list(os.scandir(path.parent))
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and ".tmp" in e.name]
     except OSError:
-        return
+        return found
+    for name in names:
+        for pattern in (_OURS, _BEFORE_PIDS):  # ".a.2024.ab12cd34.tmp" may be either: both are looked at
+            m = re.fullmatch(rf"\.(.+)\.({pattern.pattern})", name)
+            if m:
+                found.setdefault(m.group(1), []).append(name)
+    return found
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files that killed processes left next to ``path`` (found when this process first
+    writes into that folder)."""
+    folder = str(path.parent)
+    if folder not in _CANDIDATES:
+        _CANDIDATES[folder] = _scan(path.parent)
     now = time.time()
-    for entry in entries:
-        if not entry.name.startswith(prefix):
-            continue
-        rest = entry.name[len(prefix) :]
+    for name in _CANDIDATES[folder].pop(path.name, []):
+        rest = name[len(path.name) + 2 :]
         ours = _OURS.fullmatch(rest)
+        full = os.path.join(folder, name)
         try:
             if ours:
                 stale = not _alive(int(ours.group(1)))
             else:
-                stale = bool(_BEFORE_PIDS.fullmatch(rest)) and now - entry.stat().st_mtime > _STALE_S
-            if stale and entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
+                stale = bool(_BEFORE_PIDS.fullmatch(rest)) and now - os.lstat(full).st_mtime > _STALE_S
+            if stale and os.path.isfile(full) and not os.path.islink(full):
+                os.unlink(full)
         except OSError:
             pass  # gone already, or not ours to remove
 
