@@ -73,7 +73,7 @@ def main() -> None:
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB on Linux
-    pred = json.loads((work / "out.json").read_text()) if proc.returncode == 0 else {}
+    pred = json.loads((work / "out.json").read_text())[0] if proc.returncode == 0 else {}
     result = {
         "minutes": args.minutes,
         "video_mb": video.stat().st_size / 1e6,

@@ -127,9 +127,15 @@ def test_download_network_error_leaves_nothing(cache, monkeypatch):
         raise urllib.error.URLError("offline")
 
     monkeypatch.setattr(urllib.request, "urlopen", fail)
-    with pytest.raises(WeightsError, match="cannot download"):
+    with pytest.raises(WeightsError, match="cannot download") as e:
         hub.resolve(_record(b"x"), download=True)
     assert not cache.exists() or not any(cache.iterdir())
+    assert f"put the file at {cache / 'w.bin'}" in str(e.value)  # where to put it by hand
+    yunet = dataclasses.replace(YUNET_WEIGHTS, package=None, distribution=None)
+    monkeypatch.delenv("EMOCONTEXT_YUNET", raising=False)
+    with pytest.raises(WeightsError) as e:
+        hub.resolve(yunet, download=True)
+    assert "set EMOCONTEXT_YUNET to its path" in str(e.value) and YUNET_WEIGHTS.sha256[yunet.filename] in str(e.value)
 
 
 def test_yunet_record_is_downloadable_and_pinned():

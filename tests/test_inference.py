@@ -79,7 +79,7 @@ def test_context_model_explains_every_frame_and_falls_back_to_context(model_file
     )
     assert p.num_frames == 10 and p.frames_with_face == 5
     assert p.label in EKMAN7.names and abs(sum(p.probabilities.values()) - 1) < 1e-3
-    h, w = p.frame_size
+    w, h = p.frame_wh
     assert p.context_box == [float((w - h) // 2), 0.0, float((w - h) // 2 + h), float(h)]
     for i, f in enumerate(p.frames):
         att = np.array(f.attention)
@@ -289,7 +289,7 @@ def test_detector_none_gives_what_the_face_cnn_gives_the_images(tmp_path):
     labels, probs = _whole_frame_labels(images)
     got = _cli_none_jsonl(folder, tmp_path)
     for i, (label, pr) in enumerate(zip(labels, probs, strict=True)):
-        d = got[str((folder / f"{i}.png").resolve())]
+        d = got[str(folder / f"{i}.png")]  # the path as given
         assert d["label"] == label and d["frames_with_face"] == 1 and d["frames"][0]["box"] == [0, 0, 48, 48]
         np.testing.assert_allclose(list(d["probabilities"].values()), pr, atol=1e-3)
 
@@ -314,7 +314,7 @@ def test_detector_none_on_real_fer2013_faces(tmp_path):
             images.append(cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB))
     labels, _ = _whole_frame_labels(images)
     got = _cli_none_jsonl(folder, tmp_path)
-    assert [got[str(n.resolve())]["label"] for n in names] == labels
+    assert [got[str(n)]["label"] for n in names] == labels
 
 
 @pytest.mark.realdata
@@ -402,3 +402,33 @@ def test_local_workers_divide_the_cores(monkeypatch):
     assert local_workers(2, 3, 100) == (2, 3)  # what the user says wins
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert local_workers(None, None, 10) == (2, 1)
+
+
+def test_prediction_reads_short_and_says_width_by_height(monkeypatch):
+    import builtins
+    import json
+
+    from emocontext.inference import FramePrediction, PersonPrediction, Prediction
+
+    frames = [FramePrediction(i / 5, True, [1.0, 2.0, 3.0, 4.0], {"happy": 0.9, "sad": 0.1}) for i in range(500)]
+    person = PersonPrediction(1, True, "happy", 0.9, {"happy": 0.9, "sad": 0.1}, 500, 0.0, 99.8, frames)
+    p = Prediction("clip.mp4", "happy", 0.9, {"happy": 0.9, "sad": 0.1}, 500, 500, frames, frame_wh=(640, 360))
+    p.persons = [person]
+    assert repr(p) == (
+        "Prediction('clip.mp4': 'happy' 0.90, 500/500 frames with a face, 1 person, model 'face_cnn_temporal_mean')"
+    )
+    assert repr(person) == "PersonPrediction(1, subject: 'happy' 0.90, 500 frames with a face)"
+    d = json.loads(json.dumps(p.to_dict()))
+    assert d["frame_wh"] == [640, 360] and d["frame_size"] == [360, 640]  # frame_size: schema 1, (height, width)
+    with pytest.warns(DeprecationWarning, match="frame_wh"):
+        assert p.frame_size == (360, 640)
+    real_import = builtins.__import__
+
+    def no_pandas(name, *a, **kw):
+        if name == "pandas":
+            raise ImportError("No module named 'pandas'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(ImportError, match="pip install pandas .*frame_rows"):
+        p.to_dataframe()

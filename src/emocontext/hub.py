@@ -53,11 +53,14 @@ def sha256(path: str | os.PathLike) -> str:
     return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-def download_file(url: str, dest: str | os.PathLike, expected_sha256: str, *, timeout: float = 60.0) -> Path:
+def download_file(
+    url: str, dest: str | os.PathLike, expected_sha256: str, *, timeout: float = 60.0, offline_hint: str = ""
+) -> Path:
     """Fetch ``url`` into ``dest`` if its SHA-256 is ``expected_sha256``; atomic: ``dest`` is whole or untouched.
 
     Raises:
-        WeightsError: the download fails, or the file has another SHA-256 (nothing is saved).
+        WeightsError: the download fails (the message ends with ``offline_hint``: how to provide the file by
+            hand), or the file has another SHA-256 (nothing is saved).
         OutputError: ``dest`` cannot be written.
     """
     dest = Path(dest)
@@ -70,7 +73,7 @@ def download_file(url: str, dest: str | os.PathLike, expected_sha256: str, *, ti
                         h.update(chunk)
                         out.write(chunk)
             except OSError as e:  # URLError, HTTPError and timeouts are OSErrors
-                raise WeightsError(f"cannot download {url}: {e}") from e
+                raise WeightsError(f"cannot download {url}: {e}{offline_hint}") from e
         digest = h.hexdigest()
         if digest != expected_sha256:
             raise WeightsError(f"download of {url} has SHA-256 {digest}, expected {expected_sha256}; not saved")
@@ -163,7 +166,12 @@ def resolve(weights: Weights, path: str | os.PathLike | None = None, *, download
                 "or fetch it again with download=True"
             )
     if download:
-        return download_file(weights.url, cached, expected)
+        where = f"; or put it anywhere and set {weights.env} to its path" if weights.env else ""
+        hint = (
+            f". Without network: fetch that URL on another machine and put the file at {cached} (the cache: "
+            f"$EMOCONTEXT_CACHE, else ~/.cache/emocontext){where}; its SHA-256 must be {expected}"
+        )
+        return download_file(weights.url, cached, expected, offline_hint=hint)
     ways = "Give a path, " + (f"set {weights.env}, " if weights.env else "")
     raise WeightsError(
         f"{weights.title} ({weights.filename}) not found. {ways}put the file at {cached}, "

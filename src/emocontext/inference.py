@@ -94,6 +94,11 @@ class PersonPrediction:
     last_seen: float | None
     frames: list[FramePrediction] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        answer = "no face" if self.label is None else f"{self.label!r} {self.confidence:.2f}"
+        subject = ", subject" if self.subject else ""
+        return f"PersonPrediction({self.person_id}{subject}: {answer}, {self.frames_with_face} frames with a face)"
+
 
 @dataclass
 class Prediction:
@@ -108,7 +113,9 @@ class Prediction:
         frames: per-frame predictions with timestamps.
         model: which model produced it; ``fps``: sampling rate in Hz.
         truncated: the file broke off while decoding (the frames before the break were used).
-        frame_size: ``(height, width)`` of the decoded frames in pixels.
+        frame_wh: ``(width, height)`` of the decoded frames in pixels (the order of "640 x 360"). The JSON
+            also carries ``frame_size``, the same as ``[height, width]`` (deprecated: schema 1 of the web
+            service; the :attr:`frame_size` property too).
         context_box: xyxy pixels of the region of the original frame that the context stream saw
             (the centre square crop) and that ``FramePrediction.attention`` covers; None for
             face-only models.
@@ -126,10 +133,26 @@ class Prediction:
     model: str = "face_cnn_temporal_mean"
     fps: float = 5.0
     truncated: bool = False
-    frame_size: tuple[int, int] | None = None
+    frame_wh: tuple[int, int] | None = None
     context_box: list[float] | None = None
     persons: list[PersonPrediction] = field(default_factory=list)
     subject_id: int | None = None
+
+    def __repr__(self) -> str:
+        """One line: path, answer, frames, persons, model (the frames themselves are in :attr:`frames`)."""
+        answer = "no face" if self.label is None else f"{self.label!r} {self.confidence:.2f}"
+        return (
+            f"Prediction({self.path!r}: {answer}, {self.frames_with_face}/{self.num_frames} frames with a face, "
+            f"{len(self.persons)} person{'s' if len(self.persons) != 1 else ''}, model {self.model!r})"
+        )
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """Deprecated: ``(height, width)``; use :attr:`frame_wh`, ``(width, height)``."""
+        import warnings
+
+        warnings.warn("Prediction.frame_size is (height, width); use frame_wh (width, height)", DeprecationWarning, 2)
+        return None if self.frame_wh is None else (self.frame_wh[1], self.frame_wh[0])
 
     @property
     def no_face(self) -> bool:
@@ -153,6 +176,7 @@ class Prediction:
         ``frames=False`` drops the per-frame lists (the file's and every person's).
         """
         d = asdict(self)
+        d["frame_size"] = None if self.frame_wh is None else [self.frame_wh[1], self.frame_wh[0]]  # schema 1
         d["no_face"] = self.no_face
         d["status"] = "ok"
         if not frames:
@@ -191,13 +215,19 @@ class Prediction:
     def to_dataframe(self):
         """The :meth:`frame_rows` as a pandas ``DataFrame`` (one row per person per sampled frame).
 
+        pandas is not a dependency of emocontext (it is large and only this method uses it): install it
+        with ``pip install pandas`` (any version 2.x), or with the ``test`` extra of a checkout.
+
         Raises:
-            ImportError: pandas is not installed (``pip install pandas``).
+            ImportError: pandas is not installed; the message says how to install it.
         """
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("Prediction.to_dataframe needs pandas: pip install pandas") from None
+            raise ImportError(
+                "Prediction.to_dataframe needs pandas, which emocontext does not install: pip install pandas "
+                "(or use Prediction.frame_rows(), the same rows as dicts)"
+            ) from None
         return pd.DataFrame(list(self.frame_rows()))
 
     def to_json(self, **kw) -> str:
@@ -339,7 +369,7 @@ class Predictor:
             model=self.model_name,
             fps=self.config.fps,
             truncated=streams.truncated,
-            frame_size=(int(h), int(w)),
+            frame_wh=(int(w), int(h)),
             context_box=[float(v) for v in self.config.context_region((h, w))] if with_context else None,
             persons=persons,
             subject_id=streams.subject_id,

@@ -106,6 +106,21 @@ def canonical(label: str) -> str:
     return SYNONYMS.get(key, key)
 
 
+def infer_label_set(labels) -> LabelSet:
+    """The smallest known label set (:data:`LABEL_SETS`) that holds every one of ``labels`` (canonical names).
+
+    Raises:
+        ManifestError: no known set holds them all.
+    """
+    labels = set(labels)
+    fits = [s for s in LABEL_SETS.values() if labels <= set(s.names)]
+    if not fits:
+        raise ManifestError(
+            f"labels {sorted(labels)} fit no one known label set ({', '.join(LABEL_SETS)}); pass --label-set"
+        )
+    return min(fits, key=len)
+
+
 def get_label_set(name: str | LabelSet) -> LabelSet:
     """The label set called ``name`` (a LabelSet is returned as is); raises :class:`ManifestError` if unknown."""
     if isinstance(name, LabelSet):

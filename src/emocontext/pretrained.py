@@ -181,8 +181,7 @@ def export_context_model(
     buf = io.BytesIO()
     torch.save(blob, buf)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())  # makes the folder, or says why it cannot
     return out
 
 

@@ -150,7 +150,7 @@ def test_cheavd_unknown_labels_and_missing_files_in_one_error(tmp_path):
         cheavd(tmp_path / "l.csv")
     msg = str(e.value)
     assert "4 bad rows" in msg
-    assert "row 1: unknown label 'fear'" in msg and "row 2: missing file" in msg and "row 3: unknown label" in msg
+    assert "line 3: unknown label 'fear'" in msg and "line 4: missing file" in msg and "line 5: unknown label" in msg
     assert "worried" in msg  # the label set is spelled out
 
 
@@ -254,6 +254,19 @@ def test_ckplus_images_and_sequences(tmp_path):
     assert [Path(f).name for f in seqs[0].frames] == [f"S010_004_000000{i}.png" for i in (17, 18, 19)]
     sid, label, subject, frames = seqs[0]  # a plain tuple too
     assert sid == "S010_004"
+    m = load_dataset("ckplus-sequences", tmp_path)  # one clip per sequence, its images in frame order
+    assert [(Path(e.path).name, e.label, e.group, len(e.frames)) for e in m] == [
+        ("S010_004", "angry", "S010", 3),
+        ("S010_006", "sad", "S010", 1),
+        ("S011_002", "contempt", "S011", 1),
+    ]
+    assert m[0].frames == tuple(seqs[0].frames) and m[0].clip_id == str(tmp_path.resolve() / "anger" / "S010_004")
+    m.to_csv(tmp_path / "seq.csv")
+    back = Manifest.from_csv(tmp_path / "seq.csv")
+    assert back.entries == m.entries and back.label_set == CKPLUS7  # the frames column read back
+    Path(seqs[0].frames[1]).unlink()
+    with pytest.raises(ManifestError, match="missing file .*S010_004_00000018.png"):
+        back.validate()
 
 
 def test_ckplus_errors(tmp_path):
@@ -357,7 +370,17 @@ def test_generic_csv_and_load_dataset(tmp_path):
     assert len(load_dataset("cremad", tmp_path / "crema")) == 1
     with pytest.raises(ConfigError, match="unknown dataset 'emotic'.*caer, afew"):
         load_dataset("emotic", tmp_path)
-    assert set(DATASETS) == {"caer", "afew", "cheavd", "ravdess", "crema-d", "ckplus", "expw", "csv"}
+    assert set(DATASETS) == {
+        "caer",
+        "afew",
+        "cheavd",
+        "ravdess",
+        "crema-d",
+        "ckplus",
+        "ckplus-sequences",
+        "expw",
+        "csv",
+    }
     assert all(isinstance(v, str) and "\n" not in v for v in DATASETS.values())
 
 
@@ -400,7 +423,7 @@ def test_map_labels_cheavd_needs_a_mapping(tmp_path):
     m = Manifest(entries, CHEAVD8, "cheavd")
     with pytest.raises(ManifestError, match=r"3 rows with labels .* ekman7: worried \(2\), anxious \(1\)") as e:
         map_labels(m, EKMAN7)
-    assert "row 1: worried (/x/1.mp4)" in str(e.value) and "mapping=" in str(e.value)
+    assert "row 2: worried (/x/1.mp4)" in str(e.value) and "mapping=" in str(e.value)  # rows count from 1
     out = map_labels(m, EKMAN7, {"Worry": "fear", "anxious": None})
     assert [e.label for e in out] == ["happy", "fear", "fear", None]
     with pytest.raises(ManifestError, match="targets not in the set"):
@@ -435,6 +458,9 @@ def test_real_ckplus():
     assert len(m) == 981 and Counter(e.label for e in m)["contempt"] == 54
     seqs = ckplus_sequences(root)
     assert len(seqs) == 327 and all(len(s.frames) == 3 for s in seqs)
+    sequences = load_dataset("ckplus-sequences", root)  # the README's CK+ table: 327 sequences of 3 frames
+    assert len(sequences) == 327 and {len(e.frames) for e in sequences} == {3}
+    assert Counter(e.label for e in sequences) == Counter(s.label for s in seqs)
     assert len(map_labels(m, EKMAN7)) == 981 - 54
 
 

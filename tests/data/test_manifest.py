@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from emocontext.data.manifest import ClipEntry, Manifest, describe_skipped, gather_paths
+from emocontext.data.manifest import ClipEntry, Manifest, describe_repeated, describe_skipped, gather_paths
 from emocontext.errors import ManifestError
 from emocontext.labels import EKMAN7
 
@@ -80,7 +80,7 @@ def test_clip_entry_carries_face_id_and_box():
 def test_csv_duplicate_rows_are_refused(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"x")
     (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\nb.mp4,sad\na.mp4,sad\n")
-    with pytest.raises(ManifestError, match=r"more than once.*rows 1, 3"):
+    with pytest.raises(ManifestError, match=r"more than once.*lines 2, 4"):
         Manifest.from_csv(tmp_path / "m.csv", check_files=False)
 
 
@@ -101,12 +101,67 @@ def test_gather_paths_lists_what_a_folder_run_skips(tmp_path):
     for name in ("v.mp4", "x/w.PNG", "a.wav", "x/b.wav", "labels.csv", ".hidden"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"0")
-    files, bad, skipped = gather_paths([tmp_path, tmp_path / "missing"])
+    files, bad, skipped, repeated = gather_paths([tmp_path, tmp_path / "missing"])
     assert sorted(f.name for f, _ in files) == ["missing", "v.mp4", "w.PNG"]
-    assert bad == [] and sorted(f.name for f in skipped) == ["a.wav", "b.wav", "labels.csv"]
+    assert bad == [] and repeated == [] and sorted(f.name for f in skipped) == ["a.wav", "b.wav", "labels.csv"]
     assert describe_skipped(skipped) == "skipped 3 files that are not video or images (.wav: 2, .csv: 1)"
     assert describe_skipped([Path("README")]) == "skipped 1 file that is not video or images (no suffix: 1)"
-    assert gather_paths([tmp_path / "v.mp4"])[2] == []  # a file named on the command line is never "skipped"
+    assert gather_paths([tmp_path / "v.mp4"]).skipped == []  # a file named on the command line is never "skipped"
+
+
+def test_csv_errors_name_lines_and_labels_are_checked_at_reading(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "m.csv").write_text('path,label\na.mp4,happy\n"gone\n.mp4",sad\na.mp4x,joy\n')
+    with pytest.raises(ManifestError) as e:
+        Manifest.from_csv(tmp_path / "m.csv")
+    assert "line 5: unknown label 'joy'" in str(e.value)  # at reading, not when training starts
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\ngone.mp4,sad\n")
+    with pytest.raises(ManifestError, match="line 3: missing file"):
+        Manifest.from_csv(tmp_path / "m.csv")  # line 1 is the header: no "row 0"
+    m = Manifest.from_csv(tmp_path / "m.csv", check_files=False)
+    assert m.label_set.name == "cremad6" and m.lines == [2, 3] and m.where(1) == "line 3"  # smallest fitting set
+    assert m.split("none").lines == [] and Manifest(m.entries).where(0) == "row 1"
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,calm\na.mp4x,contempt\n")  # known, but in no one set
+    with pytest.raises(ManifestError, match="fit no one known label set"):
+        Manifest.from_csv(tmp_path / "m.csv", check_files=False)
+
+
+def test_every_input_as_given_in_the_order_given(tmp_path, monkeypatch):
+    """Relative stays relative, a link is its own row under its own name, folders are sorted, order kept."""
+    monkeypatch.chdir(tmp_path)
+    Path("faces").mkdir()
+    Path("faces/a.jpg").write_bytes(b"x")
+    Path("faces/b.jpg").symlink_to("a.jpg")  # two names of one file: two rows
+    Path("z.mp4").write_bytes(b"x")
+    Path("linked").symlink_to("faces")  # a symlinked folder: its files named through the link
+    m = Manifest.from_paths(["z.mp4", "faces", "linked/", "missing.mp4"])
+    assert [e.path for e in m] == [
+        "z.mp4",
+        "faces/a.jpg",
+        "faces/b.jpg",
+        "linked/a.jpg",
+        "linked/b.jpg",
+        "missing.mp4",  # kept: the decoder reports it with the others
+    ]
+    found = gather_paths(["faces", "z.mp4", "z.mp4", "faces/b.jpg", "./z.mp4", "empty_arg_missing/"])
+    assert [str(f) for f, _ in found.files] == ["faces/a.jpg", "faces/b.jpg", "z.mp4", "empty_arg_missing"]
+    assert describe_repeated(found.repeated) == [
+        "z.mp4 is named 3 times: analysed once",
+        "faces/b.jpg is named 2 times: analysed once",
+    ]
+
+
+def test_symlinked_sub_folders_are_followed_and_loops_skipped(tmp_path):
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "x.mp4").write_bytes(b"x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "y.png").write_bytes(b"x")
+    (tmp_path / "data" / "more").symlink_to(tmp_path / "other")
+    (tmp_path / "data" / "sub" / "up").symlink_to(tmp_path / "data")  # a loop back to the top
+    m = Manifest.from_paths([tmp_path / "data"])
+    assert [Path(e.path).relative_to(tmp_path).as_posix() for e in m] == ["data/more/y.png", "data/sub/x.mp4"]
+    flat = Manifest.from_paths([tmp_path / "other"], recursive=False)
+    assert [Path(e.path).name for e in flat] == ["y.png"]
 
 
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402

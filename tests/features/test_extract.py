@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from emocontext.data.datasets import read_manifest
 from emocontext.data.manifest import ClipEntry, Manifest
-from emocontext.errors import ConfigError, IncompatibleFeaturesError
+from emocontext.errors import ConfigError, IncompatibleFeaturesError, ManifestError
 from emocontext.features.audio import PAPER_AUDIO, SPEECH_AUDIO
 from emocontext.features.extract import AUDIO_SPAN, Extractors, clip_audio, clip_record, extract
 from emocontext.features.store import FeatureStore
@@ -46,6 +49,53 @@ def test_extract_records_and_failures(tmp_path, manifest, extractors):
     assert len((tmp_path / "store" / "failures.jsonl").read_text().splitlines()) == 1
     again = extract(manifest, tmp_path / "store", extractors)
     assert again.skipped == 3 and again.done == 0 and len(again.failed) == 1
+
+
+def test_a_keep_going_run_lists_the_rows_not_extracted_with_their_lines(tmp_path, extractors):
+    """A manifest CSV with a missing file: the rest is extracted, failed.csv names the row by its line."""
+    square_video(tmp_path / "a.mp4", n=4)
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,happy\nmissing.mp4,sad\n")
+    with pytest.raises(ManifestError, match="line 3: missing file"):
+        read_manifest([tmp_path / "m.csv"])  # a CSV stops before anything runs by default
+    manifest = read_manifest([tmp_path / "m.csv"], keep_going=True)
+    summary = extract(manifest, tmp_path / "store", extractors, progress=False)
+    assert summary.done == 1 and [p for p, _ in summary.failed] == [str(tmp_path / "missing.mp4")]
+    with open(summary.failed_csv, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert summary.failed_csv == tmp_path / "store" / "failed.csv"
+    assert (row["line"], row["row"], row["label"]) == ("3", "2", "sad") and "no such file" in row["error"]
+    (tmp_path / "missing.mp4").write_bytes((tmp_path / "a.mp4").read_bytes())  # fixed: the rerun retries it
+    again = extract(manifest, tmp_path / "store", extractors, progress=False)
+    assert again.done == 1 and again.skipped == 1 and again.failed_csv is None
+    assert not (tmp_path / "store" / "failed.csv").exists()  # no stale list of an earlier run
+
+
+def test_ckplus_sequences_are_extracted_as_three_frame_clips(tmp_path, extractors):
+    """``--dataset ckplus-sequences --detector none``: one record per sequence, its images in frame order."""
+    import cv2
+
+    from emocontext.data.datasets import load_dataset
+    from emocontext.video.faces import create_detector
+
+    levels = {}
+    for cls, seq in (("anger", "S010_004"), ("happy", "S011_002")):
+        (tmp_path / "ck" / cls).mkdir(parents=True)
+        for k, frame in enumerate((17, 18, 19)):
+            level = 40 + 60 * k + (10 if cls == "happy" else 0)
+            cv2.imwrite(str(tmp_path / "ck" / cls / f"{seq}_{frame:08d}.png"), np.full((48, 48), level, np.uint8))
+            levels.setdefault(seq, []).append(level)
+    manifest = load_dataset("ckplus-sequences", tmp_path / "ck")
+    whole = Extractors(create_detector("none"), extractors.face, extractors.context)
+    summary = extract(manifest, tmp_path / "store", whole, progress=False)
+    assert summary.done == 2 and not summary.failed and summary.failed_csv is None
+    store = FeatureStore(tmp_path / "store")
+    for e in manifest:
+        r = store.get(e.clip_id)
+        assert r.face.shape == (3, 1280) and r.face_present.all() and r.meta["label"] == e.label
+        np.testing.assert_allclose(r.timestamps, [0.0, 0.2, 0.4])
+        assert [Path(f).name for f in r.meta["frames"]] == [Path(f).name for f in e.frames]
+        crops = whole.streams(e).face  # the frames in order: brightness rises with the frame number
+        assert [int(c.mean()) for c in crops] == levels[Path(e.path).name]
 
 
 def test_interrupted_extraction_resumes_without_corrupt_records(tmp_path, manifest, extractors, monkeypatch):

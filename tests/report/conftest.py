@@ -123,7 +123,7 @@ def make_prediction(path: Path, *, context: bool, no_face_everywhere: bool = Fal
         frames=frames,
         model="caer_net_expw" if context else "face_cnn_temporal_mean",
         fps=SAMPLE_FPS,
-        frame_size=(H, W),
+        frame_wh=(W, H),
         context_box=[float(x0), float(y0), float(x0 + s), float(y0 + s)] if context else None,
     )
 

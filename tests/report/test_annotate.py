@@ -56,14 +56,14 @@ def test_other_container_and_odd_sized_input(tmp_path):
     frames[:, 10:20, 10:20] = 200
     path = encode_video(tmp_path / "v.mp4", frames, fps=6)
     pred = make_prediction(path, context=False)
-    pred.frame_size = (36, 50)
+    pred.frame_wh = (50, 36)
     ann, rate, codec, size = _decode(write_annotated_video(pred, tmp_path / "a.mkv"))
     assert codec == "h264" and size == (36, 50) and len(ann) == 6 and float(rate) == 6
     # an odd-sized (still) input is padded by one pixel to even sizes for yuv420p
     odd = tmp_path / "odd.png"
     cv2.imwrite(str(odd), np.full((37, 51, 3), 90, np.uint8))
     pred = make_prediction(odd, context=False)
-    pred.frames, pred.frame_size = pred.frames[:1], (37, 51)
+    pred.frames, pred.frame_wh = pred.frames[:1], (51, 37)
     _, _, _, size = _decode(write_annotated_video(pred, tmp_path / "odd.mp4"))
     assert size == (38, 52)
 

@@ -165,6 +165,6 @@ def test_still_image_report_has_no_empty_timeline(tmp_path):
     img = tmp_path / "photo.png"
     cv2.imwrite(str(img), np.full((40, 60, 3), 128, np.uint8))
     f = FramePrediction(0.0, True, [5, 5, 30, 30], {"happy": 0.8, "sad": 0.2}, "face")
-    pred = Prediction(str(img), "happy", 0.8, {"happy": 0.8, "sad": 0.2}, 1, 1, [f], frame_size=(40, 60))
+    pred = Prediction(str(img), "happy", 0.8, {"happy": 0.8, "sad": 0.2}, 1, 1, [f], frame_wh=(60, 40))
     text = write_html_report(pred, tmp_path / "r.html").read_text()
     assert 'id="timeline-plot"' not in text and 'id="keyframe-0-face"' in text

@@ -48,3 +48,5 @@ def test_cli_labels_selection_set_numbers(tmp_path, monkeypatch):
     )
     assert r.exit_code == 0, r.output
     assert "val (selection set: it picked this checkpoint, optimistic" in " ".join(r.output.split())
+    r = CliRunner().invoke(cli.app, ["evaluate", ck, "-s", str(tmp_path / "s")])  # the fraction forgotten
+    assert r.exit_code == 1 and "give evaluate the same --test-fraction" in " ".join(r.output.split()), r.output

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,24 @@ def test_truncated_flv_is_flagged(tmp_path):
     assert read_frames(cut).truncated
     assert not read_frames(full).truncated
     assert not read_frames(full, max_duration=1.0).truncated  # stopping early on purpose is not truncation
+
+
+def test_a_break_is_warned_once(tmp_path, caplog):
+    """With ``status`` the caller reports the break (predict, extract): the decoder's details go to INFO."""
+    rng = np.random.default_rng(0)
+    full = encode_video(tmp_path / "full.flv", rng.integers(0, 255, (40, 64, 96, 3), dtype=np.uint8), codec="flv")
+    cut = tmp_path / "cut.flv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 5])
+    caplog.set_level(logging.INFO, logger="emocontext.video.decode")
+    status: dict = {}
+    list(iter_frames(cut, status=status))
+    assert status["truncated"] and [r.levelno for r in caplog.records] == [logging.INFO]
+    caplog.clear()
+    list(iter_frames(cut))  # nobody asked: the decoder warns itself
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    caplog.clear()
+    assert read_frames(cut).truncated
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [logging.WARNING]
 
 
 @pytest.mark.realdata

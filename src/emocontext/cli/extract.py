@@ -71,7 +71,11 @@ def extract(
     ] = False,
     dataset: Annotated[
         str | None,
-        typer.Option(help="Read INPUTS as the root of a dataset: caer, afew, cheavd, ravdess, crema-d, ckplus, expw."),
+        typer.Option(
+            help="Read INPUTS as the root of a dataset: caer, afew, cheavd, ravdess, crema-d, ckplus (one clip per "
+            "image), ckplus-sequences (one clip per sequence of images; CK+48's 327 sequences of 3 frames: they "
+            "are face crops, so add --detector none), expw."
+        ),
     ] = None,
     audio: Annotated[
         bool,
@@ -80,6 +84,23 @@ def extract(
             "librosa descriptors, Chao et al.); clips without an audio track get none and a warning."
         ),
     ] = False,
+    label_set: Annotated[
+        str | None,
+        typer.Option(
+            help="The manifest's label set (ekman7, ekman8, cheavd8, ckplus7, ravdess8, cremad6); every label is "
+            "checked against it. Default: the smallest known set that holds every label."
+        ),
+    ] = None,
+    keep_going: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-going/--no-keep-going",
+            help="Extract the rows whose files exist and list the others (with their manifest line) in "
+            "STORE/failed.csv, instead of stopping before anything runs. Default: on for folders and files, off "
+            "for a manifest CSV or a dataset.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ray: RayAddress = None,
@@ -91,8 +112,10 @@ def extract(
     Datasets that give face boxes (ExpW) use them instead of the detector.
 
     Resumable: run the same command again after an interruption and finished clips
-    are skipped. Failed clips are listed at the end and in STORE/failures.jsonl.
-    The store remembers which extractors made it and refuses to mix others in.
+    are skipped. Failed clips are listed at the end, in STORE/failures.jsonl and,
+    with their manifest line, in STORE/failed.csv; the same command retries them.
+    A manifest's errors name its lines (line 1 is the header). The store remembers
+    which extractors made it and refuses to mix others in.
 
     Examples:
 
@@ -112,7 +135,7 @@ def extract(
         raise fail(f"unknown dataset {dataset!r}; choose one of {', '.join(list_datasets())}", USAGE)
     try:
         set_threads(threads)
-        manifest = read_manifest(inputs, dataset)
+        manifest = read_manifest(inputs, dataset, label_set, keep_going=keep_going)
         build = dict(
             detector=detector,
             context_backbone=context_backbone,
@@ -141,5 +164,7 @@ def extract(
         warn(f"{len(summary.no_audio)} clip(s) have no audio track (0 audio frames stored)")
     for _path, msg in summary.failed:
         err.print(f"[red]failed:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+    if summary.failed_csv is not None:
+        err.print(f"the rows not extracted, with their lines: {escape(str(summary.failed_csv))}", highlight=False)
     if summary.failed:
         raise typer.Exit(INPUT)

@@ -1,7 +1,8 @@
 """``emocontext predict``: files and folders in, one emotion per person out, with tables, reports and videos.
 
 The command reads; :class:`~emocontext.inference.Predictor` predicts, :func:`emocontext.report.explain` explains,
-:class:`.outputs.PredictOutputs` writes the tables and :mod:`emocontext.report.console` makes the terminal's.
+:class:`~emocontext.report.tables.PredictionTables` writes the tables (line by line, resumable) and
+:mod:`emocontext.report.console` makes the terminal's.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from .common import (
     setup_logging,
     warn,
 )
-from .outputs import PredictOutputs
 
 __all__ = ["predict"]
 
@@ -41,18 +41,44 @@ def predict(
         list[Path] | None, typer.Argument(help="Video/image files or folders (searched recursively).")
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the full result (with per-frame probabilities) as JSON.")
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write the full results (per-frame probabilities included) as a JSON list, one record per input "
+            "(a list for one input too), when the run ends; - for standard output.",
+        ),
     ] = None,
     jsonl: Annotated[
-        Path | None, typer.Option(help="Write one JSON line per file (failed files too, with their error).")
+        Path | None,
+        typer.Option(
+            help="Write one JSON line per input (failed ones too, with their error) as each one finishes, so a "
+            "crash keeps every answer before it (see --resume); - for standard output."
+        ),
     ] = None,
     csv_out: Annotated[
-        Path | None, typer.Option("--csv", help="Write one CSV row per file (failed files too, with their error).")
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Write one CSV row per input (failed ones too, with their error; every person's label and "
+            "confidence in person_<id>_* columns) when the run ends; - for standard output.",
+        ),
     ] = None,
     frames_csv: Annotated[
         Path | None,
-        typer.Option(help="Write one CSV row per person per sampled frame: time, box, every probability."),
+        typer.Option(
+            help="Write one CSV row per person per sampled frame (time, box, every probability) as each input "
+            "finishes; - for standard output."
+        ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue a run that was interrupted: the inputs the existing --jsonl (else --frames-csv) answers "
+            "are skipped and kept, failed ones are tried again, the rest is appended; --json and --csv then hold "
+            "every input (they need --jsonl).",
+        ),
+    ] = False,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -121,16 +147,18 @@ def predict(
       emocontext predict clip.mp4 --json clip.json
       emocontext predict clip.mp4 --report clip.html --annotate clip_annotated.mp4
       emocontext predict videos/ --jsonl results.jsonl --csv results.csv --frames-csv frames.csv
+      emocontext predict videos/ --jsonl results.jsonl --resume   # after a crash: the rest only
+      emocontext predict clip.mp4 --json - | jq .   # JSON on stdout, the table on stderr
       emocontext predict faces/ --detector none --jsonl out.jsonl   # pre-cropped faces
       emocontext predict clip.mp4 --model context --report clip.html
       emocontext predict videos/ --detect-every 1 --workers 1   # exact per-frame detection, one file at a time
     """
     setup_logging(verbose)
-    from ..data.manifest import describe_skipped, gather_paths
+    from ..data.manifest import describe_repeated, describe_skipped, gather_paths
     from ..inference import Predictor
-    from ..outputs import check_writable_dir
+    from ..outputs import STDOUT, check_writable_dir
     from ..report.console import prediction_summary, predictions_table
-    from ..report.tables import output_names
+    from ..report.tables import PredictionTables, output_names
     from ..video.decode import CONTAINER_FORMATS, IMAGE_SUFFIXES
 
     try:
@@ -159,9 +187,9 @@ def predict(
         ):
             raise fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", USAGE)
     try:
-        inputs, bad_inputs, skipped = gather_paths(paths)
+        inputs, bad_inputs, skipped, repeated = gather_paths(paths)
         for target in (json_out, jsonl, csv_out, frames_csv, *((report, annotate) if single else ())):
-            if target is not None:
+            if target is not None and str(target) != STDOUT:
                 check_writable_dir(target.parent if str(target.parent) else Path("."))
         for folder in () if single else (report, annotate):
             if folder is not None:
@@ -171,20 +199,30 @@ def predict(
             at_once, threads = local_workers(workers, threads, len(inputs))
         set_threads(threads)
         predictor = Predictor(options)
+        tables = PredictionTables(
+            list(predictor.labels), json=json_out, jsonl=jsonl, csv=csv_out, frames=frames_csv, resume=resume
+        )
     except EmoContextError as e:
         raise fail(str(e)) from None
+    show = err if tables.to_stdout else out  # a table on stdout: what is for people goes to stderr
     names = output_names([p for p, _ in inputs])
     for _arg, msg in bad_inputs:
         error(msg)
     if skipped:
         warn(describe_skipped(skipped))
+    for note in describe_repeated(repeated):
+        warn(note)
+    if tables.answered:
+        before = len(inputs)
+        inputs = [(p, arg) for p, arg in inputs if str(p) not in tables.answered]
+        err.print(f"--resume: {before - len(inputs)} inputs answered before, {len(inputs)} to go", highlight=False)
     from rich.progress import Progress
 
-    outputs = PredictOutputs(json_out, jsonl, csv_out, frames_csv, list(predictor.labels), single)
+    records: list[tuple[str, object, str | None]] = [(str(p), None, msg) for p, msg in bad_inputs]
     try:
-        with outputs, Progress(console=err, disable=quiet or single, transient=True) as bar:
+        with tables, Progress(console=err, disable=quiet or single, transient=True) as bar:
             for path, msg in bad_inputs:
-                outputs.write(str(path), None, msg)
+                tables.write(str(path), None, msg)
             task = bar.add_task("predict", total=len(inputs))
             if ray:  # the same results, from a pool of Ray actors (emocontext.distributed.ray)
                 from ..distributed.ray import predict_with_ray
@@ -202,22 +240,21 @@ def predict(
                         warn(f"{spath}: the file breaks off part-way; only the frames before the break were used")
                     if report is not None or annotate is not None:
                         problem = _explain(pred, report, annotate, single, names[path])
-                outputs.write(spath, pred, problem)
-                if quiet and pred is not None and not problem:  # one line per file
-                    label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
-                    out.print(f"{spath}\t{label}", highlight=False, markup=False, soft_wrap=True)
+                records.append((spath, pred, problem))
+                tables.write(spath, pred, problem)
+                if quiet:
+                    _print_quiet(spath, pred, problem, show)
                 bar.advance(task)
     except EmoContextError as e:  # an output that cannot be written: nothing partial is left
         raise fail(str(e)) from None
-    records = outputs.records
     failures = [(p, e) for p, _, e in records if e]
     if not quiet:
         ok = [pred for _, pred, e in records if pred is not None and not e]
         if single and ok:
             for part in prediction_summary(ok[0]):
-                out.print(part, highlight=False)
-        elif not single:
-            out.print(predictions_table(records), highlight=False)
+                show.print(part, highlight=False)
+        elif not single and records:
+            show.print(predictions_table(records), highlight=False)
     if failures:
         if not single:
             err.print(f"{len(failures)} of {len(records)} files failed", highlight=False)
@@ -248,3 +285,10 @@ def _explain(pred, report: Path | None, annotate: Path | None, single: bool, nam
         error(str(e))
         return str(e)
     return None
+
+
+def _print_quiet(path: str, pred, problem: str | None, show=out) -> None:
+    if problem or pred is None:
+        return
+    label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
+    show.print(f"{path}\t{label}", highlight=False, markup=False, soft_wrap=True)

@@ -8,7 +8,8 @@ each) all return a Manifest; :func:`map_labels` moves one to another label set.
 The generic CSV format has a header and the columns ``path`` (required, relative
 to the CSV's folder or absolute), ``label``, ``split``, ``group`` (e.g. subject),
 ``start`` and ``end`` (seconds), all optional; a manifest of labelled faces
-(``face_id``, ``box`` of :class:`ClipEntry`; ExpW) adds ``face_id, x1, y1, x2, y2, score``, so writing it with
+(``face_id``, ``box`` of :class:`ClipEntry`; ExpW) adds ``face_id, x1, y1, x2, y2, score``, and a manifest of
+image sequences (:class:`SequenceEntry`; CK+) adds ``frames`` (the images, joined by ``|``), so writing it with
 :meth:`Manifest.to_csv` and reading it back with :meth:`Manifest.from_csv` loses nothing.
 Clip ids must be unique: two rows for the same clip (the same face of the same file) are
 refused, since they would be one record in a feature store.
@@ -18,25 +19,30 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ManifestError
-from ..labels import LabelSet, canonical, get_label_set, label_mapping
+from ..labels import LABEL_SETS, LabelSet, canonical, get_label_set, infer_label_set, label_mapping
 from ..video.decode import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = [
     "ClipEntry",
     "FaceEntry",
+    "SequenceEntry",
     "Manifest",
     "IMAGE_SUFFIXES",
     "MEDIA_SUFFIXES",
     "VIDEO_SUFFIXES",
     "CSV_COLUMNS",
     "FACE_COLUMNS",
+    "Inputs",
     "gather_paths",
+    "describe_repeated",
     "describe_skipped",
     "map_labels",
     "raise_rows",
@@ -54,7 +60,8 @@ class ClipEntry:
     """One clip: a media file, optionally a time window of it, optionally one given face of it.
 
     Attributes:
-        path: absolute path of the video or image file.
+        path: the video or image file, as given (absolute, or relative to the working directory; a symlink is
+            not resolved, so that results join back to the names given).
         label: canonical emotion name (see :func:`emocontext.labels.canonical`), or None if unlabelled.
         split: ``"train"``, ``"val"``, ``"test"`` or None.
         group: subject/actor/source id used for grouped cross-validation, or None.
@@ -87,6 +94,11 @@ class ClipEntry:
             cid = f"{self.path}#{self.start or 0:.3f}-{'' if self.end is None else f'{self.end:.3f}'}"
         return cid if self.face_id is None else f"{cid}#face{self.face_id}"
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The media files the clip is read from: its ``path`` (the images of a :class:`SequenceEntry`)."""
+        return (self.path,)
+
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("path", "label", "split", "group", "start", "end")}
 
@@ -98,6 +110,23 @@ class FaceEntry(ClipEntry):
     :meth:`Manifest.from_csv` give face rows as FaceEntry."""
 
     face_id: int | None = 0
+
+
+@dataclass(frozen=True)
+class SequenceEntry(ClipEntry):
+    """A :class:`ClipEntry` made of still images in order (CK+ sequences): ``frames`` are the image files,
+    read as consecutive sampled frames; ``path`` names the sequence (``<folder>/S010_004``, not a file) and
+    is its :attr:`clip_id`. :meth:`Manifest.to_csv` writes the frames in a ``frames`` column (paths joined
+    by ``|``) that :meth:`Manifest.from_csv` reads back."""
+
+    frames: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self.frames
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "frames": list(self.frames)}
 
 
 def raise_rows(name: str, what: str, problems: list[str], hint: str = "") -> None:
@@ -123,22 +152,33 @@ def _float(row: dict, key: str, where: str) -> float | None:
     return x
 
 
-def duplicate_clip_ids(entries: Iterable[ClipEntry]) -> list[str]:
-    """``"<clip id> (rows 3, 7)"`` for every clip id that occurs more than once (rows count from 1)."""
+def duplicate_clip_ids(entries: Iterable[ClipEntry], lines: list[int] | None = None) -> list[str]:
+    """``"<clip id> (rows 3, 7)"`` for every clip id that occurs more than once (rows count from 1), or
+    ``(lines 4, 8)`` with the entries' CSV ``lines``."""
     rows: dict[str, list[int]] = {}
-    for i, e in enumerate(entries, 1):
-        rows.setdefault(e.clip_id, []).append(i)
-    return [f"{cid} (rows {', '.join(map(str, r))})" for cid, r in rows.items() if len(r) > 1]
+    for i, e in enumerate(entries):
+        rows.setdefault(e.clip_id, []).append(lines[i] if lines else i + 1)
+    what = "lines" if lines else "rows"
+    return [f"{cid} ({what} {', '.join(map(str, r))})" for cid, r in rows.items() if len(r) > 1]
 
 
 @dataclass
 class Manifest:
-    """An ordered list of :class:`ClipEntry` with the label set their labels belong to."""
+    """An ordered list of :class:`ClipEntry` with the label set their labels belong to.
+
+    ``lines``: the line of its CSV file each entry was read from (:meth:`from_csv`, the readers of CSV
+    datasets), for messages; None otherwise, and messages then number the rows from 1 (:meth:`where`).
+    """
 
     entries: list[ClipEntry]
     label_set: LabelSet | None = None
     name: str = "manifest"
     extra: dict = field(default_factory=dict)
+    lines: list[int] | None = None
+
+    def where(self, i: int) -> str:
+        """How messages name entry ``i``: ``"line 5"`` (its CSV line) or ``"row 3"`` (counting from 1)."""
+        return f"line {self.lines[i]}" if self.lines else f"row {i + 1}"
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -151,7 +191,10 @@ class Manifest:
 
     def split(self, name: str) -> Manifest:
         """The entries of one split (``"train"``, ``"val"``, ``"test"``)."""
-        return replace(self, entries=[e for e in self.entries if e.split == name])
+        keep = [i for i, e in enumerate(self.entries) if e.split == name]
+        return replace(
+            self, entries=[self.entries[i] for i in keep], lines=[self.lines[i] for i in keep] if self.lines else None
+        )
 
     def label_ids(self) -> list[int]:
         """Class ids of the labels in ``label_set`` order; raises ManifestError on unlabelled entries."""
@@ -163,52 +206,76 @@ class Manifest:
         return [self.label_set.index(e.label) for e in self.entries]
 
     def validate(self, *, check_files: bool = True) -> Manifest:
-        """Check labels against the label set and that files exist; one error listing every offending row."""
+        """Check labels against the label set and that files exist; one error listing every offending row
+        (:meth:`where`: CSV lines, or rows counted from 1)."""
         problems = []
         for i, e in enumerate(self.entries):
             if e.label is not None and self.label_set is not None and e.label not in self.label_set.names:
-                problems.append(f"row {i}: unknown label {e.label!r} ({e.path})")
-            if check_files and not Path(e.path).is_file():
-                problems.append(f"row {i}: missing file {e.path}")
+                problems.append(f"{self.where(i)}: unknown label {e.label!r} ({e.path})")
+            for f in e.files if check_files else ():
+                if not Path(f).is_file():
+                    problems.append(f"{self.where(i)}: missing file {f}")
         known = f" (label set {self.label_set.name}: {', '.join(self.label_set.names)})" if self.label_set else ""
         raise_rows(self.name, "bad rows", problems, known)
         return self
 
     @classmethod
     def from_paths(
-        cls, paths: Iterable[str | Path], *, recursive: bool = True, skipped: list[Path] | None = None
+        cls,
+        paths: Iterable[str | Path],
+        *,
+        recursive: bool = True,
+        skipped: list[Path] | None = None,
+        repeated: list[Path] | None = None,
     ) -> Manifest:
-        """Unlabelled manifest of files; directories are expanded to the media files inside, sorted.
+        """Unlabelled manifest of files and folders: every input as given, in the order given.
 
-        ``skipped``, if given, receives the other files of those directories (audio, text; hidden files
-        aside), from the same walk.
+        A file is listed under the path given (a relative path stays relative; a symlink is not resolved). A
+        folder is replaced by the media files in it and in its sub-folders (symlinked ones followed, loops
+        skipped; ``recursive=False``: the folder itself only), sorted, each named through the folder as given
+        (``videos/a.mp4``). Two names of one file (``b.jpg -> a.jpg``) are two entries. One name given twice
+        (an argument repeated, or a file named alone and through its folder) is one entry; the repeats go to
+        ``repeated`` if given (:func:`describe_repeated` words them). Missing files are kept: the decoder
+        reports them one by one.
+
+        ``skipped``, if given, receives the other files of those folders (audio, text; hidden files aside),
+        from the same walk.
 
         Raises:
-            ManifestError: a path does not exist, or a directory holds no media file.
+            ManifestError: a folder holds no media file.
         """
-        entries = []
+        entries, seen = [], set()
         for p in map(Path, paths):
             if p.is_dir():
-                found, other = [], []
-                for f in p.rglob("*") if recursive else p.iterdir():
-                    if f.suffix.lower() in MEDIA_SUFFIXES:
-                        found.append(f)
-                    elif skipped is not None and not f.name.startswith(".") and f.is_file():
-                        other.append(f)
-                found.sort()
+                found, other = _walk(p, recursive)
                 if skipped is not None:
-                    skipped += sorted(other)
+                    skipped += other
                 if not found:
                     raise ManifestError(f"{p}: no video or image files in this folder")
-                entries += [ClipEntry(str(f.resolve())) for f in found]
             else:
-                # missing files are kept: the decoder reports them one by one with the others still running
-                entries.append(ClipEntry(str(p.resolve()) if p.exists() else str(p)))
+                found = [p]
+            for f in found:
+                if str(f) in seen:
+                    if repeated is not None:
+                        repeated.append(f)
+                    continue
+                seen.add(str(f))
+                entries.append(ClipEntry(str(f)))
         return cls(entries, name="files")
 
     @classmethod
     def from_csv(cls, path: str | Path, *, label_set: LabelSet | None = None, check_files: bool = True) -> Manifest:
-        """Read the generic CSV format (see module docstring); labels are mapped to canonical names."""
+        """Read the generic CSV format (see module docstring); labels are mapped to canonical names.
+
+        Without ``label_set`` the labels must all belong to one known label set, and the smallest such set is
+        taken (:func:`emocontext.labels.infer_label_set`), so a label no set knows (``joy``) is an error here,
+        at reading, not when training starts. ``check_files=False`` lets missing files through (their clips
+        then fail one by one, the others still run: ``extract --keep-going``).
+
+        Raises:
+            ManifestError: every bad row listed with its line: an empty path, a bad number or face box,
+                an unknown label, a missing file (``check_files``); clips listed twice.
+        """
         path = Path(path)
         if not path.is_file():
             raise ManifestError(f"{path}: no such manifest file")
@@ -217,9 +284,11 @@ class Manifest:
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise ManifestError(f"{path}: a manifest CSV needs a header with a 'path' column")
             faces = "face_id" in reader.fieldnames
-            entries = []
-            for n, row in enumerate(reader, 2):  # line 1 is the header
+            entries, lines = [], []
+            for row in reader:
+                n = reader.line_num  # the file's line (line 1 is the header; a quoted field may span lines)
                 where = f"{path}, line {n}"
+                lines.append(n)
                 if not (row.get("path") or "").strip():
                     raise ManifestError(f"{where}: empty path")
                 p = Path(row["path"])
@@ -236,6 +305,12 @@ class Manifest:
                     start=start,
                     end=end,
                 )
+                if (row.get("frames") or "").strip():
+                    frames = tuple(
+                        str(f if f.is_absolute() else path.parent / f) for f in map(Path, row["frames"].split("|"))
+                    )
+                    entries.append(SequenceEntry(**kw, frames=frames))
+                    continue
                 if not faces:
                     entries.append(ClipEntry(**kw))
                     continue
@@ -250,8 +325,10 @@ class Manifest:
                     box = tuple(coords)
                 kw.update(box=box, score=_float(row, "score", where))
                 entries.append(FaceEntry(**kw, face_id=int(fid)) if fid is not None else ClipEntry(**kw))
-        manifest = cls(entries, label_set=label_set, name=str(path)).validate(check_files=check_files)
-        dup = duplicate_clip_ids(entries)
+        if label_set is None:
+            label_set = _label_set_of(entries, lines, path)
+        manifest = cls(entries, label_set=label_set, name=str(path), lines=lines).validate(check_files=check_files)
+        dup = duplicate_clip_ids(entries, lines)
         if dup:
             raise ManifestError(
                 f"{path}: {len(dup)} clips listed more than once (they would overwrite each other): "
@@ -269,11 +346,15 @@ class Manifest:
         from ..outputs import atomic_write_text
 
         faces = any(e.face_id is not None or e.box is not None for e in self.entries)
+        sequences = any(isinstance(e, SequenceEntry) for e in self.entries)
+        columns = CSV_COLUMNS + (FACE_COLUMNS if faces else []) + (["frames"] if sequences else [])
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS + (FACE_COLUMNS if faces else []), lineterminator="\n")
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         for e in self.entries:
             row = {k: ("" if v is None else v) for k, v in e.to_dict().items()}
+            if isinstance(e, SequenceEntry):
+                row["frames"] = "|".join(e.frames)
             if faces:
                 row["face_id"] = "" if e.face_id is None else e.face_id
                 if e.box is not None:
@@ -286,32 +367,106 @@ class Manifest:
         atomic_write_text(path, buf.getvalue())
 
 
-def gather_paths(
-    paths: Iterable[str | Path],
-) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]], list[Path]]:
-    """Media files of files and folders given on a command line: ``([(file, argument)], [(argument, error)],
-    [skipped file])``.
+def _walk(folder: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
+    """``(media files, other files)`` under ``folder``, sorted, named through ``folder`` as given.
 
-    Folders are expanded (:meth:`Manifest.from_paths`); a folder without media is an error of its own
-    (the other arguments still count); a file given twice is listed once. The files of a folder that are
-    not video or image files (audio, text; hidden files aside) are returned as skipped, so that the
-    caller can say so rather than drop them silently.
+    Symlinked sub-folders are followed, except one that leads back to a folder it is in (a loop). Other files
+    are those that are not hidden.
     """
-    files: list[tuple[Path, Path]] = []
-    bad: list[tuple[Path, str]] = []
-    skipped: list[Path] = []
+    media, other = [], []
+    chains = {str(folder): [os.path.realpath(folder)]}  # each folder's real path and its ancestors'
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        chain = chains.pop(root)
+        if recursive:
+            for d in list(dirs):
+                real = os.path.realpath(os.path.join(root, d))
+                if real in chain:
+                    dirs.remove(d)  # a link back up: a loop
+                else:
+                    chains[os.path.join(root, d)] = [*chain, real]
+        else:
+            dirs.clear()
+        for name in files:
+            f = Path(root, name)
+            if f.suffix.lower() in MEDIA_SUFFIXES:
+                media.append(f)
+            elif not name.startswith(".") and f.is_file():
+                other.append(f)
+    return sorted(media), sorted(other)
+
+
+class Inputs(NamedTuple):
+    """The inputs of a command line (:func:`gather_paths`).
+
+    Attributes:
+        files: ``(file, argument)`` per media file, in the order given, named as given.
+        bad: ``(argument, error)`` per argument that gave no file (a folder without media).
+        skipped: the files of the folders that are not video or images (audio, text; hidden files aside).
+        repeated: names given more than once (each listed once in ``files``).
+    """
+
+    files: list[tuple[Path, Path]]
+    bad: list[tuple[Path, str]]
+    skipped: list[Path]
+    repeated: list[Path]
+
+
+def _label_set_of(entries: list[ClipEntry], lines: list[int], name: str | Path) -> LabelSet | None:
+    """The smallest known label set that holds every label of ``entries`` (None without labels).
+
+    Raises:
+        ManifestError: labels no known set has (each row listed with its line), or no one set holds them all.
+    """
+    labels = {e.label for e in entries if e.label is not None}
+    if not labels:
+        return None
+    known = {n for s in LABEL_SETS.values() for n in s.names}
+    unknown = [
+        f"line {n}: unknown label {e.label!r} ({e.path})"
+        for e, n in zip(entries, lines, strict=True)
+        if e.label is not None and e.label not in known
+    ]
+    raise_rows(
+        str(name),
+        "rows with a label no known label set has",
+        unknown,
+        f" (known emotions: {', '.join(sorted(known))}; give your own set as a LabelSet)",
+    )
+    return infer_label_set(labels)
+
+
+def gather_paths(paths: Iterable[str | Path]) -> Inputs:
+    """Media files of files and folders given on a command line, every one as given (:meth:`Manifest.from_paths`).
+
+    A folder without media is an error of its own (the other arguments still count); one name given twice
+    is listed once and reported in ``repeated``; the other files of a folder are returned as ``skipped``, so
+    that the caller can say so rather than drop them silently.
+    """
+    result = Inputs([], [], [], [])
     seen: set[str] = set()
     for arg in map(Path, paths):
         try:
-            entries = Manifest.from_paths([arg], skipped=skipped)
+            entries = Manifest.from_paths([arg], skipped=result.skipped)
         except ManifestError as e:
-            bad.append((arg, str(e)))
+            if str(arg) in seen:
+                result.repeated.append(arg)
+            else:
+                seen.add(str(arg))
+                result.bad.append((arg, str(e)))
             continue
         for entry in entries:
-            if entry.path not in seen:
+            if entry.path in seen:
+                result.repeated.append(Path(entry.path))
+            else:
                 seen.add(entry.path)
-                files.append((Path(entry.path), arg))
-    return files, bad, skipped
+                result.files.append((Path(entry.path), arg))
+    return result
+
+
+def describe_repeated(repeated: list[Path]) -> list[str]:
+    """One note per name given more than once: ``a.jpg is named 2 times: analysed once``."""
+    counts = Counter(str(p) for p in repeated)
+    return [f"{name} is named {n + 1} times: analysed once" for name, n in counts.items()]
 
 
 def describe_skipped(skipped: list[Path]) -> str:
@@ -351,16 +506,15 @@ def map_labels(
         raise_rows(
             manifest.name,
             f"rows with labels that have no equivalent in {target.name}: {names}; pass mapping={{{example}}}",
-            [f"row {i}: {e.label} ({e.path})" for i, e in unmapped],
+            [f"{manifest.where(i)}: {e.label} ({e.path})" for i, e in unmapped],
         )
-    entries, dropped = [], Counter()
-    for e in manifest.entries:
-        if e.label is None:
-            entries.append(e)
-        elif table[e.label] is None:
+    entries, lines, dropped = [], [], Counter()
+    for i, e in enumerate(manifest.entries):
+        if e.label is not None and table[e.label] is None:
             dropped[e.label] += 1
-        else:
-            entries.append(replace(e, label=table[e.label]))
+            continue
+        entries.append(e if e.label is None else replace(e, label=table[e.label]))
+        lines += [manifest.lines[i]] if manifest.lines else []
     if dropped:
         log.info("%s: dropped %s for %s", manifest.name, dict(dropped), target.name)
     source = manifest.label_set.name if manifest.label_set else None
@@ -369,4 +523,4 @@ def map_labels(
         **manifest.extra,
         "label_mapping": {"from": source, "to": target.name, "mapping": used, "dropped": dict(dropped)},
     }
-    return Manifest(entries, label_set=target, name=manifest.name, extra=extra)
+    return Manifest(entries, label_set=target, name=manifest.name, extra=extra, lines=lines or None)

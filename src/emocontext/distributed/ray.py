@@ -43,7 +43,7 @@ from pathlib import Path
 
 from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
 from ..errors import ConfigError, EmoContextError, ManifestError
-from ..features.extract import ExtractSummary, entry_record
+from ..features.extract import ExtractSummary, entry_record, write_failed_csv
 from ..features.store import FeatureStore
 from ..options import PredictOptions
 from ..video.pipeline import StageTimes
@@ -311,6 +311,8 @@ def extract_with_ray(
     todo = [e for e in manifest if existing is None or e.clip_id not in existing]
     summary.skipped = len(manifest) - len(todo)
     if not todo:
+        if existing is not None:
+            summary.failed_csv = write_failed_csv(manifest, existing, [])
         return summary
     with cluster(address):
         signature, results = map_files(worker, build, todo, workers=workers, threads=threads, retries=retries)
@@ -332,6 +334,7 @@ def extract_with_ray(
             if on_progress is not None:
                 on_progress(n, len(todo))
         summary.failed = [failed[i] for i in sorted(failed)]
+        summary.failed_csv = write_failed_csv(manifest, target, summary.failed)
     return summary
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.manifest import ClipEntry, Manifest, duplicate_clip_ids
-from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError
+from ..data.manifest import ClipEntry, Manifest, SequenceEntry, duplicate_clip_ids
+from ..errors import AudioDecodeError, ConfigError, EmoContextError, ManifestError, VideoDecodeError
+from ..outputs import atomic_write_text
 from ..video.decode import is_image, read_audio, stream_origins
 from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
@@ -41,7 +42,10 @@ __all__ = [
     "clip_record",
     "clip_audio",
     "face_features",
+    "sequence_streams",
     "AUDIO_SPAN",
+    "FAILED_COLUMNS",
+    "write_failed_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -196,6 +200,8 @@ class Extractors:
         else:
             aligning = self.config.face_align and not getattr(self.detector, "whole_frame", False)
             detector = GivenBoxDetector(box, landmarks_from=self.detector if aligning else None)
+        if isinstance(entry, SequenceEntry):
+            return sequence_streams(entry, detector, self.config, times)
         return video_streams(entry.path, detector, self.clip_config(entry), times=times)
 
     def audio_features(
@@ -220,9 +226,48 @@ class Extractors:
         return out
 
     def load(self, entry: ClipEntry, times: StageTimes | None = None) -> tuple[Streams, AudioArrays | None]:
-        """The part of one clip that runs in the background thread: its streams and (with a spec) its audio."""
+        """The part of one clip that runs in the background thread: its streams and (with a spec) its audio
+        (none for a sequence of images)."""
         streams = self.streams(entry, times)
+        if isinstance(entry, SequenceEntry):
+            if self.audio is None:
+                return streams, None
+            return streams, (np.zeros((0, self.audio.feature_dim), np.float32), np.zeros(0, np.float64))
         return streams, self.audio_features(entry.path, streams.timestamps, self.clip_config(entry), times)
+
+
+def sequence_streams(
+    entry: SequenceEntry, detector: FaceDetector, config: StreamConfig, times: StageTimes | None = None
+) -> Streams:
+    """The streams of a sequence of still images (CK+): each image is one sampled frame, in order.
+
+    Each image goes through :func:`~emocontext.video.pipeline.video_streams` on its own (decoding, face
+    detection, crops, the context stream), and the frames are stacked; timestamps are ``k / config.fps``
+    (consecutive samples). Deviation from a video: faces are not tracked across the images, each image's
+    subject is its own (most persistent, then largest: the largest) face; CK+ shows one face.
+
+    Raises:
+        VideoDecodeError: an image cannot be read, or the images differ in size.
+    """
+    parts = [video_streams(f, detector, config, times=times) for f in entry.frames]
+    if not parts:
+        raise VideoDecodeError(f"{entry.path}: a sequence without images")
+    sizes = sorted({p.frame_size for p in parts})
+    if len(sizes) > 1:
+        raise VideoDecodeError(f"{entry.path}: its images differ in size ({', '.join(f'{h}x{w}' for h, w in sizes)})")
+
+    def stack(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    return Streams(
+        face=stack("face"),
+        context=stack("context"),
+        face_present=stack("face_present"),
+        boxes=stack("boxes"),
+        timestamps=np.arange(len(parts), dtype=np.float64) / config.fps,
+        frame_size=parts[0].frame_size,
+        context_config=config,
+    )
 
 
 def face_features(
@@ -328,11 +373,60 @@ def entry_record(
 
 @dataclass
 class ExtractSummary:
+    """What one :func:`extract` run did.
+
+    Attributes:
+        done: clips extracted; ``skipped``: clips the store had already.
+        failed: ``(path, message)`` per clip that failed, in manifest order.
+        failed_csv: ``STORE/failed.csv``, the manifest rows not in the store after the run with their line
+            and error (:func:`write_failed_csv`), or None when every row is in the store.
+        times: seconds per stage.
+        no_audio: paths extracted with audio asked for but 0 audio frames.
+    """
+
     done: int = 0
     skipped: int = 0
-    failed: list = field(default_factory=list)  # (path, message)
+    failed: list = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
-    no_audio: list = field(default_factory=list)  # paths extracted with audio asked for but 0 audio frames
+    no_audio: list = field(default_factory=list)
+    failed_csv: Path | None = None
+
+
+#: The columns of ``failed.csv``: the manifest's CSV line (empty for folders) and row (from 1), the row itself,
+#: and the error.
+FAILED_COLUMNS = ["line", "row", "path", "label", "split", "group", "start", "end", "error"]
+
+
+def write_failed_csv(manifest: Manifest, store: FeatureStore, failed: list[tuple[str, str]]) -> Path | None:
+    """Write ``STORE/failed.csv``: every manifest row the store lacks after a run, with its line and error.
+
+    Rerunning the same ``extract`` retries exactly these rows (finished clips are skipped). A store that has
+    every row loses the ``failed.csv`` of an earlier run, so the file always describes the last one.
+
+    Returns:
+        The file, or None when nothing is missing.
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    import csv
+    import io
+
+    errors = dict(failed)
+    target = Path(store.root) / "failed.csv"
+    missing = [(i, e) for i, e in enumerate(manifest) if e.clip_id not in store]
+    if not missing:
+        target.unlink(missing_ok=True)
+        return None
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FAILED_COLUMNS)
+    for i, e in missing:
+        line = manifest.lines[i] if manifest.lines else ""
+        error = " / ".join(part.strip() for part in errors.get(e.path, "not extracted").splitlines())
+        w.writerow([line, i + 1, *("" if v is None else v for v in e.to_dict().values()), error])
+    atomic_write_text(target, buf.getvalue())
+    return target
 
 
 def extract(
@@ -352,9 +446,12 @@ def extract(
             ``total`` the store does not have yet.
 
     Returns:
-        An :class:`ExtractSummary`; failed clips are listed there and in the
-        store's ``failures.jsonl``, never raised. With audio, clips stored with
-        0 audio frames (no audio track) are listed in ``no_audio``.
+        An :class:`ExtractSummary`; failed clips are listed there, in the store's
+        ``failures.jsonl`` and, with their manifest line, in ``failed.csv``
+        (:func:`write_failed_csv`), never raised. With audio, clips stored with
+        0 audio frames (no audio track) are listed in ``no_audio``. A clip whose
+        file breaks off part-way is kept (the frames before the break) with one
+        warning.
 
     Raises:
         IncompatibleFeaturesError: the store was made by other extractors.
@@ -380,7 +477,12 @@ def extract(
             current = pending
             pending = pool.submit(extractors.load, todo[i + 1], summary.times) if i + 1 < len(todo) else None
             try:
-                record = entry_record(entry, extractors, summary.times, loaded=current.result())
+                loaded = current.result()
+                if loaded[0].truncated:
+                    log.warning(
+                        "%s: the file breaks off part-way; only the frames before the break were used", entry.path
+                    )
+                record = entry_record(entry, extractors, summary.times, loaded=loaded)
                 store.put(entry.clip_id, record)
                 summary.done += 1
                 if record.audio is not None and len(record.audio) == 0:
@@ -391,4 +493,5 @@ def extract(
                 log.warning("skipped %s", e)
             if on_progress is not None:
                 on_progress(i + 1, len(todo))
+    summary.failed_csv = write_failed_csv(manifest, store, summary.failed)
     return summary

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EmoContextError, IncompatibleFeaturesError
-from ..outputs import atomic_write_bytes, atomic_write_text
+from ..outputs import atomic_write_bytes, atomic_write_text, make_dir
 
 __all__ = ["FeatureStore", "Record", "record_key", "atomic_write_bytes", "atomic_write_text"]
 
@@ -119,10 +119,10 @@ class FeatureStore:
         elif signature is None:
             raise EmoContextError(f"{self.root}: not a feature store (no store.json); run `emocontext extract` first")
         else:
-            self.records_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(self.records_dir)
             atomic_write_text(meta_path, json.dumps({"format": FORMAT_VERSION, "signature": signature}, indent=2))
             self.signature = signature
-        self.records_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.records_dir)
 
     def path_of(self, clip_id: str) -> Path:
         return self.records_dir / f"{record_key(clip_id)}.npz"

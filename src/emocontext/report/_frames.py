@@ -33,15 +33,15 @@ def scale_box(box: Sequence[float] | None, prediction: Prediction, shape: tuple[
     """Map an xyxy box from the prediction's frame size to a frame of ``shape`` ``(H, W, ...)``.
 
     The boxes of a :class:`Prediction` are in pixels of the frames it was computed on
-    (``frame_size``); when the frames are re-read from another rendition of the video (other
-    resolution) the box is scaled. Unknown ``frame_size`` = same size.
+    (``frame_wh``); when the frames are re-read from another rendition of the video (other
+    resolution) the box is scaled. Unknown ``frame_wh`` = same size.
     """
     if box is None:
         return None
     h, w = shape[:2]
-    if not prediction.frame_size:
+    if not prediction.frame_wh:
         return [float(v) for v in box]
-    ph, pw = prediction.frame_size
+    pw, ph = prediction.frame_wh
     sx, sy = w / pw if pw else 1.0, h / ph if ph else 1.0
     x1, y1, x2, y2 = (float(v) for v in box)
     return [x1 * sx, y1 * sy, x2 * sx, y2 * sy]
@@ -120,7 +120,7 @@ def grab_frames(path: Path, fps: float, timestamps: Sequence[float]) -> list[np.
         VideoDecodeError: the file cannot be read (missing, empty, corrupt, no video stream).
     """
     grab = FrameGrab(timestamps)
-    for frame in iter_frames(path, fps=fps if fps and fps > 0 else DEFAULT_FPS):
+    for frame in iter_frames(path, fps=fps if fps and fps > 0 else DEFAULT_FPS, status={}):
         if grab.offer(frame):
             break
     return grab.images(path)

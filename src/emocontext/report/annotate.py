@@ -234,7 +234,7 @@ def annotate_frame(
 
     Args:
         image_rgb: RGB uint8 ``(H, W, 3)``; not modified.
-        prediction: the clip prediction (label, emotion names, ``frame_size`` for box scaling).
+        prediction: the clip prediction (label, emotion names, ``frame_wh`` for box scaling).
         frame: the subject's sampled frame to show, or None (then only the clip label and a note).
         analysed: False when the image lies outside the analysed part of the file.
         others: ``(person_id, frame)`` of every other person at this time (drawn with their id).
@@ -295,7 +295,7 @@ def write_annotated_video(
     Every frame of the video at its native rate is matched to the sampled frame of
     ``prediction`` nearest in time (within one sampling period; beyond that it is marked "not
     analysed"). Boxes are scaled if the video's resolution differs from
-    ``prediction.frame_size``. The output is written atomically (:func:`emocontext.outputs.atomic_path`):
+    ``prediction.frame_wh``. The output is written atomically (:func:`emocontext.outputs.atomic_path`):
     on any error the temporary file is removed and ``out_path`` is left as it was.
 
     Args:

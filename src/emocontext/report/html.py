@@ -191,7 +191,7 @@ def key_frame_view(prediction: Prediction, frame: FramePrediction, image: np.nda
     """The picture of a key frame as the report shows it.
 
     Args:
-        prediction: the prediction ``frame`` belongs to (its ``frame_size`` scales the boxes).
+        prediction: the prediction ``frame`` belongs to (its ``frame_wh`` scales the boxes).
         frame: the sampled frame's prediction.
         image: the frame re-read from the video, RGB uint8 ``(H, W, 3)``.
 
@@ -391,8 +391,8 @@ def render_html_report(
     ]
     if prediction.frames:
         facts.append(("analysed", f"{prediction.frames[0].timestamp:.2f} – {prediction.frames[-1].timestamp:.2f} s"))
-    if prediction.frame_size:
-        facts.append(("frame size", f"{prediction.frame_size[1]} × {prediction.frame_size[0]} px"))
+    if prediction.frame_wh:
+        facts.append(("frame size", f"{prediction.frame_wh[0]} × {prediction.frame_wh[1]} px"))
     if show_video_path and video_path is not None and str(video_path) != str(prediction.path):
         facts.append(("frames read from", str(video_path)))
     out.append('<table class="facts">' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts))
@@ -461,7 +461,7 @@ def write_html_report(
     The file embeds every image as a base64 PNG (``data:image/png``), has inline CSS and no
     JavaScript or external link. Key frames (see :func:`select_key_frames`) are re-read from
     the video sampled at ``prediction.fps``, matched to the frame timestamps (nearest); their
-    boxes are scaled if the video's resolution differs from ``prediction.frame_size``. The file
+    boxes are scaled if the video's resolution differs from ``prediction.frame_wh``. The file
     is written atomically (a temporary file in the same folder, then :func:`os.replace`);
     missing parent folders are created.
 

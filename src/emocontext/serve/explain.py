@@ -110,7 +110,7 @@ def write_job_outputs(pred, path: Path, out_dir: Path, stage: Callable[[str], No
     """Report, key frames, thumbnails and annotated video of ``pred`` (read from ``path``) in ``out_dir``.
 
     Args:
-        pred: the :class:`~emocontext.predict.Prediction` (``pred.path`` already the client's file name).
+        pred: the :class:`~emocontext.inference.Prediction` (``pred.path`` already the client's file name).
         path: the upload the prediction was made from.
         out_dir: the job's folder (exists).
         stage: called with ``"report"`` and ``"annotate"`` as the work goes on.

@@ -1,6 +1,6 @@
 """What runs inside a worker process: the models are loaded once, then one job at a time.
 
-:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.predict.Predictor`
+:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.inference.Predictor`
 and reports ``("ready", pid, info)`` on the event queue. :func:`run_job` predicts one uploaded
 file and, for ``/v1/jobs``, writes the report, key frames, thumbnails and annotated video into the
 job's folder (:mod:`.explain`). Progress goes to the event queue as ``("progress", job_id,

@@ -161,7 +161,13 @@ def evaluate_checkpoint(
     check_features(meta, st)
     entries = {"train": tr, "val": va, "test": te}.get(split)
     if not entries:
-        raise EmoContextError(f"{store_dir}: no clips in split {split!r}")
+        hint = ""
+        if split == "test" and not test_fraction:
+            hint = (
+                "; the store has no test split of its own: if the model was trained with --test-fraction F, "
+                "give evaluate the same --test-fraction F (it rebuilds the same held-out clips)"
+            )
+        raise EmoContextError(f"{store_dir}: no clips in split {split!r}{hint}")
     ds = FeatureSequenceDataset(st, entries, labels, max_frames=meta["config"]["max_frames"])
     return evaluate_probs(ds.labels, predict_probs(model, ds), list(labels.names)), labels, meta
 

@@ -56,7 +56,7 @@ from ..labels import LabelSet
 from ..metrics import accuracy, evaluate_probs, macro_map, macro_precision
 from ..models.recipes import OPTIMIZERS, SELECTION_METRICS, check_store_fps
 from ..models.registry import count_parameters, create_model, model_info
-from ..outputs import atomic_write_bytes, atomic_write_text
+from ..outputs import atomic_write_bytes, atomic_write_text, make_dir
 from .datasets import FeatureSequenceDataset, collate
 from .pixels import PixelClipDataset, average_windows
 
@@ -241,8 +241,7 @@ def fit(
     """
     config = resolve_config(config)
     _check_fps(config, train_ds)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dir(out_dir)
     k = len(label_set)
     torch.manual_seed(config.seed)
     dims = {"face_dim": train_ds.face_dim, "context_dim": train_ds.context_dim}

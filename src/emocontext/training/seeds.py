@@ -19,7 +19,7 @@ from ..data.manifest import ClipEntry, FaceEntry, Manifest
 from ..distributed import ddp
 from ..errors import ConfigError, EmoContextError
 from ..features.store import FeatureStore
-from ..labels import LABEL_SETS, LabelSet, get_label_set
+from ..labels import LabelSet, get_label_set, infer_label_set
 from ..metrics import evaluate_probs, plot_confusion
 from ..models.registry import model_info
 from ..outputs import atomic_write_text
@@ -59,14 +59,6 @@ def manifest_from_store(store: FeatureStore, label_set: LabelSet | None = None) 
         raise EmoContextError(f"{store.root}: no labelled clips in this store")
     label_set = label_set or infer_label_set({e.label for e in entries})
     return Manifest(entries, label_set=label_set, name=str(store.root)).validate(check_files=False)
-
-
-def infer_label_set(labels: set[str]) -> LabelSet:
-    """The smallest known label set that contains every label."""
-    fits = [s for s in LABEL_SETS.values() if labels <= set(s.names)]
-    if not fits:
-        raise ConfigError(f"labels {sorted(labels)} fit no known label set; pass --label-set")
-    return min(fits, key=len)
 
 
 def split_train_val(manifest: Manifest, *, val_fraction: float = 0.15, seed: int = 0) -> tuple[Manifest, Manifest]:

@@ -304,7 +304,7 @@ class VideoReader:
         except av.FFmpegError as e:
             if self.last_time is None:
                 raise VideoDecodeError(f"{self.path}: no decodable video frame ({_reason(e)})") from None
-            log.warning(
+            log.info(  # the caller reports the break once (iter_frames, Streams.truncated)
                 "%s: decoding stopped at %.2f s (%s); keeping the frames before it",
                 self.path,
                 self.last_time,
@@ -426,15 +426,19 @@ def iter_frames(
             yield from sampler.push(frame)
             if sampler.done:
                 return
-        if video.truncated and status is not None:
-            status["truncated"] = True
+        if video.truncated:
+            if status is not None:
+                status["truncated"] = True
+            else:
+                log.warning("%s: decoding broke off part-way; keeping the frames before the break", path)
         last_end = video.last_time + 1.0 / video.rate
         declared_end, origin = video.declared_end, video.origin
         if declared_end is not None and origin is not None and end > declared_end - origin:
             missing = declared_end - origin - last_end
             if missing > max(0.5, 3.0 / video.rate) and not video.truncated:
                 # the file ends without an error before the duration its header declares (a cut-off FLV)
-                log.warning(
+                log.log(
+                    _break_level(status),
                     "%s: the file ends at %.2f s but declares %.2f s (truncated?); keeping the frames before the end",
                     path,
                     last_end,
@@ -447,6 +451,11 @@ def iter_frames(
             raise VideoDecodeError(
                 f"{path}: no frame at or after start={start:.2f} s (video ends at {video.last_time:.2f} s)"
             )
+
+
+def _break_level(status: dict | None) -> int:
+    """A file that breaks off is the caller's to report when it asked for the ``status``: INFO then, else WARNING."""
+    return logging.INFO if status is not None else logging.WARNING
 
 
 def read_frames(
@@ -464,6 +473,8 @@ def read_frames(
     info = probe(path)
     status: dict = {}
     frames = list(iter_frames(path, fps=fps, start=start, max_duration=max_duration, status=status))
+    if status.get("truncated"):
+        log.warning("%s: the file breaks off part-way; only the frames before the break were read", path)
     return Clip(
         frames=np.stack([f.image for f in frames]),
         timestamps=np.array([f.timestamp for f in frames], dtype=np.float64),

@@ -45,7 +45,7 @@ from .afew import afew
 from .cheavd import cheavd
 from .ravdess import ravdess
 from .crema_d import crema_d
-from .ckplus import CKSequence, ckplus, ckplus_sequences
+from .ckplus import CKSequence, ckplus, ckplus_sequence_manifest, ckplus_sequences
 from .expw import expw
 from .generic_csv import generic_csv
 
@@ -60,6 +60,7 @@ __all__ = [
     "caer",
     "cheavd",
     "ckplus",
+    "ckplus_sequence_manifest",
     "ckplus_sequences",
     "crema_d",
     "dataset_info",

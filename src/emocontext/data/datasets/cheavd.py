@@ -40,7 +40,7 @@ def cheavd(csv_path: str | Path, video_root: str | Path | None = None, *, check_
     csv_path = Path(csv_path)
     rows = read_csv(csv_path, "cheavd", ["clip", "label"])
     base = Path(video_root) if video_root is not None else csv_path.parent
-    entries, bad = [], []
+    entries, lines, bad = [], [], []
     for row in rows:
         if not row.get("clip"):
             bad.append(f"line {row['_line']}: empty clip")
@@ -54,7 +54,8 @@ def cheavd(csv_path: str | Path, video_root: str | Path | None = None, *, check_
             continue
         label = canonical(row["label"]) if row.get("label") else None
         entries.append(ClipEntry(str(p.absolute()), label, split, row.get("subject") or None))
+        lines.append(int(row["_line"]))
     raise_rows("cheavd", "bad rows", bad, f" in {csv_path} (splits: train, val, test)")
     if not entries:
         raise ManifestError(f"cheavd: {csv_path} has no rows")
-    return finish(entries, CHEAVD8, "cheavd", check_files=check_files)
+    return finish(entries, CHEAVD8, "cheavd", check_files=check_files, lines=lines)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from ...errors import ManifestError
 from ...labels import CKPLUS7
-from ..manifest import IMAGE_SUFFIXES, ClipEntry, Manifest, raise_rows
+from ..manifest import IMAGE_SUFFIXES, ClipEntry, Manifest, SequenceEntry, raise_rows
 from .common import class_folders, dataset_dir, finish
 from .registry import register_dataset
 
@@ -56,7 +56,7 @@ def ckplus(root: str | Path) -> Manifest:
 
     Layout ``root/<class>/S<subject>_<seq>_<frame>.png`` with the classes anger, contempt, disgust, fear,
     happy, sadness, surprise. For sequences (one sample per ``S<subject>_<seq>``) use
-    :func:`ckplus_sequences`.
+    :func:`ckplus_sequence_manifest` (the dataset ``ckplus-sequences``) or :func:`ckplus_sequences`.
 
     Returns:
         A Manifest (label set CKPLUS7, name ``"ckplus"``); ``group`` is the subject (``"S010"``), ``split``
@@ -67,6 +67,32 @@ def ckplus(root: str | Path) -> Manifest:
     """
     entries = [ClipEntry(str(f), label, None, f"S{m.group(1)}") for label, f, m in _ckplus_files(root)]
     return finish(entries, CKPLUS7, "ckplus")
+
+
+@register_dataset(
+    "ckplus-sequences",
+    "CK+48 as sequences: one clip per S<subject>_<seq> of 3 frames (327 in CK+48), group = subject; 7 classes",
+    aliases=("ck+-sequences", "ckplus-seq"),
+)
+def ckplus_sequence_manifest(root: str | Path) -> Manifest:
+    """CK+ as sequences (the README's CK+ table: 327 sequences of 3 frames in CK+48): one clip per sequence.
+
+    Each entry is a :class:`~emocontext.data.manifest.SequenceEntry` whose ``frames`` are the sequence's
+    images in frame order, read as consecutive sampled frames (``emocontext extract ROOT --dataset
+    ckplus-sequences``; CK+48's images are face crops already, so give ``--detector none``). Its ``path``,
+    the clip id, is ``<class folder>/S<subject>_<seq>``.
+
+    Returns:
+        A Manifest (label set CKPLUS7, name ``"ckplus-sequences"``); ``group`` is the subject, ``split`` None.
+
+    Raises:
+        ManifestError: as :func:`ckplus_sequences`.
+    """
+    entries = [
+        SequenceEntry(str(Path(s.frames[0]).parent / s.sequence_id), s.label, None, s.subject, frames=tuple(s.frames))
+        for s in ckplus_sequences(root)
+    ]
+    return finish(entries, CKPLUS7, "ckplus-sequences")
 
 
 def ckplus_sequences(root: str | Path) -> list[CKSequence]:

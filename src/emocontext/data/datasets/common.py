@@ -66,12 +66,20 @@ def class_folders(
     return found
 
 
-def finish(entries: list[ClipEntry], label_set: LabelSet | None, name: str, *, check_files: bool = True) -> Manifest:
-    """Check that clip ids are unique, then build and validate the manifest."""
+def finish(
+    entries: list[ClipEntry],
+    label_set: LabelSet | None,
+    name: str,
+    *,
+    check_files: bool = True,
+    lines: list[int] | None = None,
+) -> Manifest:
+    """Check that clip ids are unique, then build and validate the manifest (``lines``: each entry's CSV line,
+    for messages)."""
     counts = Counter(e.clip_id for e in entries)
     dup = [f"{cid} ({n} times)" for cid, n in counts.items() if n > 1]
     raise_rows(name, "duplicate clip ids", dup)
-    return Manifest(entries, label_set=label_set, name=name).validate(check_files=check_files)
+    return Manifest(entries, label_set=label_set, name=name, lines=lines).validate(check_files=check_files)
 
 
 def dataset_dir(root: str | Path, name: str, layout: str) -> Path:

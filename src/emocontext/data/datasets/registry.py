@@ -6,6 +6,7 @@ adding a dataset is one module with one decorated function; :func:`load_dataset`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,20 @@ def load_dataset(name: str, root: str | Path, **kw) -> Manifest:
     return dataset_info(name).reader(root, **kw)
 
 
-def read_manifest(inputs: Sequence[str | Path], dataset: str | None = None, label_set: str | None = None) -> Manifest:
+def read_manifest(
+    inputs: Sequence[str | Path],
+    dataset: str | None = None,
+    label_set: str | None = None,
+    *,
+    keep_going: bool | None = None,
+) -> Manifest:
     """The clips the command line names: the root of dataset ``dataset``, a manifest CSV, or folders and files.
+
+    ``keep_going``: missing files do not stop the reading; their clips fail one by one later and the others
+    still run (``extract --keep-going``). Default: yes for folders and files (every one named as given,
+    :meth:`Manifest.from_paths`), no for a manifest CSV or a dataset, where a missing file is listed with its
+    line before anything runs. The labels of a CSV are checked against ``label_set``, or must all belong to
+    one known set.
 
     Raises:
         EmoContextError: ``dataset`` with more than one input.
@@ -99,9 +112,13 @@ def read_manifest(inputs: Sequence[str | Path], dataset: str | None = None, labe
     if dataset:
         if len(inputs) != 1:
             raise EmoContextError("--dataset takes exactly one input: the dataset's root folder")
-        return load_dataset(dataset, inputs[0])
+        reader = dataset_info(dataset).reader
+        if keep_going and "check_files" in inspect.signature(reader).parameters:
+            return reader(inputs[0], check_files=False)
+        return reader(inputs[0])
     if len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
-        return Manifest.from_csv(inputs[0], label_set=get_label_set(label_set) if label_set else None)
+        chosen = get_label_set(label_set) if label_set else None
+        return Manifest.from_csv(inputs[0], label_set=chosen, check_files=not keep_going)
     return Manifest.from_paths(inputs)
 
 

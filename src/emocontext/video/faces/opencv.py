@@ -104,7 +104,8 @@ class DlibHOGDetector(BaseFaceDetector):
     Scores are dlib's SVM margins (> 0 for a detection), not probabilities.
 
     Raises:
-        ConfigError: dlib is not installed (``pip install emocontext[dlib]``).
+        ConfigError: dlib is not installed (``pip install dlib-bin``, prebuilt wheels of dlib, or the ``dlib``
+            extra of a checkout: ``pip install -e ".[dlib]"``).
     """
 
     name = "dlib"
@@ -113,7 +114,10 @@ class DlibHOGDetector(BaseFaceDetector):
         try:
             import dlib
         except ImportError as e:
-            raise ConfigError("the 'dlib' face detector needs dlib: pip install 'emocontext[dlib]'") from e
+            raise ConfigError(
+                "the 'dlib' face detector needs dlib: pip install dlib-bin (prebuilt dlib wheels; from a checkout "
+                "of emocontext: pip install -e '.[dlib]')"
+            ) from e
         self._detector = dlib.get_frontal_face_detector()
         self.upsample = int(upsample)
         self.max_side = max_side
