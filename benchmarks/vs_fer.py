@@ -149,11 +149,11 @@ def profile_child(folder: Path, options: list[str]) -> None:
 
     import emocontext.cli  # noqa: F401  (what the command line imports before it runs)
     from emocontext.data.manifest import gather_paths
-    from emocontext.predict import Predictor
-    from emocontext.report.tables import PredictionTable
+    from emocontext.inference import Predictor
+    from emocontext.report.tables import PredictionTables
 
     marks["imported"], cpu["imported"] = time.time(), time.process_time()
-    torch.set_num_threads(1)  # as each of predict's 2 files at once on 2 cores (commands.common.local_workers)
+    torch.set_num_threads(1)  # as each of predict's 2 files at once on 2 cores (cli.common.local_workers)
     kwargs = {"detector": options[options.index("--detector") + 1]} if "--detector" in options else {}
     predictor = Predictor(**kwargs)
     marks["loaded"], cpu["loaded"] = time.time(), time.process_time()
@@ -165,7 +165,7 @@ def profile_child(folder: Path, options: list[str]) -> None:
     loop = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
-        with PredictionTable(Path(tmp) / "out.jsonl", "jsonl", list(predictor.labels)) as table:
+        with PredictionTables(list(predictor.labels), jsonl=Path(tmp) / "out.jsonl") as table:
             for path, pred in preds:
                 table.write(path, pred, None)
         output = time.perf_counter() - t1

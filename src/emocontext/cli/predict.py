@@ -32,6 +32,7 @@ from .common import (
     setup_logging,
     warn,
 )
+from .predict_outputs import check_folder_targets, explain_one, print_quiet, print_summary
 
 __all__ = ["predict"]
 
@@ -157,9 +158,7 @@ def predict(
     from ..data.manifest import describe_repeated, describe_skipped, gather_paths
     from ..inference import Predictor
     from ..outputs import STDOUT, check_writable_dir
-    from ..report.console import prediction_summary, predictions_table
     from ..report.tables import PredictionTables, output_names
-    from ..video.decode import CONTAINER_FORMATS, IMAGE_SUFFIXES
 
     try:
         options = PredictOptions(
@@ -176,16 +175,7 @@ def predict(
         raise fail("give video/image files or folders to predict (or --sample for the clip that ships)", USAGE)
     single = len(paths) == 1 and not paths[0].is_dir()
     if not single:
-        if report is not None and report.suffix.lower() in {".html", ".htm"} and not report.is_dir():
-            raise fail(
-                f"--report {report}: several inputs give one report each: name a folder, not a .html file", USAGE
-            )
-        if (
-            annotate is not None
-            and annotate.suffix.lower() in {*CONTAINER_FORMATS, *IMAGE_SUFFIXES}
-            and not annotate.is_dir()
-        ):
-            raise fail(f"--annotate {annotate}: several inputs give one video each: name a folder, not a file", USAGE)
+        check_folder_targets(report, annotate)
     try:
         inputs, bad_inputs, skipped, repeated = gather_paths(paths)
         for target in (json_out, jsonl, csv_out, frames_csv, *((report, annotate) if single else ())):
@@ -239,56 +229,18 @@ def predict(
                     if pred.truncated:
                         warn(f"{spath}: the file breaks off part-way; only the frames before the break were used")
                     if report is not None or annotate is not None:
-                        problem = _explain(pred, report, annotate, single, names[path])
+                        problem = explain_one(pred, report, annotate, single, names[path])
                 records.append((spath, pred, problem))
                 tables.write(spath, pred, problem)
                 if quiet:
-                    _print_quiet(spath, pred, problem, show)
+                    print_quiet(spath, pred, problem, show)
                 bar.advance(task)
     except EmoContextError as e:  # an output that cannot be written: nothing partial is left
         raise fail(str(e)) from None
     failures = [(p, e) for p, _, e in records if e]
     if not quiet:
-        ok = [pred for _, pred, e in records if pred is not None and not e]
-        if single and ok:
-            for part in prediction_summary(ok[0]):
-                show.print(part, highlight=False)
-        elif not single and records:
-            show.print(predictions_table(records), highlight=False)
+        print_summary(records, single, show)
     if failures:
         if not single:
             err.print(f"{len(failures)} of {len(records)} files failed", highlight=False)
         raise typer.Exit(INPUT)
-
-
-def _explain(pred, report: Path | None, annotate: Path | None, single: bool, name: Path) -> str | None:
-    """The HTML report and the annotated video of one prediction (:func:`emocontext.report.explain`); the error
-    message if they could not be written."""
-    from ..report import explain
-    from ..video.decode import IMAGE_SUFFIXES, is_image
-
-    still = is_image(pred.path)
-    target = annotate
-    if annotate is not None and not single:
-        target = annotate / f"{name}{Path(pred.path).suffix.lower() if still else '.mp4'}"
-    elif annotate is not None and still and annotate.suffix.lower() not in IMAGE_SUFFIXES:
-        target = annotate.with_suffix(".png")  # a still image gives an annotated image, not a video
-        warn(f"{pred.path} is a still image: the annotated image is {target}")
-    try:
-        explain(
-            pred,
-            report=None if report is None else report if single else report / f"{name}.html",
-            annotated=target,
-            key_frame_names=None,
-        )
-    except EmoContextError as e:
-        error(str(e))
-        return str(e)
-    return None
-
-
-def _print_quiet(path: str, pred, problem: str | None, show=out) -> None:
-    if problem or pred is None:
-        return
-    label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
-    show.print(f"{path}\t{label}", highlight=False, markup=False, soft_wrap=True)
