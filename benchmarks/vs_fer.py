@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -280,7 +281,7 @@ def report(args, pairs: dict, profiles: dict, imports: dict) -> str:
     for name, pr in profiles.items():
         total = pr["total"]
         lines += [
-            f"**{name}** (`predict {INPUTS[name]['folder']} {' '.join(INPUTS[name]['ours'])}`, sequential): "
+            f"**{name}** (`predict {' '.join([str(INPUTS[name]['folder']), *INPUTS[name]['ours']])}`, sequential): "
             f"{total:.1f} s in all, load {pr['load'][0]:.1f} / {pr['load'][1]:.1f}",
             "",
             "| part | wall s | share |",
@@ -317,7 +318,7 @@ def report(args, pairs: dict, profiles: dict, imports: dict) -> str:
         "",
         *[f"- {name}: `{p['commands']['ours']}`; peer: `{p['commands']['peer']}`" for name, p in pairs.items()],
         "",
-        "`python benchmarks/vs_fer.py " + " ".join(sys.argv[1:]) + "`",
+        "`" + shlex.join(["python", "benchmarks/vs_fer.py", *sys.argv[1:]]) + "`",
         "",
         f"Machine: {cpu_name()}, {os.cpu_count()} cores; Python {sys.version.split()[0]}; peer: {args.peer_versions}.",
         "",

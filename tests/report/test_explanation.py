@@ -39,8 +39,19 @@ def test_everything_from_one_decoding_and_the_same_files_as_one_by_one(tmp_path,
     for k, (i, image) in zip(done.key_frames, key_frame_images(pred, k=3), strict=True):
         assert k.index == i and k.timestamp == pred.frames[i].timestamp
         np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(k.path)), cv2.COLOR_BGR2RGB), image)
-    annotated = write_annotated_video(pred, tmp_path / "alone.mp4")
-    assert done.annotated.read_bytes() == annotated.read_bytes()
+    # the annotated video: the same frames at the same times as written alone (not the same bytes: libx264's
+    # output moves by a few levels between runs on a busy machine, with main's code as with this one)
+    ours, alone_video = _frames(done.annotated), _frames(write_annotated_video(pred, tmp_path / "alone.mp4"))
+    assert [t for t, _ in ours] == [t for t, _ in alone_video] and len(ours) == 20
+    diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for (_, a), (_, b) in zip(ours, alone_video, strict=True)]
+    assert max(diffs) < 1.0
+
+
+def _frames(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
 
 
 def test_only_what_is_asked_for(tmp_path, video, decodes):

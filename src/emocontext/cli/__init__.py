@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from .common import out
+from .common import err, out  # the consoles every command prints with (tests widen them)
 from .compare import compare
 from .evaluate import evaluate
 from .extract import extract
@@ -30,7 +30,7 @@ from .serve import serve
 from .train import train
 from .weights import weights_app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "out", "err"]
 
 app = typer.Typer(
     help=(
