@@ -386,7 +386,7 @@ def test_help_and_version_do_not_import_torch(args):
 
 @pytest.mark.parametrize(
     ("command", "examples"),
-    [("predict", 7), ("extract", 3), ("train", 3), ("compare", 2), ("serve", 2)],
+    [("predict", 9), ("extract", 3), ("train", 3), ("compare", 2), ("serve", 2)],
 )
 def test_help_examples_one_per_line(monkeypatch, command, examples):
     monkeypatch.setenv("COLUMNS", "200")

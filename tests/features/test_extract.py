@@ -58,14 +58,14 @@ def test_a_keep_going_run_lists_the_rows_not_extracted_with_their_lines(tmp_path
     with pytest.raises(ManifestError, match="line 3: missing file"):
         read_manifest([tmp_path / "m.csv"])  # a CSV stops before anything runs by default
     manifest = read_manifest([tmp_path / "m.csv"], keep_going=True)
-    summary = extract(manifest, tmp_path / "store", extractors, progress=False)
+    summary = extract(manifest, tmp_path / "store", extractors)
     assert summary.done == 1 and [p for p, _ in summary.failed] == [str(tmp_path / "missing.mp4")]
     with open(summary.failed_csv, newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert summary.failed_csv == tmp_path / "store" / "failed.csv"
     assert (row["line"], row["row"], row["label"]) == ("3", "2", "sad") and "no such file" in row["error"]
     (tmp_path / "missing.mp4").write_bytes((tmp_path / "a.mp4").read_bytes())  # fixed: the rerun retries it
-    again = extract(manifest, tmp_path / "store", extractors, progress=False)
+    again = extract(manifest, tmp_path / "store", extractors)
     assert again.done == 1 and again.skipped == 1 and again.failed_csv is None
     assert not (tmp_path / "store" / "failed.csv").exists()  # no stale list of an earlier run
 
@@ -86,7 +86,7 @@ def test_ckplus_sequences_are_extracted_as_three_frame_clips(tmp_path, extractor
             levels.setdefault(seq, []).append(level)
     manifest = load_dataset("ckplus-sequences", tmp_path / "ck")
     whole = Extractors(create_detector("none"), extractors.face, extractors.context)
-    summary = extract(manifest, tmp_path / "store", whole, progress=False)
+    summary = extract(manifest, tmp_path / "store", whole)
     assert summary.done == 2 and not summary.failed and summary.failed_csv is None
     store = FeatureStore(tmp_path / "store")
     for e in manifest:

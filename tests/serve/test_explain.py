@@ -31,7 +31,7 @@ def prediction() -> Prediction:
     ]
     frame = FramePrediction(0.0, True, BOXES[2], probs, source="face")
     return Prediction(
-        "photo.png", "happy", 0.9, probs, 1, 1, [frame], frame_size=(160, 240), persons=persons, subject_id=2
+        "photo.png", "happy", 0.9, probs, 1, 1, [frame], frame_wh=(240, 160), persons=persons, subject_id=2
     )
 
 

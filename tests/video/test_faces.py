@@ -281,7 +281,7 @@ def test_create_detector_by_name(mtcnn):
 
 def test_dlib_missing_is_a_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib -> ImportError
-    with pytest.raises(ConfigError, match=r"emocontext\[dlib\]"):
+    with pytest.raises(ConfigError, match="pip install dlib-bin"):
         create_detector("dlib")
 
 
