@@ -116,8 +116,11 @@ def test_shapes_and_weights(name, kw):
         assert (used == batch["mask"]).all()
     if name in ("caan", "ffaa"):
         assert out.frame_logits.shape == (B, T, K) and (out.frame_logits[~used] == 0).all()
-        # R_V = sum_i w_i g_i and the classifier is shared: logits = sum_i w_i frame_logits_i
+    if name == "caan":
+        # R_V = sum_i w_i g_i and the linear classifier is shared: logits = sum_i w_i frame_logits_i
         torch.testing.assert_close(out.logits, (w[..., None] * out.frame_logits).sum(1))
+    if name == "ffaa":  # the mean of g_i, then ReLU and the classifier (two FC layers with a ReLU between)
+        torch.testing.assert_close(out.logits, model.head(torch.relu(video)))
     if name == "caan":
         scores = out.extras["scores"]
         assert scores.shape == (B, T) and (scores[~used] == 0).all()

@@ -168,7 +168,15 @@ def test_variants_of_the_paper_models():
     """Options come from the class (a parent's through **kwargs), minus what a variant fixes or ignores."""
     assert model_info("ffaa").options == ("embed_dim", "fusion_dim", "feature_dim", "dropout", "drop_faceless")
     assert "attention" not in model_info("caan").options and "left" not in model_info("caca_rnn_b").options
-    pooled = ("audio_dim", "hidden_size", "window", "align", "attention_dim", "dropout")  # no perception options
+    pooled = (  # no perception options
+        "audio_dim",
+        "hidden_size",
+        "window",
+        "audio_frames_per_step",
+        "align",
+        "attention_dim",
+        "dropout",
+    )
     assert model_info("av_lstm_last").options == model_info("av_lstm_mean").options == pooled
     last = create_model("av_lstm_last", num_classes=3, face_dim=4, audio_dim=2)
     assert last.encoding == "last" and last.encoder.av_lstm.hidden_size == 64  # the baselines' 64 cells
@@ -198,7 +206,8 @@ def test_parameter_counts_follow_table_i_architectures():
     assert table["parallel_rnn"] == 2 * enc + 2 * lstm_params(E, 128, 2) + linear(256, 128) + linear(128, K)
     assert table["concat_rnn"] == 2 * enc + lstm_params(2 * E, 256, 2) + linear(256, K)
     right_cell = 4 * 128 * (E + 128 + 128) + 8 * 128  # LSTMCell reading [x_i; c_i]
-    caca = 2 * enc + lstm_params(E, 128, 2) + right_cell + linear(256, 128, bias=False) + linear(128, K)
+    # W_c of eq. (4)'s h(x_i, c_i, h_i) reads [c_i; h_i; x_i]
+    caca = 2 * enc + lstm_params(E, 128, 2) + right_cell + linear(256 + E, 128, bias=False) + linear(128, K)
     assert table["caca_rnn_a"] == table["caca_rnn_b"] == caca
     assert table["ensemble"] == table["caca_rnn_a"] + table["cnn_2d3d"]
     # Same scale as the paper: within 15 % of Table I where the input sizes do not dominate.

@@ -245,28 +245,30 @@ def test_audio_training_errors(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_av_lstm_on_real_clips_with_their_audio(tmp_path):
-    """The 6 CREMA-D clips extracted with their audio, then 2 epochs of av_lstm (no accuracy claim)."""
+    """The 6 CREMA-D clips extracted with their audio at av_lstm's 25 fps (its recipe), then 2 epochs of av_lstm
+    (no accuracy claim): 1.25 audio frames per video frame, the paper's, so the matched window is Fig. 2's."""
     from emocontext.data.datasets import load_dataset
     from emocontext.features.audio import PAPER_AUDIO
     from emocontext.features.extract import Extractors, extract
+    from emocontext.models.recipes import sampling_fps
     from emocontext.training.datasets import fit_audio_whitening
+    from emocontext.video.pipeline import StreamConfig
 
     clips = load_dataset("crema_d", data_path("videos", "crema-d"))
     assert len(clips) == 6
     manifest = Manifest(
         [ClipEntry(e.path, e.label, "train" if i < 4 else "val", e.group) for i, e in enumerate(clips)], CREMAD6
     )
-    summary = extract(
-        manifest,
-        tmp_path / "store",
-        Extractors.build(audio=PAPER_AUDIO),
-    )
+    fps = sampling_fps("av_lstm")
+    assert fps == 25.0
+    extractors = Extractors.build(audio=PAPER_AUDIO, config=StreamConfig(fps=fps))
+    summary = extract(manifest, tmp_path / "store", extractors)
     assert summary.done == 6 and not summary.failed and not summary.no_audio
     store = FeatureStore(tmp_path / "store")
-    assert store.has_audio
+    assert store.has_audio and store.signature["streams"]["fps"] == 25.0
     for e in manifest:
         r = store.get(e.clip_id)
-        span = r.timestamps[-1] + 0.2 - r.timestamps[0]  # 5 fps
+        span = r.timestamps[-1] + 1 / fps - r.timestamps[0]
         assert r.audio.shape[1] == 47 and np.isfinite(r.audio).all()
         assert abs(len(r.audio) - (1 + span * PAPER_AUDIO.frame_rate)) <= 2  # the frames' span, 31.25 frames/s
         assert r.audio_timestamps[0] == pytest.approx(r.timestamps[0])
@@ -282,6 +284,7 @@ def test_av_lstm_on_real_clips_with_their_audio(tmp_path):
 
     model, meta = load_model(result.checkpoint)
     assert meta["dims"]["audio_dim"] == whitening.output_dim == 47  # capped at D_a
+    assert meta["dims"]["audio_frames_per_step"] == pytest.approx(1.25, abs=0.05) and model.encoder.window == 2
     va = FeatureSequenceDataset(store, val, CREMAD6, audio_whitening=meta["audio_whitening"])
     probs = predict_probs(model, va)
     assert probs.shape == (2, 6) and np.allclose(probs.sum(1), 1, atol=1e-5)
@@ -329,7 +332,7 @@ def test_every_model_trains_on_real_features(tmp_path):
     for name in list_models():
         if name == "ensemble" or not set(load_streams(name)) <= {"face", "context", "face_map"}:
             continue
-        cfg = TrainConfig(model=name, epochs=2, batch_size=4)
+        cfg = TrainConfig(model=name, epochs=2, batch_size=4, fps=5.0)  # every model at the store's rate
         s = train_seeds(cfg, st, m.split("train"), m.split("val"), None, CREMAD6, tmp_path / name)
         assert 0 <= s["median"]["val"]["accuracy"] <= 1, name
 
