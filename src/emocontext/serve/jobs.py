@@ -22,12 +22,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import multiprocessing
 import os
 import queue as queue_module
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -428,7 +430,14 @@ class JobManager:
         """Cancel a queued or running job (returned, ``cancelled``); remove an ended one with its files (None)."""
         job = self.get(job_id, owner)
         future = self._futures.get(job_id)
+        worker = self._worker_of.get(job_id) if job.status == "running" else None
         if not job.ended and future is not None and future.cancel():
+            if worker is not None:
+                # the pool may still count the task as pending when the worker has begun it (its "start" event came
+                # first): then it leaves the worker running, which never reports ready again. Stopping it makes the
+                # pool start a replacement, which does.
+                with contextlib.suppress(OSError):
+                    os.kill(worker, signal.SIGKILL)
             return job  # the pool callback has run: the job is cancelled, its worker replaced if it was running
         if not job.ended:
             return job  # it ended meanwhile
