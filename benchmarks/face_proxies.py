@@ -285,13 +285,9 @@ def run_ours(s: InputSet, model: str, detector: str, weights: Path | None, out: 
     cmd += ["--model", model, "--detector", det]
     env = dict(os.environ, **({"EMOCONTEXT_FACE_WEIGHTS": str(weights)} if weights else {}))
     shown = f"python -m emocontext predict {s.name.upper()} -q --jsonl OUT --model {model} --detector {det}"
-    out.unlink(missing_ok=True)
-    l0, t0 = os.getloadavg()[0], time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    secs, l1 = time.perf_counter() - t0, os.getloadavg()[0]
+    proc, secs, loads = _timed(cmd, env, out)
     if not out.exists():  # the command failed before writing anything: say why
-        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        return Run(secs, (l0, l1), shown, {}, {}, failure=why)
+        return Run(secs, loads, shown, {}, {}, failure=_why(proc))
     answers, errors = {}, {}
     for line in out.read_text().splitlines():
         rec = json.loads(line)
@@ -306,7 +302,20 @@ def run_ours(s: InputSet, model: str, detector: str, weights: Path | None, out: 
             answers[rec["path"]] = faces
         else:
             answers[rec["path"]] = rec["probabilities"] if rec["label"] is not None else None
-    return Run(secs, (l0, l1), shown, answers, errors)
+    return Run(secs, loads, shown, answers, errors)
+
+
+def _timed(cmd: list[str], env: dict, out: Path) -> tuple[subprocess.CompletedProcess, float, tuple[float, float]]:
+    """Run ``cmd`` (writing ``out``, removed first): the process, its wall seconds, the 1-minute load before/after."""
+    out.unlink(missing_ok=True)
+    l0, t0 = os.getloadavg()[0], time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc, time.perf_counter() - t0, (l0, os.getloadavg()[0])
+
+
+def _why(proc: subprocess.CompletedProcess) -> str:
+    """The last line a failed command printed, or its exit status."""
+    return (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
 
 
 def run_peer(s: InputSet, peer_python: Path, keras: bool, out: Path) -> Run:
@@ -314,19 +323,9 @@ def run_peer(s: InputSet, peer_python: Path, keras: bool, out: Path) -> Run:
     atomic_write_text(listing, "".join(f"{f}\n" for f in s.files))
     cmd = [str(peer_python), str(PEER_RUNNER), s.mode, str(out), "--files-from", str(listing), *(["--keras"] * keras)]
     shown = f"_fer_peer.py {s.mode} OUT --files-from {s.name.upper()}" + (" --keras" if keras else "")
-    out.unlink(missing_ok=True)
-    l0, t0 = os.getloadavg()[0], time.perf_counter()
-    proc = subprocess.run(
-        cmd,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    secs, l1 = time.perf_counter() - t0, os.getloadavg()[0]
+    proc, secs, loads = _timed(cmd, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), out)
     if proc.returncode or not out.exists():
-        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        return Run(secs, (l0, l1), shown, {}, {}, failure=why)
+        return Run(secs, loads, shown, {}, {}, failure=_why(proc))
     answers, errors = {}, {}
     for line in out.read_text().splitlines():
         rec = json.loads(line)
@@ -338,7 +337,7 @@ def run_peer(s: InputSet, peer_python: Path, keras: bool, out: Path) -> Run:
             answers[rec["path"]] = rec["faces"][0]["probabilities"] if rec["faces"] else None
         else:
             answers[rec["path"]] = [(f["box"], f["probabilities"]) for f in rec["faces"]]
-    return Run(secs, (l0, l1), shown, answers, errors)
+    return Run(secs, loads, shown, answers, errors)
 
 
 # ---- scoring -------------------------------------------------------------------------------------------------

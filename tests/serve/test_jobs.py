@@ -156,28 +156,21 @@ def test_cancel_a_queued_job_then_remove_it(tmp_path):
 
 def test_finished_jobs_are_removed_after_keep_hours(tmp_path):
     m = manager(tmp_path, keep_hours=1.0)
-    old = Job(
-        id="a" * 32,
-        owner="",
-        filename="f",
-        options={},
-        media={},
-        upload="u",
-        frames_total=1,
-        status="done",
-        finished=time.time() - 3601,
-    )
-    new = Job(
-        id="b" * 32,
-        owner="",
-        filename="f",
-        options={},
-        media={},
-        upload="u",
-        frames_total=1,
-        status="done",
-        finished=time.time() - 60,
-    )
+
+    def done(letter: str, ago: float) -> Job:
+        return Job(
+            id=letter * 32,
+            owner="",
+            filename="f",
+            options={},
+            media={},
+            upload="u",
+            frames_total=1,
+            status="done",
+            finished=time.time() - ago,
+        )
+
+    old, new = done("a", 3601), done("b", 60)
     for j in (old, new):
         m.store.put(j)
         (m.jobs_dir / j.id).mkdir()
