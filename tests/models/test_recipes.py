@@ -9,37 +9,55 @@ from emocontext.models import list_models, model_info
 from emocontext.models.recipes import EVERY_FRAME, check_store_fps, sampling_fps
 from emocontext.training.fit import TrainConfig, resolve_config
 
-#: The columns of `emocontext models --recipes`, in order.
-COLUMNS = [
-    "name",
-    "optimizer",
-    "lr",
-    "schedule",
-    "weight decay",
-    "batch",
-    "epochs",
-    "patience",
-    "select on val",
-    "frames/s",
-    "frames",
-]
-
 
 def recipe_rows(monkeypatch) -> dict[str, dict[str, str]]:
-    """``{model: {column: cell}}`` of `emocontext models --recipes` (first columns only, as printed)."""
+    """``{model: {column: cell}}`` of `emocontext models --recipes --json`, in the table's words."""
+    import json
+
     from typer.testing import CliRunner
 
     from emocontext import cli
 
-    monkeypatch.setattr(cli.out, "width", 400)
-    r = CliRunner().invoke(cli.app, ["models", "--recipes"])
+    r = CliRunner().invoke(cli.app, ["models", "--recipes", "--json"])
     assert r.exit_code == 0, r.output
     rows = {}
-    for line in r.output.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) > len(COLUMNS) and cells[0] and cells[1] in ("adam", "adadelta", "sgd"):
-            rows[cells[0]] = dict(zip(COLUMNS, cells, strict=False))
+    for group in json.loads(r.output):
+        for name in group["models"]:
+            rows[name] = {
+                "name": name,
+                "optimizer": group["optimizer"],
+                "lr": f"{group['lr']:g}",
+                "schedule": "constant"
+                if not group["lr_step"]
+                else f"x{group['lr_gamma']:g} every {group['lr_step']} epochs",
+                "weight decay": f"{group['weight_decay']:g}",
+                "batch": str(group["batch_size"]),
+                "epochs": str(group["epochs"]),
+                "patience": str(group["patience"]),
+                "select on val": group["selection"],
+                "frames/s": "every frame" if group["fps"] == EVERY_FRAME else f"{group['fps']:g}",
+                "frames": "all" if group["max_frames"] is None else str(group["max_frames"]),
+            }
     return rows
+
+
+@pytest.mark.parametrize("command", [["models", "--recipes"], ["models"], ["weights", "list"]])
+def test_tables_fit_100_columns_without_a_cut_cell(monkeypatch, command):
+    from typer.testing import CliRunner
+
+    from emocontext import cli
+
+    monkeypatch.setattr(cli.out, "width", 100)
+    r = CliRunner().invoke(cli.app, command)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert "…" not in r.output
+    if command == ["models", "--recipes"]:
+        # every model name whole (the names are the API) and every source note printed
+        words = {w.strip(",[]") for line in lines for w in line.replace("│", " ").split()}
+        assert set(list_models()) <= words
+        assert all(model_info(n).recipe.source.split(",")[0] in r.output.replace("\n", " ") for n in list_models())
 
 
 def test_every_model_has_its_papers_recipe_and_the_cli_shows_it(monkeypatch):

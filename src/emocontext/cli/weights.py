@@ -51,7 +51,12 @@ def weights_list() -> None:
     from ..hub import resolve
     from ..weights import get_weights, list_weights
 
-    table = Table("name", "file", "licence", "metrics (see the benchmark)", show_lines=True)
+    table = Table(show_lines=True)
+    table.add_column("name", no_wrap=True)
+    # a path is folded at any character, never cut: it must stay copyable
+    table.add_column("file", overflow="fold", ratio=2)
+    table.add_column("licence")
+    table.add_column("metrics (see the benchmark)", overflow="fold", ratio=3)
     for name in list_weights():
         w = get_weights(name)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,14 +55,29 @@ def prediction_summary(pred: Prediction) -> list[RenderableType]:
     return parts
 
 
+def _relative_paths(paths: list[str]) -> tuple[str | None, list[str]]:
+    """``(folder, names)``: the paths relative to the folder that holds them all (None: shown as given)."""
+    if len(paths) < 2:
+        return None, paths
+    try:
+        folder = os.path.commonpath(paths)
+    except ValueError:  # absolute and relative paths mixed
+        return None, paths
+    if folder in ("", ".", os.sep) or folder in paths:
+        return None, paths
+    return folder, [os.path.relpath(p, folder) for p in paths]
+
+
 def predictions_table(records: Sequence[tuple[str, Prediction | None, str | None]]) -> Table:
     """What ``emocontext predict`` prints for several files: one row per ``(path, prediction, error)``."""
     failed = sum(1 for _, _, e in records if e)
-    table = Table(title=f"{len(records)} files" + (f" ({failed} failed)" if failed else ""))
+    folder, names = _relative_paths([path for path, _, _ in records])
+    title = f"{len(records)} files" + (f" in {folder}" if folder else "") + (f" ({failed} failed)" if failed else "")
+    table = Table(title=escape(title))
     table.add_column("file", overflow="fold")  # wrap long paths: the file name must stay visible
     for c in ("status", "emotion", "confidence", "frames with face", "persons"):
         table.add_column(c, no_wrap=True)
-    for path, r, error in records:
+    for path, (_, r, error) in zip(names, records, strict=True):
         if r is None:
             table.add_row(escape(path), "[red]error[/]", "", "", "", "")
             continue
