@@ -99,3 +99,16 @@ def test_kill_9_part_way_then_resume_gives_every_input_exactly_once(tmp_path):
         frame_paths = [row["path"] for row in csv.DictReader(f)]
     assert sorted(set(frame_paths)) == names and len(frame_paths) == sum(x["num_frames"] for x in rows)
     assert sorted(p.name for p in out.iterdir()) == ["f.csv", "r.csv", "r.jsonl"]  # no temporary file
+
+
+def test_progress_of_one_file_counts_its_frames_and_is_quiet_when_piped(tmp_path):
+    from tests.conftest import encode_video
+
+    frames = np.full((40, 64, 64, 3), 120, np.uint8)
+    encode_video(tmp_path / "clip.mp4", frames, fps=10)
+    piped = _predict("clip.mp4", "--json", "out.json", cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    assert "frames" not in piped.stderr  # stderr is a pipe: no bar unless asked
+    forced = _predict("clip.mp4", "--json", "out.json", "--progress", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "frames" in forced.stderr and "20/20" in forced.stderr.replace(" ", "")  # 4 s at 5 frames/s

@@ -25,6 +25,7 @@ __all__ = [
     "INPUT",
     "RayAddress",
     "RayWorkers",
+    "ShowProgress",
     "Store",
     "TestFraction",
     "Threads",
@@ -180,6 +181,16 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+#: ``--progress/--no-progress`` of the commands that read many frames.
+ShowProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on stderr: files done and the sampled frames of the file being read. Default: on "
+        "when stderr is a terminal (and not --quiet), off when it is piped or redirected.",
+        show_default=False,
+    ),
+]
 Store = Annotated[Path, typer.Option("--store", "-s", help="Feature store made by `emocontext extract`.")]
 TestFraction = Annotated[
     float,

