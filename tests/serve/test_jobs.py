@@ -12,13 +12,13 @@ pytest.importorskip("fastapi", reason="the serve tests need the serve extra (fas
 
 from emocontext.serve.errors import ApiError, JobError  # noqa: E402
 from emocontext.serve.jobs import JobManager, expected_frames  # noqa: E402
-from emocontext.serve.media import Media  # noqa: E402
 from emocontext.serve.metrics import Metrics  # noqa: E402
 from emocontext.serve.settings import ServeSettings  # noqa: E402
 from emocontext.serve.store import Job  # noqa: E402
 from emocontext.serve.uploads import Upload  # noqa: E402
+from emocontext.video.decode import MediaContent  # noqa: E402
 
-VIDEO = Media("video", ".video", 96, 64, 2.0, "mp4")
+VIDEO = MediaContent("video", ".video", 96, 64, 2.0, "mp4")
 
 
 class RecordingPool:
@@ -56,8 +56,8 @@ def test_expected_frames():
     assert expected_frames(VIDEO, 5.0, None) == 10
     assert expected_frames(VIDEO, 5.0, 1.0) == 5
     assert expected_frames(VIDEO, 3.0, None) == 6
-    assert expected_frames(Media("image", ".png", 4, 4, 0.0, "png_pipe"), 5.0, None) == 1
-    assert expected_frames(Media("video", ".video", 4, 4, None, "x"), 5.0, None) is None
+    assert expected_frames(MediaContent("image", ".png", 4, 4, 0.0, "png_pipe"), 5.0, None) == 1
+    assert expected_frames(MediaContent("video", ".video", 4, 4, None, "x"), 5.0, None) is None
     assert expected_frames({"kind": "video", "duration": 2.0}, 5.0, None) == 10
 
 

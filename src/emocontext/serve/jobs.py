@@ -37,8 +37,8 @@ from collections import Counter, deque
 from concurrent.futures import CancelledError
 from dataclasses import asdict
 
+from ..video.decode import MediaContent
 from .errors import ApiError, JobError
-from .media import Media
 from .metrics import Metrics
 from .settings import ServeSettings
 from .store import Job, JobStore
@@ -67,7 +67,7 @@ class Slot:
             self._manager._release(self.owner)
 
 
-def expected_frames(media: Media | dict, fps: float, max_duration: float | None) -> int | None:
+def expected_frames(media: MediaContent | dict, fps: float, max_duration: float | None) -> int | None:
     """Sampled frames the pipeline will read: 1 for an image, ``ceil(duration * fps)`` for a video."""
     kind, duration = (media["kind"], media["duration"]) if isinstance(media, dict) else (media.kind, media.duration)
     if kind == "image":
@@ -309,7 +309,7 @@ class JobManager:
         return int(min(300, max(1, math.ceil(mean * waiting / self.settings.workers))))
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, slot: Slot, upload: Upload, media: Media, options: dict, *, durable: bool) -> Job:
+    def submit(self, slot: Slot, upload: Upload, media: MediaContent, options: dict, *, durable: bool) -> Job:
         """Schedule the prediction of an upload that passed :func:`~.media.inspect_media`.
 
         Args:
