@@ -16,7 +16,7 @@ from ..auth import caller
 from ..errors import ApiError
 from ..jobs import JobManager
 from ..media import inspect_media
-from ..options import FIELDS, parse_options
+from ..options import FIELDS, read_options
 from ..schemas import SCHEMA_HEADER, SCHEMA_VERSION, ErrorV1, JobV1, PredictionV1, upload_body
 from ..store import Job
 from ..uploads import discard_body, receive_upload
@@ -48,12 +48,7 @@ async def accept(request: Request, owner: str, *, durable: bool) -> Job:
     upload = None
     try:
         upload = await receive_upload(request, manager.uploads_dir, max_bytes=settings.max_upload_bytes, fields=FIELDS)
-        options = parse_options(
-            upload.fields,
-            default_model=request.app.state.default_model,
-            default_detector=settings.detector,
-            capabilities=request.app.state.capabilities,
-        )
+        options = read_options(upload.fields, base=settings.options, capabilities=request.app.state.capabilities)
         media = await run_in_threadpool(inspect_media, upload.path)
         return manager.submit(slot, upload, media, options, durable=durable)
     except BaseException:
