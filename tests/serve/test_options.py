@@ -76,3 +76,30 @@ def test_a_job_record_gives_back_its_options():
     # a record of an older server: person None, no detect_every
     old = {"model": "face", "detector": "mtcnn", "fps": 5.0, "max_duration": None, "person": None}
     assert job_options(old) == PredictOptions(model="face")
+
+
+def test_openapi_upload_body_is_predict_options(tmp_path):
+    """The documented upload body is read off PredictOptions: its fields, choices, ranges; the server's defaults."""
+    from emocontext.options import DETECTORS, MODELS, PERSON_MODES
+    from emocontext.serve.app import create_app
+    from emocontext.serve.settings import ServeSettings
+
+    defaults = PredictOptions(model="face", detector="haar", detect_every=2)
+    doc = create_app(ServeSettings(data_dir=tmp_path, options=defaults)).openapi()
+    for path in ("/v1/predict", "/v1/jobs"):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        props = body["properties"]
+        assert body["required"] == ["file"] and props["file"]["format"] == "binary"
+        assert list(props) == ["file", *(f.name for f in dataclasses.fields(PredictOptions))]
+        assert props["model"]["enum"] == list(MODELS) == ["face", "context"]
+        assert props["detector"]["enum"] == list(DETECTORS) and "none" in props["detector"]["enum"]
+        assert props["person"]["enum"] == list(PERSON_MODES) == ["all", "subject"]
+        assert (props["fps"]["type"], props["fps"]["minimum"], props["fps"]["maximum"]) == (
+            "number",
+            PredictOptions.MIN_FPS,
+            PredictOptions.MAX_FPS,
+        )
+        assert props["detect_every"]["type"] == "integer" and props["detect_every"]["minimum"] == 1
+        assert props["max_duration"]["type"] == "number" and "default" not in props["max_duration"]
+        assert {k: props[k].get("default") for k in FIELDS} == defaults.to_dict() | {"max_duration": None}
+        assert all(props[k]["description"] for k in FIELDS)

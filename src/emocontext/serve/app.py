@@ -97,4 +97,5 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     _error_handlers(app, metrics)
     for router in (predict.router, jobs.router, meta.open_router, meta.keyed_router):
         app.include_router(router)
+    predict.describe_uploads(app, settings.options)
     return app
