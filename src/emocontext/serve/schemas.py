@@ -101,7 +101,7 @@ class JobV1(BaseModel):
     model_config = ConfigDict(title="Job")
     id: str
     status: str = Field(description="queued, running, done, failed or cancelled")
-    stage: str = Field(description="queued, load, detect, report, annotate, done or failed")
+    stage: str = Field(description="queued, load, detect, annotate, report, done or failed")
     filename: str
     options: dict
     progress: ProgressV1
