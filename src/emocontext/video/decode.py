@@ -14,7 +14,8 @@ This module is the one place that opens media files (the layer test forbids PyAV
 holds the suffix tables, the checks (missing, empty, no video stream, unknown codec), the readers
 (:class:`VideoReader`: every decoded frame at the file's own rate; :func:`iter_frames`: frames
 sampled at a target rate, by :class:`FrameSampler`), the container facts (:func:`probe`,
-:func:`stream_origins`) and the audio (:func:`read_audio`). Writing video is
+:func:`stream_origins`), what a file is by its content (:func:`identify_media`: the service's upload check)
+and the audio (:func:`read_audio`). Writing video is
 :mod:`.encode`'s.
 
 Errors: every failure is a :class:`~emocontext.errors.VideoDecodeError` (or
