@@ -13,9 +13,10 @@ from emocontext.serve import worker  # noqa: E402
 class FakePredictor:
     made = 0
 
-    def __init__(self, options: PredictOptions):
+    def __init__(self, options: PredictOptions, detector=None):
         FakePredictor.made += 1
         self.options = options
+        self.detector = detector or object()  # a new detector, as create_detector would build
 
 
 @pytest.fixture
@@ -36,6 +37,8 @@ def test_one_predictor_per_options_value(cache):
     other = worker._predictor(base.replace(fps=2.0))
     assert other is not first and other.options.fps == 2.0 and first.options == base  # nothing changed in place
     assert FakePredictor.made == 2
+    assert other.detector is first.detector  # the same detector is built once
+    assert worker._predictor(base.replace(detector="haar")).detector is not first.detector
 
 
 def test_the_least_recently_used_goes_never_the_default(cache):

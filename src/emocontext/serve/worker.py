@@ -46,7 +46,9 @@ def _emit(*message) -> None:
 def _predictor(options: PredictOptions):
     """The worker's predictor for ``options``, loaded on first use and kept: one per distinct value, a predictor
     is never changed in place. Beyond :data:`MAX_PREDICTORS` the least recently used one is dropped (never the
-    server's default).
+    server's default). A new predictor takes the face detector object of a kept one with the same detector
+    (detectors hold no state between calls; one job runs at a time): no second load and cold start of the same
+    model (the face CNN's weights are cached by the library already).
 
     Raises:
         EmoContextError: missing weights or detector files.
@@ -54,7 +56,10 @@ def _predictor(options: PredictOptions):
     from ..inference import Predictor
 
     cache: dict = _STATE["predictors"]
-    predictor = cache.pop(options, None) or Predictor(options)
+    predictor = cache.pop(options, None)
+    if predictor is None:
+        same = next((p for o, p in cache.items() if o.detector == options.detector), None)
+        predictor = Predictor(options, detector=None if same is None else same.detector)
     cache[options] = predictor  # the most recently used last
     spare = [o for o in cache if o != _STATE["base"]]
     for old in spare[: max(0, len(cache) - MAX_PREDICTORS)]:
