@@ -234,13 +234,6 @@ def test_imports_are_found(module):
     assert any(imp.importer == module and imp.target == "errors" for imp in IMPORTS)
 
 
-#: Modules outside ``video/`` that still open media with PyAV, with the reason; delete a line when its
-#: module stops (the test below fails until you do); never add one.
-PYAV_EXCEPTIONS: dict[str, str] = {
-    "serve.media": "the upload check; it moves onto video.decode with the service's restructure (issue 21, item 4)",
-}
-
-
 def _pyav_uses(module: str, path: Path) -> list[str]:
     """``file:line`` of every ``import av`` / ``from av ...`` (at any depth) and every ``av.open(`` in a module."""
     found = []
@@ -260,12 +253,10 @@ def _pyav_uses(module: str, path: Path) -> list[str]:
 
 
 def test_media_is_opened_only_under_video():
-    """PyAV (``import av``, ``av.open(``) appears only in ``video/``: one place opens, probes and decodes media."""
+    """PyAV (``import av``, ``av.open(``) appears only in ``video/``, with no exception: one place opens, probes
+    and decodes media (the service's upload check included: :func:`emocontext.video.decode.identify_media`)."""
     outside = {m: uses for m, p in MODULES.items() if not _in(m, ("video",)) and (uses := _pyav_uses(m, p))}
-    unexpected = {m: u for m, u in outside.items() if m not in PYAV_EXCEPTIONS}
-    assert not unexpected, f"PyAV used outside video/ (open media with emocontext.video.decode): {unexpected}"
-    gone = sorted(set(PYAV_EXCEPTIONS) - set(outside))
-    assert not gone, f"no longer uses PyAV, delete from PYAV_EXCEPTIONS: {gone}"
+    assert not outside, f"PyAV used outside video/ (open media with emocontext.video.decode): {outside}"
     assert _pyav_uses("video.decode", MODULES["video.decode"])  # the scan sees what it must judge
 
 

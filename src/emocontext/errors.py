@@ -15,6 +15,20 @@ class VideoDecodeError(EmoContextError):
     """A file cannot be opened or decoded as video (missing, empty, corrupt, no video stream)."""
 
 
+class NotMediaError(VideoDecodeError):
+    """A file's content is not a video or image that decodes (:func:`emocontext.video.decode.identify_media`).
+
+    Attributes:
+        detail: why, in words without the file's name (a service shows it to the uploader).
+        empty: the file has 0 bytes.
+    """
+
+    def __init__(self, path, detail: str, *, empty: bool = False):
+        super().__init__(f"{path}: {detail}")
+        self.detail = detail
+        self.empty = empty
+
+
 class AudioDecodeError(EmoContextError):
     """A file has no decodable audio stream."""
 

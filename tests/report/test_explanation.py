@@ -72,6 +72,18 @@ def test_only_what_is_asked_for(tmp_path, video, decodes):
     assert done.annotated == absolute and absolute.is_file() and not (tmp_path / "ignored").exists()
 
 
+def test_more_frames_from_the_same_decoding(tmp_path, video, decodes):
+    """``frame_times``: the caller's own pictures' frames come back from the annotation pass, nothing more is read."""
+    from emocontext.report._frames import grab_frames
+
+    pred = make_prediction(video, context=False)
+    done = explain(pred, tmp_path, key_frame_names=None, frame_times=[0.6, 1.4])
+    assert decodes.count(str(video)) == 1
+    alone = grab_frames(video, pred.fps, [0.6, 1.4])
+    for t, image in zip([0.6, 1.4], alone, strict=True):
+        np.testing.assert_array_equal(done.frames[t], image)
+
+
 def test_bad_input_raises_and_leaves_nothing(tmp_path, video):
     from emocontext.errors import ConfigError, VideoDecodeError
 

@@ -7,9 +7,10 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve tests need the serve extra (fastapi)")
 
 from emocontext.errors import ConfigError, WeightsError  # noqa: E402
+from emocontext.options import PredictOptions  # noqa: E402
 from emocontext.serve import capabilities  # noqa: E402
 from emocontext.serve.errors import JobError, public_message  # noqa: E402
-from emocontext.serve.options import parse_options  # noqa: E402
+from emocontext.serve.options import read_options  # noqa: E402
 
 
 def test_public_message_drops_server_paths_keeps_urls():
@@ -66,8 +67,9 @@ def test_a_missing_model_file_is_not_offered(monkeypatch):
     assert missing.reason == "its model file context_model is not on the server" and "/opt" not in missing.fix
     from emocontext.serve.errors import ApiError
 
+    base = PredictOptions(model="face")
     with pytest.raises(ApiError) as e:
-        parse_options({"model": "context"}, default_model="face", default_detector="mtcnn", capabilities=caps)
+        read_options({"model": "context"}, base=base, capabilities=caps)
     assert e.value.status == 422 and e.value.kind == "unavailable"
     assert "not available on this server (its model file context_model is not on the server)" in e.value.detail
-    assert parse_options({}, default_model="face", default_detector="mtcnn", capabilities=caps)["model"] == "face"
+    assert read_options({}, base=base, capabilities=caps).model == "face"

@@ -9,7 +9,15 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve tests need the serve extra (fastapi)")
 
 from emocontext.inference import FramePrediction, PersonPrediction, Prediction  # noqa: E402
-from emocontext.serve.explain import OTHER_BOX, THUMBNAIL_SIZE, numbered_view, write_key_frames, write_thumbnails  # noqa: E402
+from emocontext.serve.explain import (  # noqa: E402
+    OTHER_BOX,
+    THUMBNAIL_SIZE,
+    frame_times,
+    numbered_view,
+    write_job_outputs,
+    write_key_frames,
+    write_thumbnails,
+)
 
 BOXES = {1: [20.0, 30.0, 80.0, 100.0], 2: [150.0, 40.0, 210.0, 110.0]}
 
@@ -55,9 +63,11 @@ def test_key_frames_and_thumbnails_are_written(tmp_path):
     out = tmp_path / "job"
     out.mkdir()
     pred = prediction()
-    frames = write_key_frames(pred, path, out)
+    assert frame_times(pred) == [0.0, 0.0, 0.0]  # the key frame, then each person's best face
+    images = {0.0: cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)}
+    frames = write_key_frames(pred, images, out)
     assert frames == [{"frame": 0, "timestamp": 0.0, "file": "keyframe-0.png", "persons": [1, 2]}]
-    thumbs = write_thumbnails(pred, path, out)
+    thumbs = write_thumbnails(pred, images, out)
     assert thumbs == [
         {"id": 1, "subject": False, "file": "person-1.png"},
         {"id": 2, "subject": True, "file": "person-2.png"},
@@ -68,3 +78,30 @@ def test_key_frames_and_thumbnails_are_written(tmp_path):
     centre = slice(THUMBNAIL_SIZE // 3, 2 * THUMBNAIL_SIZE // 3)
     assert red[centre, centre].mean(axis=(0, 1)).argmax() == 0 and blue[centre, centre].mean(axis=(0, 1)).argmax() == 2
     assert sorted(p.name for p in out.iterdir()) == ["keyframe-0.png", "person-1.png", "person-2.png"]
+
+
+def test_job_outputs_come_from_one_decoding(tmp_path, monkeypatch):
+    """report.explain writes the report and the annotated picture and hands over the frame the key frame and the
+    thumbnails are drawn on: the upload is read once."""
+    from emocontext.video import decode
+
+    path = photo(tmp_path)
+    out = tmp_path / "job"
+    out.mkdir()
+    reads = []
+    real = decode._read_image
+    monkeypatch.setattr(decode, "_read_image", lambda p: reads.append(p) or real(p))
+    stages = []
+    got = write_job_outputs(prediction(), path, out, stages.append)
+    assert len(reads) == 1 and stages == ["annotate", "report"]
+    assert got == {
+        "key_frames": [{"frame": 0, "timestamp": 0.0, "file": "keyframe-0.png", "persons": [1, 2]}],
+        "persons": [
+            {"id": 1, "subject": False, "file": "person-1.png"},
+            {"id": 2, "subject": True, "file": "person-2.png"},
+        ],
+        "outputs": {"report": "report.html", "annotated": "annotated.png"},
+    }
+    names = ["annotated.png", "keyframe-0.png", "person-1.png", "person-2.png", "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert "photo.png" in (out / "report.html").read_text()

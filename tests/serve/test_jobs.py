@@ -10,15 +10,17 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve tests need the serve extra (fastapi)")
 
+from emocontext.options import PredictOptions  # noqa: E402
 from emocontext.serve.errors import ApiError, JobError  # noqa: E402
 from emocontext.serve.jobs import JobManager, expected_frames  # noqa: E402
-from emocontext.serve.media import Media  # noqa: E402
 from emocontext.serve.metrics import Metrics  # noqa: E402
 from emocontext.serve.settings import ServeSettings  # noqa: E402
 from emocontext.serve.store import Job  # noqa: E402
 from emocontext.serve.uploads import Upload  # noqa: E402
+from emocontext.video.decode import MediaContent  # noqa: E402
 
-VIDEO = Media("video", ".video", 96, 64, 2.0, "mp4")
+VIDEO = MediaContent("video", ".video", 96, 64, 2.0, "mp4")
+OPTIONS = PredictOptions(model="face", fps=5.0)
 
 
 class RecordingPool:
@@ -56,8 +58,8 @@ def test_expected_frames():
     assert expected_frames(VIDEO, 5.0, None) == 10
     assert expected_frames(VIDEO, 5.0, 1.0) == 5
     assert expected_frames(VIDEO, 3.0, None) == 6
-    assert expected_frames(Media("image", ".png", 4, 4, 0.0, "png_pipe"), 5.0, None) == 1
-    assert expected_frames(Media("video", ".video", 4, 4, None, "x"), 5.0, None) is None
+    assert expected_frames(MediaContent("image", ".png", 4, 4, 0.0, "png_pipe"), 5.0, None) == 1
+    assert expected_frames(MediaContent("video", ".video", 4, 4, None, "x"), 5.0, None) is None
     assert expected_frames({"kind": "video", "duration": 2.0}, 5.0, None) == 10
 
 
@@ -85,7 +87,7 @@ def test_slots_bound_uploads_and_jobs_per_service_and_per_key(tmp_path):
 
 def test_a_job_runs_to_done_and_is_kept(tmp_path):
     m = manager(tmp_path)
-    job = m.submit(m.reserve("k1"), upload(m), VIDEO, {"fps": 5.0}, durable=True)
+    job = m.submit(m.reserve("k1"), upload(m), VIDEO, OPTIONS, durable=True)
     ((spec, future),) = m._pool.calls
     assert spec["path"] == str(m.uploads_dir / f"{job.id}.video") and spec["out_dir"] == str(m.jobs_dir / job.id)
     assert m.store.get(job.id).status == "queued"
@@ -104,7 +106,7 @@ def test_a_job_runs_to_done_and_is_kept(tmp_path):
 
 def test_worker_error_and_predict_jobs_are_not_stored(tmp_path):
     m = manager(tmp_path)
-    job = m.submit(m.reserve(""), upload(m), VIDEO, {"fps": 5.0}, durable=False)
+    job = m.submit(m.reserve(""), upload(m), VIDEO, OPTIONS, durable=False)
     m._pool.calls[0][1].set_result({"error": JobError("decode", "clip.mp4: no frame")})
     assert job.status == "failed" and job.error.to_api().status == 422
     assert m.store.get(job.id) is None and list(m.uploads_dir.iterdir()) == []
@@ -113,9 +115,9 @@ def test_worker_error_and_predict_jobs_are_not_stored(tmp_path):
 
 def test_restart_resumes_unfinished_jobs_and_fails_lost_ones(tmp_path):
     first = manager(tmp_path)
-    running = first.submit(first.reserve("k1"), upload(first), VIDEO, {"fps": 5.0}, durable=True)
-    done = first.submit(first.reserve("k1"), upload(first), VIDEO, {"fps": 5.0}, durable=True)
-    lost = first.submit(first.reserve("k2"), upload(first), VIDEO, {"fps": 5.0}, durable=True)
+    running = first.submit(first.reserve("k1"), upload(first), VIDEO, OPTIONS, durable=True)
+    done = first.submit(first.reserve("k1"), upload(first), VIDEO, OPTIONS, durable=True)
+    lost = first.submit(first.reserve("k2"), upload(first), VIDEO, OPTIONS, durable=True)
     first._on_event(("start", running.id, 1234))
     first._pool.calls[1][1].set_result({"result": {"num_frames": 10}, "outputs": {}})
     (first.uploads_dir / lost.upload).unlink()
@@ -143,7 +145,7 @@ def test_restart_resumes_unfinished_jobs_and_fails_lost_ones(tmp_path):
 
 def test_cancel_a_queued_job_then_remove_it(tmp_path):
     m = manager(tmp_path)
-    job = m.submit(m.reserve("k1"), upload(m), VIDEO, {"fps": 5.0}, durable=True)
+    job = m.submit(m.reserve("k1"), upload(m), VIDEO, OPTIONS, durable=True)
     cancelled = m.cancel_or_remove(job.id, "k1")
     assert cancelled.status == "cancelled" and m.store.get(job.id).error.kind == "cancelled"
     assert list(m.uploads_dir.iterdir()) == [] and not (m.jobs_dir / job.id).exists() and m._inflight == 0

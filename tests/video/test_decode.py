@@ -251,3 +251,28 @@ def test_iter_frames_is_the_sampler_over_every_decoded_frame(tmp_path):
         assert [(f.timestamp, f.index) for f in got] == [(f.timestamp, f.index) for f in expected], fps
         for a, b in zip(got, expected, strict=True):
             np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_identify_media_reads_the_content_not_the_name(tmp_path):
+    import cv2
+
+    from emocontext.errors import NotMediaError
+    from emocontext.video.decode import identify_media
+
+    video = encode_video(tmp_path / "clip.mp4", numbered_frames(10), fps=10).rename(tmp_path / "photo.png")
+    seen = identify_media(video)
+    assert (seen.kind, seen.suffix, seen.width, seen.height) == ("video", ".video", 96, 64)
+    assert seen.duration == pytest.approx(1.0, abs=0.15)
+    picture = tmp_path / "clip.mp4"
+    picture.write_bytes(cv2.imencode(".jpg", np.full((30, 40, 3), 99, np.uint8))[1].tobytes())
+    assert identify_media(picture).kind == "image" and identify_media(picture).suffix == ".jpg"
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(NotMediaError) as e:
+        identify_media(empty)
+    assert e.value.empty and e.value.detail == "the file is empty (0 bytes)" and str(empty) in str(e.value)
+    text = tmp_path / "notes.mp4"
+    text.write_text("hello\n" * 100)
+    with pytest.raises(NotMediaError) as e:
+        identify_media(text)
+    assert not e.value.empty and e.value.detail.startswith("the file is not a video or image")

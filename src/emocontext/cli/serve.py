@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import EmoContextError
-from ..options import ModelName
+from ..options import ModelName, PredictOptions
 from .common import USAGE, Detector, fail
 
 __all__ = ["serve"]
@@ -64,9 +64,10 @@ def serve(
 
     Open http://HOST:PORT/ in a browser; the API is described at /docs (offline) and /openapi.json.
     POST /v1/predict and POST /v1/jobs take a multipart upload (field `file`, options model, detector,
-    fps, max_duration); GET /v1/jobs lists your jobs, DELETE /v1/jobs/ID cancels or removes one;
-    GET /v1/models, /healthz, /readyz, /metrics. Jobs are kept in --data-dir: after a restart a
-    finished job answers as before and an unfinished one runs again. Listening beyond this machine
+    fps, max_duration, person, detect_every; --model and --detector set their defaults); GET /v1/jobs
+    lists your jobs, DELETE /v1/jobs/ID cancels or removes one; GET /v1/models, /healthz, /readyz,
+    /metrics. Jobs are kept in --data-dir: after a restart a finished job answers as before and an
+    unfinished one runs again. Listening beyond this machine
     (--host 0.0.0.0) needs API keys or --insecure.
 
     Examples:
@@ -88,8 +89,7 @@ def serve(
             queue=queue,
             max_upload_mb=max_upload_mb,
             job_timeout=job_timeout,
-            model=model,
-            detector=detector,
+            options=PredictOptions(model=model, detector=detector),
             threads=threads,
             data_dir=data_dir,
             keep_hours=keep_hours,

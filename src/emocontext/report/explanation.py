@@ -4,11 +4,14 @@ The one function the command line (``predict --report --annotate``) and the web 
 call. The video is decoded once: the annotated video's pass at the native frame rate also samples the
 frames at ``prediction.fps`` exactly as :func:`~emocontext.video.decode.iter_frames` does, and the
 report's key frames and persons' faces are taken from it; without an annotated video one sampled
-pass reads them all.
+pass reads them all. A caller that draws more pictures (the service's numbered key frames and face
+thumbnails) names their times (``frame_times``) and gets the frames back (:attr:`Explanation.frames`)
+from the same pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +22,8 @@ from .annotate import write_annotated_video
 from .html import key_frame_view, report_frame_times, select_key_frames, write_html_report
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..inference import Prediction
 
 __all__ = ["Explanation", "KeyFrame", "explain"]
@@ -36,11 +41,13 @@ class KeyFrame:
 
 @dataclass(frozen=True)
 class Explanation:
-    """What :func:`explain` wrote: the report, the annotated video (None when not asked for) and the key frames."""
+    """What :func:`explain` wrote: the report, the annotated video (None when not asked for) and the key frames;
+    ``frames``: the sampled frames it read (RGB uint8) by timestamp, those of ``frame_times`` included."""
 
     report: Path | None = None
     annotated: Path | None = None
     key_frames: list[KeyFrame] = field(default_factory=list)
+    frames: dict[float, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
 
 def explain(
@@ -53,6 +60,7 @@ def explain(
     key_frames: int = 4,
     key_frame_names: str | None = "keyframe-{n}.png",
     show_video_path: bool = True,
+    frame_times: Sequence[float] = (),
 ) -> Explanation:
     """Write the report, the annotated video and the key-frame pictures of ``prediction`` into ``out_dir``.
 
@@ -66,6 +74,8 @@ def explain(
         key_frames: how many key frames the report shows and the pictures hold (:func:`~.html.select_key_frames`).
         key_frame_names: name of the ``n``-th key-frame PNG (:func:`~.html.key_frame_view`), or None for none.
         show_video_path: name ``video`` in the report when it is not ``prediction.path``.
+        frame_times: more timestamps (seconds) whose sampled frames to take from the same decoding, for the
+            caller's own pictures: each is the sampled frame nearest to it, in :attr:`Explanation.frames`.
 
     Returns:
         An :class:`Explanation` with the paths written.
@@ -82,7 +92,7 @@ def explain(
     picks = select_key_frames(prediction, key_frames) if report is not None or key_frame_names else []
     times = (
         report_frame_times(prediction, picks) if report is not None else [prediction.frames[i].timestamp for i in picks]
-    )
+    ) + list(frame_times)
     grab = FrameGrab(times)
     annotated_path = None
     if annotated is not None:  # one decoding: the annotation pass hands over the sampled frames
@@ -113,4 +123,4 @@ def explain(
             if ok:
                 path = atomic_write_bytes(out_dir / key_frame_names.format(n=n), png.tobytes())
                 written.append(KeyFrame(i, prediction.frames[i].timestamp, Path(path)))
-    return Explanation(report_path, annotated_path, written)
+    return Explanation(report_path, annotated_path, written, frames)

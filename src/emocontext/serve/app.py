@@ -67,8 +67,6 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """
     from fastapi_offline import FastAPIOffline
 
-    from ..options import default_model
-
     settings = settings or ServeSettings()
     metrics = Metrics()
 
@@ -95,9 +93,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.auth = Auth(settings.api_keys, settings.requests_per_minute)
-    app.state.default_model = settings.model or default_model()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _error_handlers(app, metrics)
     for router in (predict.router, jobs.router, meta.open_router, meta.keyed_router):
         app.include_router(router)
+    predict.describe_uploads(app, settings.options)
     return app

@@ -4,12 +4,14 @@ thumbnail per person, and the annotated video. Run in the worker; every file is 
 The key frames are the report's (:func:`~emocontext.report.html.select_key_frames`, the face box or the
 context attention of :func:`~emocontext.report.html.key_frame_view`), with the box of every person seen
 in that frame drawn and numbered with their ``person_id``, so that "person 3" on the page can be found on
-the picture. Each person's thumbnail is their face at their most confident frame.
+the picture. Each person's thumbnail is their face at their most confident frame. The upload is decoded
+once, by :func:`emocontext.report.explain`, which writes the report and the annotated video and hands back
+the frames the pictures here are drawn on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import cv2
@@ -17,7 +19,7 @@ import numpy as np
 
 from ..outputs import atomic_write_bytes
 
-__all__ = ["write_job_outputs", "KEY_FRAMES", "THUMBNAIL_SIZE"]
+__all__ = ["write_job_outputs", "write_key_frames", "write_thumbnails", "frame_times", "KEY_FRAMES", "THUMBNAIL_SIZE"]
 
 #: Key frames per job, and the side of a person's face thumbnail in pixels.
 KEY_FRAMES = 4
@@ -70,50 +72,65 @@ def _best_frame(person) -> int | None:
     return max(seen, key=lambda i: max((person.frames[i].probabilities or {"": 0.0}).values()))
 
 
-def write_thumbnails(pred, path: Path, out_dir: Path) -> list[dict]:
-    """``person-<id>.png`` for every person with a face: ``[{"id", "subject", "file"}]`` in ``persons`` order."""
-    from ..report._frames import grab_frames, scale_box
+def _thumbnail_picks(pred) -> list[tuple]:
+    """``(person, index of their most confident frame with a face box)`` of every person who has one."""
+    picks = [(p, _best_frame(p)) for p in pred.persons]
+    return [(p, i) for p, i in picks if i is not None]
+
+
+def frame_times(pred, k: int = KEY_FRAMES) -> list[float]:
+    """The timestamps of the frames :func:`write_key_frames` and :func:`write_thumbnails` draw on."""
+    from ..report.html import select_key_frames
+
+    keys = [pred.frames[i].timestamp for i in select_key_frames(pred, k)]
+    return keys + [p.frames[i].timestamp for p, i in _thumbnail_picks(pred)]
+
+
+def write_thumbnails(pred, frames: Mapping[float, np.ndarray], out_dir: Path) -> list[dict]:
+    """``person-<id>.png`` for every person with a face: ``[{"id", "subject", "file"}]`` in ``persons`` order.
+
+    ``frames``: the sampled frames by timestamp, those of :func:`frame_times` among them.
+    """
+    from ..report._frames import scale_box
     from ..video.streams import face_crop
 
-    picks = [(p, _best_frame(p)) for p in pred.persons]
-    picks = [(p, i) for p, i in picks if i is not None]
-    if not picks:
-        return []
-    images = grab_frames(path, pred.fps, [p.frames[i].timestamp for p, i in picks])
     out = []
-    for (p, i), image in zip(picks, images, strict=True):
+    for p, i in _thumbnail_picks(pred):
+        image = frames[p.frames[i].timestamp]
         name = f"person-{p.person_id}.png"
         _png(out_dir / name, face_crop(image, scale_box(p.frames[i].box, pred, image.shape), size=THUMBNAIL_SIZE))
         out.append({"id": p.person_id, "subject": bool(p.subject), "file": name})
     return out
 
 
-def write_key_frames(pred, path: Path, out_dir: Path, k: int = KEY_FRAMES) -> list[dict]:
-    """``keyframe-<n>.png``: ``[{"frame": index into result.frames, "timestamp", "file", "persons"}]``."""
-    from ..report._frames import grab_frames
+def write_key_frames(pred, frames: Mapping[float, np.ndarray], out_dir: Path, k: int = KEY_FRAMES) -> list[dict]:
+    """``keyframe-<n>.png``: ``[{"frame": index into result.frames, "timestamp", "file", "persons"}]``.
+
+    ``frames``: the sampled frames by timestamp, those of :func:`frame_times` among them.
+    """
     from ..report.html import select_key_frames
 
-    picks = select_key_frames(pred, k)
-    if not picks:
-        return []
-    images = grab_frames(path, pred.fps, [pred.frames[i].timestamp for i in picks])
     out = []
-    for n, (i, image) in enumerate(zip(picks, images, strict=True)):
+    for n, i in enumerate(select_key_frames(pred, k)):
         name = f"keyframe-{n}.png"
-        _png(out_dir / name, numbered_view(pred, i, image))
+        _png(out_dir / name, numbered_view(pred, i, frames[pred.frames[i].timestamp]))
         shown = [p.person_id for p in pred.persons if i < len(p.frames) and p.frames[i].face_present]
         out.append({"frame": i, "timestamp": pred.frames[i].timestamp, "file": name, "persons": shown})
     return out
 
 
 def write_job_outputs(pred, path: Path, out_dir: Path, stage: Callable[[str], None]) -> dict:
-    """Report, key frames, thumbnails and annotated video of ``pred`` (read from ``path``) in ``out_dir``.
+    """Report, annotated video, key frames and thumbnails of ``pred`` (read from ``path``) in ``out_dir``.
+
+    One decoding of ``path`` (:func:`emocontext.report.explain`): the annotated video's pass also samples the
+    frames of the report, of the numbered key frames and of the thumbnails.
 
     Args:
         pred: the :class:`~emocontext.inference.Prediction` (``pred.path`` already the client's file name).
         path: the upload the prediction was made from.
         out_dir: the job's folder (exists).
-        stage: called with ``"report"`` and ``"annotate"`` as the work goes on.
+        stage: called with ``"annotate"`` (the pass that writes the annotated video and the report) and
+            ``"report"`` (the key frames and thumbnails) as the work goes on.
 
     Returns:
         ``{"key_frames": [...], "persons": [...], "outputs": {"report": "report.html", "annotated": file}}``;
@@ -122,14 +139,23 @@ def write_job_outputs(pred, path: Path, out_dir: Path, stage: Callable[[str], No
     Raises:
         VideoDecodeError: the upload cannot be read again.
     """
-    from ..report import write_annotated_video, write_html_report
+    from ..report import explain
     from ..video.decode import is_image
 
-    stage("report")
-    write_html_report(pred, out_dir / "report.html", video_path=path, key_frames=KEY_FRAMES, show_video_path=False)
-    key_frames = write_key_frames(pred, path, out_dir)
-    persons = write_thumbnails(pred, path, out_dir)
-    stage("annotate")
     annotated = "annotated.png" if is_image(path) else "annotated.mp4"
-    write_annotated_video(pred, out_dir / annotated, video_path=path)
+    stage("annotate")
+    done = explain(
+        pred,
+        out_dir,
+        path,
+        report="report.html",
+        annotated=annotated,
+        key_frames=KEY_FRAMES,
+        key_frame_names=None,
+        show_video_path=False,
+        frame_times=frame_times(pred),
+    )
+    stage("report")
+    key_frames = write_key_frames(pred, done.frames, out_dir)
+    persons = write_thumbnails(pred, done.frames, out_dir)
     return {"key_frames": key_frames, "persons": persons, "outputs": {"report": "report.html", "annotated": annotated}}

@@ -37,8 +37,9 @@ from collections import Counter, deque
 from concurrent.futures import CancelledError
 from dataclasses import asdict
 
+from ..options import PredictOptions
+from ..video.decode import MediaContent
 from .errors import ApiError, JobError
-from .media import Media
 from .metrics import Metrics
 from .settings import ServeSettings
 from .store import Job, JobStore
@@ -67,7 +68,7 @@ class Slot:
             self._manager._release(self.owner)
 
 
-def expected_frames(media: Media | dict, fps: float, max_duration: float | None) -> int | None:
+def expected_frames(media: MediaContent | dict, fps: float, max_duration: float | None) -> int | None:
     """Sampled frames the pipeline will read: 1 for an image, ``ceil(duration * fps)`` for a video."""
     kind, duration = (media["kind"], media["duration"]) if isinstance(media, dict) else (media.kind, media.duration)
     if kind == "image":
@@ -153,7 +154,7 @@ class JobManager:
         self._pool = ProcessPool(
             max_workers=s.workers,
             initializer=init_worker,
-            initargs=(self._events, s.worker_threads, s.model, s.detector),
+            initargs=(self._events, s.worker_threads, s.options.to_dict()),
             context=ctx,
         )
         self._event_thread = threading.Thread(target=self._drain_events, name="emocontext-events", daemon=True)
@@ -309,14 +310,15 @@ class JobManager:
         return int(min(300, max(1, math.ceil(mean * waiting / self.settings.workers))))
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, slot: Slot, upload: Upload, media: Media, options: dict, *, durable: bool) -> Job:
+    def submit(self, slot: Slot, upload: Upload, media: MediaContent, options: PredictOptions, *, durable: bool) -> Job:
         """Schedule the prediction of an upload that passed :func:`~.media.inspect_media`.
 
         Args:
             slot: the slot taken for it (released when the job ends).
             upload: the received file; it is renamed to the job's id with the media's suffix.
             media: what the upload is.
-            options: prediction options.
+            options: the prediction options (kept in the job as :meth:`~PredictOptions.to_dict`; the worker
+                rebuilds the record from it).
             durable: a ``/v1/jobs`` job (kept in the store, outputs written); False for ``/v1/predict``.
         """
         job_id = uuid.uuid4().hex
@@ -327,10 +329,10 @@ class JobManager:
             id=job_id,
             owner=slot.owner,
             filename=upload.filename,
-            options=options,
+            options=options.to_dict(),
             media=asdict(media),
             upload=typed.name,
-            frames_total=expected_frames(media, options["fps"], options.get("max_duration")),
+            frames_total=expected_frames(media, options.fps, options.max_duration),
             durable=durable,
         )
         try:

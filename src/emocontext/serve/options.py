@@ -1,69 +1,70 @@
-"""The prediction options of an upload's form fields, checked: a clear 422 for each bad value."""
+"""The prediction options of an upload and of a job: the one bridge between HTTP and :class:`PredictOptions`.
+
+:func:`read_options` reads the form fields (:data:`FIELDS`: every option of
+:class:`~emocontext.options.PredictOptions`) over the server's own defaults with
+:meth:`PredictOptions.from_mapping <emocontext.options.PredictOptions.from_mapping>`: its
+:class:`~emocontext.options.OptionError` becomes 422 ``bad_option``, a model or detector this server
+cannot run (:mod:`.capabilities`) 422 ``unavailable``. :func:`job_options` rebuilds the record from a
+job's stored ``to_dict()`` in the worker process.
+"""
 
 from __future__ import annotations
 
-import math
+import dataclasses
+from collections.abc import Mapping
 
+from ..options import OptionError, PredictOptions
+from .capabilities import Capabilities
 from .errors import ApiError
 
-__all__ = ["FIELDS", "MAX_FPS", "parse_options"]
+__all__ = ["FIELDS", "read_options", "job_options"]
 
-#: Option fields accepted beside the file.
-FIELDS = ("model", "detector", "fps", "max_duration", "person")
-MAX_FPS = 30.0
+#: Option fields accepted beside the file: the fields of :class:`PredictOptions`, in their order.
+FIELDS = tuple(f.name for f in dataclasses.fields(PredictOptions))
 
-
-def _number(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ApiError(422, "bad_option", f"{name} must be a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ApiError(422, "bad_option", f"{name} must be > 0, got {text!r}")
-    return value
+_WHAT = {"model": "model", "detector": "face detector"}
 
 
-def _choice(kind: str, value: str, known, available, capabilities) -> str:
-    if value not in known:
-        raise ApiError(422, "bad_option", f"unknown {kind} {value!r}; choose one of {', '.join(available)}")
-    if value not in available:
-        missing = capabilities.why_not(kind.split()[-1], value) if capabilities is not None else None
-        why = f" ({missing.reason})" if missing is not None else ""
-        raise ApiError(
-            422,
-            "unavailable",
-            f"the {kind} {value!r} is not available on this server{why}; choose one of {', '.join(available)}",
-        )
-    return value
+def read_options(
+    fields: Mapping[str, str], *, base: PredictOptions, capabilities: Capabilities | None = None
+) -> PredictOptions:
+    """The options of an upload: ``fields`` (name -> text; empty: keep) over ``base``, the server's defaults.
 
-
-def parse_options(
-    fields: dict[str, str], *, default_model: str | None, default_detector: str, capabilities=None
-) -> dict:
-    """``{"model", "detector", "fps", "max_duration", "person"}`` from the form fields.
-
-    Empty fields take the defaults. Raises :class:`ApiError` 422 ``bad_option`` for an unknown
-    model or detector, a rate outside ``(0, MAX_FPS]``, a non-positive duration, or ``person`` when
-    not ``all`` or ``subject``; 422 ``unavailable`` for a model or detector this server cannot run
-    (``capabilities``: a :class:`~.capabilities.Capabilities`; None: everything the library knows).
+    Raises:
+        ApiError: 422 ``bad_option`` for a bad value (the message of :class:`~emocontext.options.OptionError`);
+            422 ``unavailable`` for a model or detector this server cannot run (``capabilities``; None:
+            everything the library knows).
     """
-    from ..options import MODELS, PERSON_MODES
-    from ..video.faces import list_detectors
+    try:
+        options = PredictOptions.from_mapping(fields, base=base)
+    except OptionError as e:
+        raise ApiError(422, "bad_option", str(e)) from None
+    if capabilities is not None:
+        _check_available(capabilities, "model", options.model, capabilities.models)
+        _check_available(capabilities, "detector", options.detector, capabilities.detectors)
+    return options
 
-    get = {k: v for k, v in fields.items() if v != ""}.get
-    models = capabilities.models if capabilities is not None else MODELS
-    detectors = capabilities.detectors if capabilities is not None else list_detectors()
-    model = get("model", default_model)
-    if model is not None:
-        model = _choice("model", model, MODELS, models, capabilities)
-    detector = _choice(
-        "face detector", get("detector", default_detector).lower(), list_detectors(), detectors, capabilities
+
+def _check_available(capabilities: Capabilities, kind: str, name: str, available: tuple[str, ...]) -> None:
+    if name in available:
+        return
+    missing = capabilities.why_not(kind, name)
+    why = f" ({missing.reason})" if missing is not None else ""
+    raise ApiError(
+        422,
+        "unavailable",
+        f"the {_WHAT[kind]} {name!r} is not available on this server{why}; choose one of {', '.join(available)}",
     )
-    fps = _number("fps", get("fps")) if get("fps") else 5.0
-    if fps > MAX_FPS:
-        raise ApiError(422, "bad_option", f"fps must be at most {MAX_FPS:g}, got {fps:g}")
-    max_duration = _number("max_duration", get("max_duration")) if get("max_duration") else None
-    person = get("person")
-    if person is not None and person not in PERSON_MODES:
-        raise ApiError(422, "bad_option", f"person must be one of {', '.join(PERSON_MODES)}, got {person!r}")
-    return {"model": model, "detector": detector, "fps": fps, "max_duration": max_duration, "person": person}
+
+
+def job_options(record: Mapping[str, object]) -> PredictOptions:
+    """The options a job was accepted with, from its record (:meth:`PredictOptions.to_dict`).
+
+    A record kept by an older server (``person`` None, no ``detect_every``) takes the library defaults for what
+    it lacks, as that server did.
+
+    Raises:
+        OptionError: an unknown name or a bad value.
+    """
+    kept = {k: v for k, v in record.items() if v is not None or k == "max_duration"}
+    return PredictOptions().replace(**kept)

@@ -9,7 +9,15 @@ here, they are the keys of ``probabilities``.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
+import types
+import typing
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..options import PredictOptions
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -21,6 +29,7 @@ __all__ = [
     "JobListV1",
     "ModelsV1",
     "upload_body",
+    "option_schemas",
 ]
 
 #: Version of the prediction JSON; changes when a field changes meaning or disappears.
@@ -92,7 +101,7 @@ class JobV1(BaseModel):
     model_config = ConfigDict(title="Job")
     id: str
     status: str = Field(description="queued, running, done, failed or cancelled")
-    stage: str = Field(description="queued, load, detect, report, annotate, done or failed")
+    stage: str = Field(description="queued, load, detect, annotate, report, done or failed")
     filename: str
     options: dict
     progress: ProgressV1
@@ -142,17 +151,67 @@ class ModelsV1(BaseModel):
     auth: bool = Field(description="requests need Authorization: Bearer KEY")
 
 
-def upload_body(*, jobs: bool, detectors: list[str]) -> dict:
-    """OpenAPI ``requestBody`` of the upload endpoints (the body is parsed by streaming, not by FastAPI)."""
-    props = {
-        "file": {"type": "string", "format": "binary", "description": "the video or image (checked by decoding)"},
-        "model": {"type": "string", "description": "face or context (default: the library default)"},
-        "detector": {"type": "string", "enum": detectors, "description": "face detector (see GET /v1/models)"},
-        "fps": {"type": "number", "description": "sampling rate in Hz (default 5)"},
-        "max_duration": {"type": "number", "description": "read at most this many seconds"},
-        "person": {"type": "string", "enum": ["all", "subject"], "description": "when the library supports it"},
-    }
+#: Checks of :class:`PredictOptions` that no class attribute holds (``fps`` reads ``MIN_FPS`` and ``MAX_FPS``).
+_BOUNDS = {"max_duration": {"exclusiveMinimum": 0}, "detect_every": {"minimum": 1}}
+_TYPES = {float: "number", int: "integer", str: "string"}
+
+
+def _attribute_docs(cls) -> dict[str, str]:
+    """``name -> first sentence`` of the ``Attributes:`` section of a class docstring, Sphinx roles as Markdown code."""
+    docs: dict[str, str] = {}
+    name, inside = None, False
+    for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
+        if line == "Attributes:":
+            inside = True
+        elif inside and line and not line.startswith(" "):
+            break  # the next section
+        elif inside and (m := re.match(r" {4}(\w+): (.*)", line)):
+            name, docs[m[1]] = m[1], m[2]
+        elif inside and name and line.strip():
+            docs[name] += " " + line.strip()
+    first = {k: re.split(r"(?<=\.)\s+(?=[A-Z])", v)[0] for k, v in docs.items()}
+    return {k: re.sub(r":\w+:`~?([^`]+)`", r"`\1`", v) for k, v in first.items()}
+
+
+def _value_schema(hint) -> dict:
+    """JSON schema of a ``Literal`` (its choices), a number or text; ``X | None`` as ``X`` (a field may be left out)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = (a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is typing.Literal:
+        return {"type": "string", "enum": list(typing.get_args(hint))}
+    return {"type": _TYPES[hint]}
+
+
+def option_schemas(defaults: PredictOptions) -> dict[str, dict]:
+    """JSON schema of every field of :class:`PredictOptions`, in its order, read off the class: the type, the
+    ``Literal`` choices, the range (``MIN_<NAME>`` / ``MAX_<NAME>`` class attributes), the docstring's words, and
+    the value of ``defaults`` (the server's) as the default."""
+    hints = typing.get_type_hints(PredictOptions)
+    docs = _attribute_docs(PredictOptions)
+    out = {}
+    for f in dataclasses.fields(PredictOptions):
+        schema = _value_schema(hints[f.name])
+        for key, attr in (("minimum", "MIN_"), ("maximum", "MAX_")):
+            if hasattr(PredictOptions, attr + f.name.upper()):
+                schema[key] = getattr(PredictOptions, attr + f.name.upper())
+        schema.update(_BOUNDS.get(f.name, {}))
+        if getattr(defaults, f.name) is not None:
+            schema["default"] = getattr(defaults, f.name)
+        schema["description"] = docs.get(f.name, "")
+        out[f.name] = schema
+    return out
+
+
+def upload_body(*, jobs: bool, defaults: PredictOptions) -> dict:
+    """OpenAPI ``requestBody`` of the upload endpoints: ``file`` and the fields of :class:`PredictOptions`
+    (:func:`option_schemas`, ``defaults`` the server's). The body is parsed by streaming, not by FastAPI."""
+    file = {"type": "string", "format": "binary", "description": "the video or image (checked by decoding)"}
+    props = {"file": file, **option_schemas(defaults)}
     what = "the job also writes the HTML report, the annotated video and key frames" if jobs else "JSON answer"
+    what += (
+        "; an option left out or empty takes the server's default (`default`); GET /v1/models lists the models "
+        "and face detectors this server can run"
+    )
     return {
         "requestBody": {
             "required": True,

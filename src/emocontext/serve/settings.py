@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..options import PredictOptions
 
 __all__ = ["ServeSettings", "default_data_dir", "load_api_keys", "API_KEYS_ENV"]
 
@@ -70,8 +71,9 @@ class ServeSettings:
             fails (``time_limit``); the worker is then replaced.
         keep_hours: hours a finished job (its record, report, annotated video, key frames) is kept.
         threads: torch threads per worker (None: the cores divided among the workers).
-        model: the model every worker loads at start (None: the library default).
-        detector: the face detector every worker loads at start.
+        options: the server's default prediction options: what an upload's empty or missing fields take
+            (:meth:`PredictOptions.from_mapping <emocontext.options.PredictOptions.from_mapping>`), and the
+            model and detector every worker loads at start (default: the library's defaults).
         data_dir: the job store (SQLite), the uploads and the job outputs (None: :func:`default_data_dir`).
         api_keys: keys accepted as ``Authorization: Bearer KEY`` on ``/v1/*`` and ``/metrics``
             (empty: open). Left out of ``repr``.
@@ -86,8 +88,7 @@ class ServeSettings:
     job_timeout: float = 600.0
     keep_hours: float = 24.0
     threads: int | None = None
-    model: str | None = None
-    detector: str = "mtcnn"
+    options: PredictOptions = field(default_factory=PredictOptions)
     data_dir: str | Path | None = None
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     requests_per_minute: int = 600

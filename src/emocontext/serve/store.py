@@ -71,8 +71,9 @@ class Job:
         id: random hex id (unguessable).
         owner: id of the API key that made it (``""`` without keys); others get 404.
         filename: the client's file name (a label, never a path).
-        options: the prediction options (``model``, ``detector``, ``fps``, ``max_duration``, ``person``).
-        media: what the upload is (:class:`~.media.Media` as a dict: ``kind``, ``width``, ``height``, ...).
+        options: the prediction options (:meth:`~emocontext.options.PredictOptions.to_dict`).
+        media: what the upload is (:class:`~emocontext.video.decode.MediaContent` as a dict: ``kind``,
+            ``width``, ``height``, ...).
         upload: the kept upload's file name in the uploads folder (deleted when the job ends).
         status: ``queued``, ``running``, ``done``, ``failed`` or ``cancelled``.
         stage: ``queued``, ``load`` (a model not yet in the worker), ``detect`` (reading frames),

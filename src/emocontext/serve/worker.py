@@ -1,9 +1,11 @@
 """What runs inside a worker process: the models are loaded once, then one job at a time.
 
-:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.inference.Predictor`
-and reports ``("ready", pid, info)`` on the event queue. :func:`run_job` predicts one uploaded
-file and, for ``/v1/jobs``, writes the report, key frames, thumbnails and annotated video into the
-job's folder (:mod:`.explain`). Progress goes to the event queue as ``("progress", job_id,
+:func:`init_worker` is the pool's initializer: it loads a :class:`~emocontext.inference.Predictor` for the
+server's default options and reports ``("ready", pid, info)`` on the event queue. A job's options
+(:meth:`~emocontext.options.PredictOptions.to_dict` across the process boundary) are rebuilt here into the
+frozen record, which keys a small cache of predictors: one per distinct value, never changed in place.
+:func:`run_job` predicts one uploaded file and, for ``/v1/jobs``, writes the report, key frames, thumbnails
+and annotated video into the job's folder (:mod:`.explain`). Progress goes to the event queue as ``("progress", job_id,
 frames_done)`` (sampled frames whose faces were found) and ``("stage", job_id, name)``.
 
 Expected failures (the file does not decode, an option the library refuses) come back as a
@@ -20,15 +22,19 @@ import time
 from pathlib import Path
 
 from ..errors import EmoContextError, VideoDecodeError
+from ..options import PredictOptions
 from .errors import JobError
+from .options import job_options
 
 __all__ = ["init_worker", "run_job"]
 
 log = logging.getLogger(__name__)
 
-_STATE: dict = {"events": None, "predictors": {}}
+_STATE: dict = {"events": None, "base": None, "predictors": {}}
 #: seconds between two progress messages of one job
 PROGRESS_EVERY = 0.2
+#: predictors a worker keeps (the most recently used; the server's default one always)
+MAX_PREDICTORS = 4
 
 
 def _emit(*message) -> None:
@@ -37,21 +43,28 @@ def _emit(*message) -> None:
         events.put(message)
 
 
-def _predictor(model: str | None, detector: str, person: str | None = None, **sampling):
-    """The worker's predictor for one :class:`~emocontext.options.PredictOptions` value, loaded on first use
-    and kept (one per distinct value; a predictor is never changed in place).
+def _predictor(options: PredictOptions):
+    """The worker's predictor for ``options``, loaded on first use and kept: one per distinct value, a predictor
+    is never changed in place. Beyond :data:`MAX_PREDICTORS` the least recently used one is dropped (never the
+    server's default). A new predictor takes the face detector object of a kept one with the same detector
+    (detectors hold no state between calls; one job runs at a time): no second load and cold start of the same
+    model (the face CNN's weights are cached by the library already).
 
     Raises:
-        OptionError: a bad option value.
+        EmoContextError: missing weights or detector files.
     """
     from ..inference import Predictor
-    from ..options import PredictOptions
 
-    fields = {"model": model, "detector": detector, "person": person, **sampling}
-    options = PredictOptions.from_mapping({k: v for k, v in fields.items() if v is not None})
-    if options not in _STATE["predictors"]:
-        _STATE["predictors"][options] = Predictor(options)
-    return _STATE["predictors"][options]
+    cache: dict = _STATE["predictors"]
+    predictor = cache.pop(options, None)
+    if predictor is None:
+        same = next((p for o, p in cache.items() if o.detector == options.detector), None)
+        predictor = Predictor(options, detector=None if same is None else same.detector)
+    cache[options] = predictor  # the most recently used last
+    spare = [o for o in cache if o != _STATE["base"]]
+    for old in spare[: max(0, len(cache) - MAX_PREDICTORS)]:
+        del cache[old]
+    return predictor
 
 
 def _warm_up(predictor) -> None:
@@ -63,21 +76,21 @@ def _warm_up(predictor) -> None:
     predictor.face(np.zeros((1, size, size, 3), np.uint8))
 
 
-def init_worker(events, threads: int, model: str | None, detector: str) -> None:
-    """Pool initializer: torch threads, the event queue, and the default predictor loaded."""
+def init_worker(events, threads: int, options: dict) -> None:
+    """Pool initializer: torch threads, the event queue, and the predictor of the server's default ``options``
+    (:meth:`~emocontext.options.PredictOptions.to_dict`) loaded."""
     import torch
-
-    from ..options import default_model
 
     torch.set_num_threads(threads)
     _STATE["events"] = events
     try:
-        p = _predictor(model, detector)
+        _STATE["base"] = base = job_options(options)
+        p = _predictor(base)
         _warm_up(p)
     except EmoContextError as e:
         _emit("failed", os.getpid(), str(e))
         return
-    _emit("ready", os.getpid(), {"model": model or default_model(), "name": p.model_name, "labels": list(p.labels)})
+    _emit("ready", os.getpid(), {"model": base.model, "name": p.model_name, "labels": list(p.labels)})
 
 
 def _failure(kind: str, e: Exception, path: Path, filename: str) -> dict:
@@ -102,27 +115,18 @@ def run_job(spec: dict) -> dict:
 
     Args:
         spec: ``id``, ``path`` (the upload), ``filename`` (the client's name), ``options``
-            (``model``, ``detector``, ``fps``, ``max_duration``, ``person``) and ``out_dir``
-            (None: JSON only).
+            (:meth:`~emocontext.options.PredictOptions.to_dict`) and ``out_dir`` (None: JSON only).
 
     Returns:
         ``{"result": prediction JSON, "key_frames": [...], "persons": [...], "outputs": {...},
         "seconds": float}`` or ``{"error": JobError}``.
     """
     job_id, path, filename = spec["id"], Path(spec["path"]), spec["filename"]
-    opts = spec["options"]
     t0 = time.perf_counter()
     _emit("start", job_id, os.getpid())
     try:
         _emit("stage", job_id, "load")  # instant when this worker already holds the model
-        predictor = _predictor(
-            opts.get("model"),
-            opts.get("detector", "mtcnn"),
-            opts.get("person"),
-            fps=opts.get("fps"),
-            max_duration=opts.get("max_duration"),
-            detect_every=opts.get("detect_every"),
-        )
+        predictor = _predictor(job_options(spec["options"]))
         _emit("stage", job_id, "detect")
     except EmoContextError as e:
         return _failure("bad_option", e, path, filename)

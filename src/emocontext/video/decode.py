@@ -14,7 +14,8 @@ This module is the one place that opens media files (the layer test forbids PyAV
 holds the suffix tables, the checks (missing, empty, no video stream, unknown codec), the readers
 (:class:`VideoReader`: every decoded frame at the file's own rate; :func:`iter_frames`: frames
 sampled at a target rate, by :class:`FrameSampler`), the container facts (:func:`probe`,
-:func:`stream_origins`) and the audio (:func:`read_audio`). Writing video is
+:func:`stream_origins`), what a file is by its content (:func:`identify_media`: the service's upload check)
+and the audio (:func:`read_audio`). Writing video is
 :mod:`.encode`'s.
 
 Errors: every failure is a :class:`~emocontext.errors.VideoDecodeError` (or
@@ -35,20 +36,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioDecodeError, VideoDecodeError
+from ..errors import AudioDecodeError, NotMediaError, VideoDecodeError
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "MEDIA_SUFFIXES",
     "CONTAINER_FORMATS",
+    "IMAGE_DEMUXERS",
+    "VIDEO_SUFFIX",
     "VideoInfo",
+    "MediaContent",
     "Frame",
     "Clip",
     "DecodedFrame",
     "VideoReader",
     "FrameSampler",
     "probe",
+    "identify_media",
     "iter_frames",
     "read_frames",
     "read_audio",
@@ -68,6 +73,18 @@ MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 #: Video files :mod:`.encode` writes, by suffix: the FFmpeg container format of each.
 CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 DEFAULT_FPS = 5.0
+#: FFmpeg demuxers of single images -> the suffix that makes the pipeline read the file as an image
+#: (:func:`identify_media`).
+IMAGE_DEMUXERS = {
+    "png_pipe": ".png",
+    "jpeg_pipe": ".jpg",
+    "jpegls_pipe": ".jpg",
+    "bmp_pipe": ".bmp",
+    "webp_pipe": ".webp",
+    "tiff_pipe": ".tiff",
+}
+#: The suffix :func:`identify_media` gives a video: any suffix outside :data:`IMAGE_SUFFIXES` is read as one.
+VIDEO_SUFFIX = ".video"
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,28 @@ class VideoInfo:
     duration: float | None
     codec: str
     has_audio: bool
+
+
+@dataclass(frozen=True)
+class MediaContent:
+    """What a file is, found by decoding its start (:func:`identify_media`), never by its name.
+
+    Attributes:
+        kind: ``"video"`` or ``"image"``.
+        suffix: the suffix that makes the pipeline read the file as what it is (:data:`VIDEO_SUFFIX`,
+            ``.png``, ``.jpg``, ...).
+        width, height: frame size in pixels.
+        duration: seconds (0 for an image; None when the container does not say).
+        format: the FFmpeg demuxer that recognised it (``"flv"``, ``"mov,mp4,m4a,3gp,3g2,mj2"``, ...;
+            ``"opencv"``: an image only OpenCV reads).
+    """
+
+    kind: str
+    suffix: str
+    width: int
+    height: int
+    duration: float | None
+    format: str
 
 
 @dataclass(frozen=True)
@@ -135,12 +174,18 @@ def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e).split(":")[0] or type(e).__name__
 
 
+def _opencv_image(path: Path) -> np.ndarray | None:
+    """The picture OpenCV decodes from the file's bytes (BGR), or None."""
+    import cv2
+
+    return cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+
+
 def _read_image(path: Path) -> np.ndarray:
     import cv2
 
     _check_file(path)
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = _opencv_image(path)
     if img is None:
         raise VideoDecodeError(f"{path}: not a readable image (corrupt or unsupported format)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -182,21 +227,71 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(str(path), img.shape[1], img.shape[0], None, 0.0, "image", False)
     with open_container(path) as container:
         vs = _video_stream(container, path)
-        duration = None
-        if vs.duration is not None and vs.time_base is not None:
-            duration = float(vs.duration * vs.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000
         rate = vs.average_rate
         return VideoInfo(
             path=str(path),
             width=vs.codec_context.width,
             height=vs.codec_context.height,
             average_fps=float(rate) if rate else None,
-            duration=duration,
+            duration=_duration(container, vs),
             codec=vs.codec_context.name,
             has_audio=bool(container.streams.audio),
         )
+
+
+def _duration(container, vs) -> float | None:
+    """Seconds of the video stream, else of the container; None when neither says."""
+    if vs.duration is not None and vs.time_base is not None:
+        return float(vs.duration * vs.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+def _why(e: Exception) -> str:
+    return getattr(e, "strerror", None) or type(e).__name__
+
+
+def identify_media(path: str | Path) -> MediaContent:
+    """Decode the start of ``path`` and say what it is, by its content (FFmpeg's probing), never by its name.
+
+    The first frame of the first video stream must decode. Still images are recognised by the demuxer
+    FFmpeg picks (:data:`IMAGE_DEMUXERS`: ``png_pipe``, ``jpeg_pipe``, ...) and must also decode with
+    OpenCV, which reads images for the pipeline; a file FFmpeg does not recognise is an image if OpenCV
+    reads it.
+
+    Raises:
+        NotMediaError: ``empty`` (0 bytes); or no demuxer recognises the content, it has no video stream,
+            or no frame decodes (text, audio only, a truncated MP4 without its index, ...). Its ``detail``
+            says which without the file's name.
+    """
+    import av
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise NotMediaError(path, "the file is empty (0 bytes)", empty=True)
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        img = _opencv_image(path)
+        if img is not None:
+            return MediaContent("image", ".png", img.shape[1], img.shape[0], 0.0, "opencv")
+        raise NotMediaError(path, f"the file is not a video or image that can be decoded ({_why(e)})") from None
+    with container:
+        fmt = container.format.name
+        if not container.streams.video:
+            raise NotMediaError(path, f"the file has no video stream (format {fmt})")
+        vs = container.streams.video[0]
+        try:
+            frame = next(iter(container.decode(vs)), None)
+        except (av.FFmpegError, ValueError) as e:
+            raise NotMediaError(path, f"no frame of the file decodes ({_why(e)})") from None
+        if frame is None:
+            raise NotMediaError(path, "the video stream has no frame")
+        width, height, duration = frame.width, frame.height, _duration(container, vs)
+    if fmt in IMAGE_DEMUXERS and _opencv_image(path) is not None:
+        return MediaContent("image", IMAGE_DEMUXERS[fmt], width, height, 0.0, fmt)
+    return MediaContent("video", VIDEO_SUFFIX, width, height, duration, fmt)
 
 
 @dataclass(eq=False)

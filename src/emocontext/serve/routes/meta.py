@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ...labels import emotion_hex
+from ...options import PERSON_MODES, PredictOptions
 from ..auth import caller
 from ..jobs import JobManager
 from ..metrics import CONTENT_TYPE_LATEST
-from ..options import MAX_FPS
 from ..page import favicon_svg, page_html
 from ..schemas import ModelsV1
 
@@ -56,22 +56,21 @@ async def readyz(request: Request):
 async def models(request: Request):
     """Models, detectors and options this server accepts; the ones the library has but this server lacks, with
     the reason and the operator's fix; the colour of each emotion."""
-    from ...options import PERSON_MODES
-
     state = request.app.state
+    defaults = state.settings.options
     caps = state.capabilities
     loaded = {d["model"]: d for d in state.jobs.live_ready().values()}  # one entry per model
     labels = [name for d in loaded.values() for name in d.get("labels", [])]
     return {
         "models": list(caps.models),
-        "default_model": state.default_model,
+        "default_model": defaults.model,
         "detectors": list(caps.detectors),
-        "default_detector": state.settings.detector,
+        "default_detector": defaults.detector,
         "unavailable": [m.to_dict() for m in caps.missing],
         "person": list(PERSON_MODES),
         "loaded": list(loaded.values()),
         "max_upload_mb": state.settings.max_upload_mb,
-        "max_fps": MAX_FPS,
+        "max_fps": PredictOptions.MAX_FPS,
         "colors": {name: emotion_hex(name) for name in dict.fromkeys(labels)},
         "auth": state.auth.required,
     }

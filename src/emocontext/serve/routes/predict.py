@@ -7,22 +7,22 @@ decoding, then the job. On any failure nothing is left behind.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...video.faces import list_detectors
+from ...options import PredictOptions
 from ..auth import caller
 from ..errors import ApiError
 from ..jobs import JobManager
 from ..media import inspect_media
-from ..options import FIELDS, parse_options
+from ..options import FIELDS, read_options
 from ..schemas import SCHEMA_HEADER, SCHEMA_VERSION, ErrorV1, JobV1, PredictionV1, upload_body
 from ..store import Job
 from ..uploads import discard_body, receive_upload
 from .jobs import job_json
 
-__all__ = ["router", "accept"]
+__all__ = ["router", "accept", "describe_uploads"]
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(caller)])
 ERRORS = {
@@ -48,12 +48,7 @@ async def accept(request: Request, owner: str, *, durable: bool) -> Job:
     upload = None
     try:
         upload = await receive_upload(request, manager.uploads_dir, max_bytes=settings.max_upload_bytes, fields=FIELDS)
-        options = parse_options(
-            upload.fields,
-            default_model=request.app.state.default_model,
-            default_detector=settings.detector,
-            capabilities=request.app.state.capabilities,
-        )
+        options = read_options(upload.fields, base=settings.options, capabilities=request.app.state.capabilities)
         media = await run_in_threadpool(inspect_media, upload.path)
         return manager.submit(slot, upload, media, options, durable=durable)
     except BaseException:
@@ -67,7 +62,6 @@ async def accept(request: Request, owner: str, *, durable: bool) -> Job:
     "/predict",
     response_model=PredictionV1,
     responses=ERRORS,
-    openapi_extra=upload_body(jobs=False, detectors=list_detectors()),
     summary="Predict one uploaded video or image",
 )
 async def predict(request: Request, owner: str = Depends(caller)):
@@ -85,10 +79,28 @@ async def predict(request: Request, owner: str = Depends(caller)):
     status_code=202,
     response_model=JobV1,
     responses=ERRORS,
-    openapi_extra=upload_body(jobs=True, detectors=list_detectors()),
     summary="Start a job on one uploaded video or image",
 )
 async def create_job(request: Request, owner: str = Depends(caller)):
     """Answers at once with the job; poll `GET /v1/jobs/{id}`. The job survives a server restart."""
     job = await accept(request, owner, durable=True)
     return JSONResponse(job_json(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+#: The upload routes: does the route write the job's files?
+_UPLOADS = {predict: False, create_job: True}
+
+
+def describe_uploads(app: FastAPI, defaults: PredictOptions) -> None:
+    """Put the upload body (:func:`~..schemas.upload_body`, ``defaults`` the server's options) into ``app``'s
+    OpenAPI document: :func:`accept` reads the body by streaming, so FastAPI cannot derive it."""
+    bodies = {r.path: upload_body(jobs=_UPLOADS[r.endpoint], defaults=defaults) for r in router.routes}
+    plain = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            for path, body in bodies.items():
+                plain()["paths"][path]["post"].update(body)
+        return app.openapi_schema
+
+    app.openapi = openapi
