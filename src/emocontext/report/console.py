@@ -72,7 +72,7 @@ def predictions_table(records: Sequence[tuple[str, Prediction | None, str | None
     """What ``emocontext predict`` prints for several files: one row per ``(path, prediction, error)``."""
     failed = sum(1 for _, _, e in records if e)
     folder, names = _relative_paths([path for path, _, _ in records])
-    title = f"{len(records)} files" + (f" in {folder}" if folder else "") + (f" ({failed} failed)" if failed else "")
+    title = f"{len(records)} files" + (f" ({failed} failed)" if failed else "") + (f" in {folder}" if folder else "")
     table = Table(title=escape(title))
     table.add_column("file", overflow="fold")  # wrap long paths: the file name must stay visible
     for c in ("status", "emotion", "confidence", "frames with face", "persons"):
