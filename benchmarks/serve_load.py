@@ -1,7 +1,7 @@
 """Load, soak and a crash on ``emocontext serve`` over loopback: throughput, latency, refusals, memory, lost jobs.
 
 Starts ``python -m emocontext serve`` on 127.0.0.1 (its own ``TMPDIR`` and ``--data-dir``, an API key),
-computes the single-process ``predict`` result of every clip first (:class:`~emocontext.predict.Predictor`,
+computes the single-process ``predict`` result of every clip first (:class:`~emocontext.inference.Predictor`,
 same options), then:
 
 1. **Load**: ``--clients`` concurrent clients (httpx, asyncio) upload the clips round-robin to
