@@ -432,3 +432,42 @@ def test_prediction_reads_short_and_says_width_by_height(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_pandas)
     with pytest.raises(ImportError, match="pip install pandas .*frame_rows"):
         p.to_dataframe()
+
+
+def test_still_faces_are_read_in_one_batch_with_the_answers_of_one_at_a_time(tmp_path, monkeypatch):
+    """detector none: consecutive still images share face CNN calls (one per crop size), the answers unchanged;
+    a video and a broken file in between keep their places."""
+    import cv2
+
+    from emocontext.features.backbones import FaceExtractor
+
+    rng = np.random.default_rng(5)
+    files = []
+    for i, side in enumerate([48, 48, 64, 48, 48]):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (side, side), dtype=np.uint8), (5, 5), 0)
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+        files.append(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    files.insert(2, tmp_path / "broken.png")
+    files.insert(4, _crossing_clip(tmp_path / "crossing.mp4"))
+    p = Predictor(model="face", detector="none")
+    one_by_one = [p.predict(f) if f.name != "broken.png" else None for f in files]
+    calls = []
+    real_run = FaceExtractor.run
+    monkeypatch.setattr(
+        FaceExtractor, "run", lambda self, crops, **kw: calls.append(len(crops)) or real_run(self, crops, **kw)
+    )
+    for workers in (1, 2):
+        calls.clear()
+        got = list(p.predict_many(files, workers=workers))
+        assert [path for path, _, _ in got] == [str(f) for f in files]
+        assert got[2][1] is None and got[2][2]  # the broken file: its error, in its place
+        for (_, pred, _), ref in zip(got, one_by_one, strict=True):
+            if ref is not None:
+                assert pred.label == ref.label
+                np.testing.assert_allclose(
+                    list(pred.probabilities.values()), list(ref.probabilities.values()), atol=1e-5
+                )
+        # [0, 1, broken, 2]: one call for the two 48 px faces, one for the 64 px one; the video its own call
+        # (its sampled frames); [3, 4]: one call
+        assert sorted(calls) == sorted([2, 1, one_by_one[4].frames_with_face, 2])
