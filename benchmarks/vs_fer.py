@@ -95,7 +95,7 @@ def media_files(folder: Path) -> list[Path]:
     """The files ``predict`` reads under ``folder`` (its own walk), so that the peer gets the same ones."""
     from emocontext.data.manifest import gather_paths
 
-    files, bad, _ = gather_paths([folder])
+    files, bad, *_ = gather_paths([folder])
     if bad or not files:
         raise SystemExit(f"{folder}: no media files ({bad[0][1] if bad else 'empty'})")
     return [f for f, _ in files]
