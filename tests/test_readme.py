@@ -201,8 +201,12 @@ def check_pip(words: list[str]) -> None:
 
     assert words[:2] == ["pip", "install"], words
     project = _pyproject()["project"]
-    for word in words[2:]:
+    rest = iter(words[2:])
+    for word in rest:
         if word == "-e":
+            continue
+        if word == "--index-url":  # torch's CPU build, from PyTorch's own index (a stock pip gets CUDA from PyPI)
+            assert next(rest) == "https://download.pytorch.org/whl/cpu"
             continue
         if word.startswith("."):
             extras = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", word)
@@ -225,7 +229,7 @@ def check_curl(words: list[str]) -> None:
     pytest.importorskip("fastapi", reason="the service needs the serve extra (fastapi)")
     from emocontext.options import PredictOptions
     from emocontext.serve.app import create_app
-    from emocontext.serve.options import FIELDS, parse_options
+    from emocontext.serve.options import FIELDS, read_options
 
     assert words[0] == "curl"
     fields, headers, urls = {}, {}, []
@@ -244,7 +248,7 @@ def check_curl(words: list[str]) -> None:
     options = {k: v for k, v in fields.items() if k != "file"}
     assert set(options) <= set(FIELDS), f"fields the service does not take: {set(options) - set(FIELDS)}"
     PredictOptions.from_mapping(options)  # the values are valid options
-    parse_options(options, default_model=None, default_detector="mtcnn")  # and the service reads them
+    read_options(options, base=PredictOptions())  # and the service reads them
     for key, value in headers.items():
         assert key == "Authorization" and value.split()[0] == "Bearer", (key, value)
     (url,) = urls
@@ -490,9 +494,11 @@ SERVER = "runs a server until stopped; tests/serve start the service on 127.0.0.
 #: How each README command line is exercised, by its :func:`normalise`\ d text.
 COMMANDS: dict[str, Run | ParseOnly | Install] = {
     # install
-    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e . && "
+    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 "
+    "--index-url https://download.pytorch.org/whl/cpu && pip install -e . && "
     "emocontext predict --sample": Install("creates a virtual environment and installs from the network"),
-    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e '.[test]' && "
+    "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 "
+    "--index-url https://download.pytorch.org/whl/cpu && pip install -e '.[test]' && "
     "python -m pytest -q": Install(
         "creates a virtual environment, installs, and runs the whole suite (this test in it)"
     ),
