@@ -337,10 +337,13 @@ class Predictor:
             return {p.person_id: streams.for_person(p.person_id) for p in streams.persons}
         return {None: streams}
 
-    def _predict(self, path: str | Path, streams: Streams, faces: dict | None = None) -> Prediction:
-        """The prediction of one file's ``streams``; ``faces``: the face CNN's outputs per part, if computed."""
+    def _predict(
+        self, path: str | Path, streams: Streams, parts: dict | None = None, faces: dict | None = None
+    ) -> Prediction:
+        """The prediction of one file's ``streams``; ``parts`` (:meth:`_parts`) and ``faces`` (the face CNN's
+        outputs per part), when the caller already has them."""
         with_context = self.context_model is not None
-        parts = self._parts(streams)
+        parts = parts or self._parts(streams)
         faces = faces or {}
         n = len(streams)
         persons = []
@@ -561,23 +564,19 @@ class Predictor:
                 read.append((path, self._streams(path), None))
             except EmoContextError as e:
                 read.append((path, None, str(e)))
-        keys = [
-            (i, key, part)
-            for i, (_, st, _) in enumerate(read)
-            if st is not None
-            for key, part in self._parts(st).items()
-        ]
-        outputs = self._face_outputs([part for _, _, part in keys])
-        faces: dict[int, dict] = {}
-        for (i, key, _), out in zip(keys, outputs, strict=True):
-            faces.setdefault(i, {})[key] = out
+        parts = {i: self._parts(streams) for i, (_, streams, _) in enumerate(read) if streams is not None}
+        flat = [(i, key) for i, by_key in parts.items() for key in by_key]
+        outputs = self._face_outputs([parts[i][key] for i, key in flat])
+        faces: dict[int, dict] = {i: {} for i in parts}
+        for (i, key), out in zip(flat, outputs, strict=True):
+            faces[i][key] = out
         results = []
         for i, (path, streams, problem) in enumerate(read):
             if streams is None:
                 results.append((str(path), None, problem))
                 continue
             try:
-                results.append((str(path), self._predict(path, streams, faces.get(i)), None))
+                results.append((str(path), self._predict(path, streams, parts[i], faces[i]), None))
             except EmoContextError as e:
                 results.append((str(path), None, str(e)))
         return results
