@@ -37,7 +37,7 @@ from sklearn.model_selection import GroupKFold
 
 from emocontext.data.datasets import ckplus_sequences
 from emocontext.data.manifest import ClipEntry
-from emocontext.features.backbones import FaceExtractor
+from emocontext.features.face import FaceExtractor
 from emocontext.features.store import FeatureStore, Record
 from emocontext.labels import CKPLUS7, EKMAN8, restrict_probabilities
 from emocontext.metrics import macro_map, macro_precision

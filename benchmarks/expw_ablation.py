@@ -39,8 +39,8 @@ import torch
 from _machine import cpu_name
 
 from emocontext.data.datasets import load_dataset
-from emocontext.features.backbones import FACE_CNN
 from emocontext.features.extract import Extractors, extract
+from emocontext.features.specs import FACE_CNN
 from emocontext.features.store import FeatureStore
 from emocontext.labels import EKMAN7
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map

@@ -37,13 +37,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from emocontext.data.datasets import load_dataset
-from emocontext.features.backbones import (
-    EFFNET_LITE0_IMAGENET,
-    FACE_CNN,
-    _to_input,
-    build_efficientnet_lite0,
-    load_face_cnn,
-)
+from emocontext.features.backbones import _to_input, build_efficientnet_lite0, load_face_cnn
+from emocontext.features.specs import EFFNET_LITE0_IMAGENET, FACE_CNN
 from emocontext.labels import EKMAN7
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map
 from emocontext.models import create_model

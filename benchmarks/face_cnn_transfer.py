@@ -29,7 +29,8 @@ from _machine import cpu_name
 from _results import save
 
 from emocontext.data.datasets import ckplus_sequences, load_dataset
-from emocontext.features.backbones import FACE_CNN, FaceExtractor, face_weights_path
+from emocontext.features.face import FaceExtractor
+from emocontext.features.specs import FACE_CNN, face_weights_path
 from emocontext.labels import CKPLUS7, EKMAN7, EKMAN8, restrict_probabilities
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map
 from emocontext.video.streams import face_crop

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emocontext.features.backbones import FaceExtractor
+from emocontext.features.face import FaceExtractor
 from emocontext.labels import EKMAN7
 
 REPO = Path(__file__).resolve().parents[1]

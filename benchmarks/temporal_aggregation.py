@@ -33,7 +33,7 @@ from _machine import cpu_name
 from scipy.stats import trim_mean
 
 from emocontext.data.datasets import ckplus_sequences, load_dataset, map_labels
-from emocontext.features.backbones import FaceExtractor
+from emocontext.features.face import FaceExtractor
 from emocontext.labels import CKPLUS7, EKMAN7, EKMAN8, restrict_probabilities
 from emocontext.metrics import accuracy, bootstrap_ci
 

@@ -143,18 +143,17 @@ def pair_runs(name: str, spec: dict, repeat: int, peer_python: Path, work: Path)
 
 
 def profile_child(folder: Path, options: list[str]) -> None:
-    """What one of ``predict``'s workers does (one file at a time, one torch thread), each part timed; prints
-    one JSON line (epoch seconds)."""
+    """What one of ``predict``'s workers does (one file at a time, one thread for the networks), each part
+    timed; prints one JSON line (epoch seconds)."""
     marks, cpu = {"entry": _ENTRY}, {"entry": _ENTRY_CPU}
-    import torch
-
     import emocontext.cli  # noqa: F401  (what the command line imports before it runs)
+    from emocontext import runtime
     from emocontext.data.manifest import gather_paths
     from emocontext.inference import Predictor
     from emocontext.report.tables import PredictionTables
 
     marks["imported"], cpu["imported"] = time.time(), time.process_time()
-    torch.set_num_threads(1)  # as each of predict's 2 files at once on 2 cores (cli.common.local_workers)
+    runtime.set_threads(1)  # as each of predict's 2 files at once on 2 cores (cli.common.local_workers)
     kwargs = {"detector": options[options.index("--detector") + 1]} if "--detector" in options else {}
     predictor = Predictor(**kwargs)
     marks["loaded"], cpu["loaded"] = time.time(), time.process_time()
@@ -275,7 +274,7 @@ def report(args, pairs: dict, profiles: dict, imports: dict) -> str:
         "The CPU ratio (user + system seconds of the process) moves less with the load of other work than the wall "
         "ratio does: on a busy machine it is the better guide to which system does less work.",
         "",
-        "## Where our time goes (one file at a time, one torch thread, in one fresh process)",
+        "## Where our time goes (one file at a time, one thread for the networks, in one fresh process)",
         "",
     ]
     for name, pr in profiles.items():
@@ -301,7 +300,7 @@ def report(args, pairs: dict, profiles: dict, imports: dict) -> str:
     lines += [
         "decode is the time spent waiting for the decoder thread (decoding overlaps the other stages); crop is the "
         "face crop and its resize (there is no alignment step yet). This is what each of `predict`'s workers does "
-        "(2 files at once on 2 cores, one torch thread each), so `predict`'s wall time is about half this sum on "
+        "(2 files at once on 2 cores, one thread each for the networks), so `predict`'s wall time is about half this sum on "
         "an idle machine.",
         "",
         "## Start-up: `python -X importtime`",

@@ -52,7 +52,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from emocontext.features.backbones import FACE_CNN, FACE_WEIGHTS_FILE, FaceExpressionCNN
+from emocontext.features.backbones import FaceExpressionCNN
+from emocontext.features.specs import FACE_CNN, FACE_WEIGHTS_FILE
 from emocontext.labels import EKMAN7, EKMAN8
 
 #: FER+ vote columns in ``ferplus.csv`` order; the first 8 are emotions, mapped onto EKMAN8.
@@ -256,7 +257,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def measure_extractor(weights: Path, splits: dict[str, dict[str, np.ndarray]], targets: str = "fer2013") -> dict:
     """Accuracy per split, ECE and ms per face of what ships: the library's ``FaceExtractor`` on ``weights``
     (grey faces given as RGB, the library's preprocessing, flip pass and temperature), batches of 64."""
-    from emocontext.features.backbones import FaceExtractor
+    from emocontext.features.face import FaceExtractor
 
     extractor = FaceExtractor(weights)
     res = {}
@@ -531,7 +532,7 @@ def main() -> int:
         return average_epochs(args, tr, va)
 
     if args.measure is not None:
-        from emocontext.features.backbones import face_weights_path
+        from emocontext.features.specs import face_weights_path
 
         weights = face_weights_path() if str(args.measure) == "installed" else args.measure
         te = load_split(args.data, "test", cache)

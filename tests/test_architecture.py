@@ -21,7 +21,7 @@ PACKAGE = "emocontext"
 #: Names are modules or packages under ``emocontext`` (a package covers its submodules); ``""`` is
 #: the package itself (``emocontext/__init__.py``, the public facade).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("errors", "hub", "labels", "metrics", "options", "outputs", "samples", "weights")),
+    ("foundation", ("errors", "hub", "labels", "metrics", "options", "outputs", "runtime", "samples", "weights")),
     ("video", ("video",)),
     ("data", ("data",)),
     ("features", ("features",)),

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from emocontext.errors import EmoContextError, IncompatibleFeaturesError
-from emocontext.features.backbones import ContextExtractor, FaceExtractor
+from emocontext.features.backbones import ContextExtractor
+from emocontext.features.face import FaceExtractor
 from emocontext.inference import Predictor
 from emocontext.labels import EKMAN7
 from emocontext.models import create_model
@@ -439,7 +440,7 @@ def test_still_faces_are_read_in_one_batch_with_the_answers_of_one_at_a_time(tmp
     a video and a broken file in between keep their places."""
     import cv2
 
-    from emocontext.features.backbones import FaceExtractor
+    from emocontext.features.face import FaceExtractor
 
     rng = np.random.default_rng(5)
     files = []

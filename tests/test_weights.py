@@ -23,8 +23,9 @@ README = (REPO / "README.md").read_text()
 CARD = (REPO / "src" / "emocontext" / "weights" / "MODEL_CARD.md").read_text()
 
 
-def test_five_records_by_name():
-    assert list_weights() == ["face_cnn", "efficientnet_lite0", "context_model", "mtcnn", "yunet"]
+def test_every_record_by_name():
+    names = ["face_cnn", "face_cnn_onnx", "efficientnet_lite0", "context_model", "mtcnn", "mtcnn_keras", "yunet"]
+    assert list_weights() == names
     for name in list_weights():
         w = get_weights(name)
         assert isinstance(w, Weights) and w.name == name and w.files and w.source and w.licence
@@ -43,7 +44,13 @@ def test_records_are_read_only():
 
 @pytest.mark.parametrize(
     "weights",
-    [FACE_CNN_WEIGHTS, get_weights("efficientnet_lite0"), CONTEXT_MODEL_WEIGHTS, MTCNN_WEIGHTS],
+    [
+        FACE_CNN_WEIGHTS,
+        get_weights("face_cnn_onnx"),
+        get_weights("efficientnet_lite0"),
+        CONTEXT_MODEL_WEIGHTS,
+        MTCNN_WEIGHTS,
+    ],
     ids=lambda w: w.name,
 )
 def test_installed_files_have_the_recorded_sha256(weights):
@@ -58,7 +65,9 @@ def test_installed_files_have_the_recorded_sha256(weights):
 def test_every_file_of_the_records_is_found_offline(monkeypatch):
     for var in ("EMOCONTEXT_FACE_WEIGHTS", "EMOCONTEXT_CONTEXT_WEIGHTS"):
         monkeypatch.delenv(var, raising=False)
-    for name in ("face_cnn", "efficientnet_lite0", "context_model", "mtcnn"):
+    for var in ("EMOCONTEXT_MTCNN",):
+        monkeypatch.delenv(var, raising=False)
+    for name in ("face_cnn", "face_cnn_onnx", "efficientnet_lite0", "context_model", "mtcnn"):
         assert hub.resolve(get_weights(name)).exists(), name
 
 

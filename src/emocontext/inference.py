@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runtime
 from .errors import EmoContextError
-from .features.backbones import FaceExtractor
 from .features.extract import face_features
+from .features.face import FaceExtractor
 from .options import PredictOptions
 from .video.faces import FaceDetector, create_detector
 from .video.pipeline import StageTimes, StreamConfig, video_streams
@@ -291,6 +292,7 @@ class Predictor:
         self.context_model = None
         sampling = dict(fps=options.fps, max_duration=options.max_duration, detect_every=options.detect_every)
         if options.model == "context":
+            runtime.import_torch()  # the context model is torch: loaded here, with the run's thread count
             from .features.backbones import ContextExtractor
             from .pretrained import load_context_model
 
@@ -454,7 +456,7 @@ class Predictor:
 
     def _context_model(self, streams, feats: np.ndarray, chunk: int = 32):
         """Frame probabilities ``(T, K)``, context attention ``(T, h, w)`` and fusion weights ``(T, 2)``."""
-        import torch
+        torch = runtime.import_torch()
 
         n = len(streams)
         probs, attention, fusion = [], [], []

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import hashlib
@@ -12,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 from emocontext.errors import ConfigError, NoFaceError, WeightsError
 from emocontext.hub import resolve
@@ -28,7 +25,6 @@ from emocontext.video.faces import (
     create_detector,
     detect_track,
     list_detectors,
-    load_mtcnn_nets,
     nms,
     opencv,
     select_subject,
@@ -36,7 +32,6 @@ from emocontext.video.faces import (
     yunet,
 )
 from emocontext.video.faces import boxes as boxes_module
-from emocontext.video.faces import mtcnn as mtcnn_module
 from emocontext.weights import YUNET_WEIGHTS, Weights
 from tests.conftest import REPO, data_path
 
@@ -118,17 +113,17 @@ def test_nms_matches_reference(mode, matrix, monkeypatch):
     boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
     scores = rng.permutation(150).astype(np.float32)  # distinct scores: a unique answer
     for thr in (0.3, 0.5, 0.7):
-        got = nms(torch.from_numpy(boxes), torch.from_numpy(scores), thr, mode=mode).tolist()
+        got = nms(boxes, scores, thr, mode=mode).tolist()
         assert got == _reference_nms(boxes.astype(np.float64), scores, thr, mode)
 
 
 def test_nms_modes_and_edge_cases():
-    big_and_inner = torch.tensor([[0.0, 0, 100, 100], [10, 10, 30, 30]])
-    scores = torch.tensor([0.9, 0.8])
+    big_and_inner = np.array([[0.0, 0, 100, 100], [10, 10, 30, 30]])
+    scores = np.array([0.9, 0.8])
     assert nms(big_and_inner, scores, 0.7).tolist() == [0, 1]  # IoU 0.04: both kept
     assert nms(big_and_inner, scores, 0.7, mode="min").tolist() == [0]  # inner box covered: dropped
-    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
-    assert nms(big_and_inner, torch.tensor([0.1, 0.8]), 0.7, mode="min").tolist() == [1]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).size == 0
+    assert nms(big_and_inner, [0.1, 0.8], 0.7, mode="min").tolist() == [1]
     with pytest.raises(ConfigError):
         nms(big_and_inner, scores, 0.5, mode="max")
     with pytest.raises(ConfigError):
@@ -166,85 +161,6 @@ def test_base_detector_downscales_rescales_clips_drops_and_sorts():
     assert [x.score for x in by_area] == [0.9, 0.95]
     with pytest.raises(ConfigError, match="RGB uint8"):
         d.detect(np.zeros((10, 10), np.uint8))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# MTCNN building blocks (no data needed; the weights ship in the `mtcnn` package)
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def test_keras_flatten_order_matches_permute_then_flatten():
-    nhwc = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)  # N, H, W, C
-    keras = np.transpose(nhwc, (0, 2, 1, 3)).reshape(2, -1)  # Permute((2, 1, 3)) then Flatten
-    ours = mtcnn_module._keras_flatten(torch.from_numpy(nhwc).permute(0, 3, 1, 2))  # from NCHW
-    np.testing.assert_array_equal(ours.numpy(), keras)
-
-
-def test_conv_kernels_are_converted_from_hwio():
-    """A Keras conv (HWIO kernel, NHWC input, cross-correlation) computed by hand equals our loaded conv."""
-    rng = np.random.default_rng(1)
-    net = mtcnn_module._PNet()
-    arrays = []
-    for name in net.keras_layers:
-        layer = getattr(net, name)
-        if isinstance(layer, torch.nn.Conv2d):
-            o, i, kh, kw = layer.weight.shape
-            arrays += [rng.normal(size=(kh, kw, i, o)).astype(np.float32), rng.normal(size=o).astype(np.float32)]
-        else:
-            arrays.append(rng.normal(size=(1, 1, layer.weight.shape[0])).astype(np.float32))
-    mtcnn_module._load_keras_arrays(net, arrays, "synthetic")
-    kernel, bias = arrays[0], arrays[1]
-    img = rng.normal(size=(7, 9, 3)).astype(np.float32)  # H, W, C
-    expect = np.zeros((5, 7, 10), np.float32)
-    for y in range(5):
-        for x in range(7):
-            expect[y, x] = np.einsum("ijc,ijco->o", img[y : y + 3, x : x + 3], kernel) + bias
-    got = net.conv1(torch.from_numpy(img).permute(2, 0, 1)[None])[0].permute(1, 2, 0).detach().numpy()
-    np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-4)
-    np.testing.assert_array_equal(net.prelu1.weight.detach().numpy(), arrays[2].reshape(-1))
-
-
-def test_mtcnn_weights_load_with_expected_shapes():
-    pnet, rnet, onet = load_mtcnn_nets()
-    assert pnet.conv1.weight.shape == (10, 3, 3, 3) and pnet.conv4_1.weight.shape == (4, 32, 1, 1)
-    assert rnet.fc4.weight.shape == (128, 576) and rnet.fc5_2.weight.shape == (2, 128)
-    assert onet.fc5.weight.shape == (256, 1152) and onet.fc6_2.weight.shape == (10, 256)
-    for net in (pnet, rnet, onet):
-        assert not net.training
-        assert all(p.abs().sum() > 0 for p in net.parameters())
-
-
-def test_mtcnn_weight_errors(tmp_path):
-    with pytest.raises(WeightsError, match="not found"):
-        load_mtcnn_nets(tmp_path)
-    (tmp_path / "pnet.lz4").write_bytes(b"not a joblib file")
-    with pytest.raises(WeightsError, match="cannot read"):
-        load_mtcnn_nets(tmp_path)
-    import joblib
-
-    joblib.dump([np.zeros((3, 3, 3, 11), np.float32)], tmp_path / "pnet.lz4")
-    with pytest.raises(WeightsError, match="shape"):
-        load_mtcnn_nets(tmp_path)
-
-
-def test_cpu_optimisations_are_exact():
-    plain = load_mtcnn_nets()
-    fast = copy.deepcopy(plain)
-    mtcnn_module._optimize_for_cpu(*fast)
-    assert fast[0].conv1.out_channels == 16 and fast[1].conv1.out_channels == 32
-    g = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(1, 3, 37, 51, generator=g), torch.randn(5, 3, 24, 24, generator=g)]
-    inputs.append(torch.randn(4, 3, 48, 48, generator=g))
-    with torch.inference_mode():
-        for a, b, x in zip(plain, fast, inputs, strict=True):
-            for u, v in zip(a(x), b(x.contiguous(memory_format=torch.channels_last)), strict=True):
-                torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("shape", [(6, 8), (7, 9), (1, 5), (2, 1)])
-def test_max_pool_2x2_is_ceil_mode_pooling(shape):
-    x = torch.randn(2, 3, *shape)
-    torch.testing.assert_close(mtcnn_module._max_pool_2x2(x), F.max_pool2d(x, 2, 2, ceil_mode=True))
 
 
 def test_mtcnn_on_blank_tiny_and_bad_frames(mtcnn):

@@ -174,11 +174,10 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
 
 
 def set_threads(threads: int | None) -> None:
-    """``torch.set_num_threads(threads)`` when given."""
-    if threads is not None:
-        import torch
+    """Intra-op threads of every network (ONNX Runtime, torch) when given: :func:`emocontext.runtime.set_threads`."""
+    from .. import runtime
 
-        torch.set_num_threads(threads)
+    runtime.set_threads(threads)
 
 
 #: ``--progress/--no-progress`` of the commands that read many frames.

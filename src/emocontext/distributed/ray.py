@@ -117,9 +117,9 @@ def cluster(address: str = "local", *, num_cpus: int | None = None):
 
 
 def _set_threads(threads: int) -> None:
-    import torch
+    from .. import runtime
 
-    torch.set_num_threads(max(int(threads), 1))
+    runtime.set_threads(max(int(threads), 1))
 
 
 class ExtractWorker:

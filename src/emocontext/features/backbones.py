@@ -15,17 +15,15 @@ Two extractors feed every model (ARCHITECTURE.md, "Pretrained parts that work of
   cannot ship offline; ``squeezenet1_1`` stays selectable when its torchvision
   weight file exists locally.
 
-Like torchvision's ``Weights`` enums, an :class:`ExtractorSpec` ties the weights
-file to its input size, normalisation, label set and provenance, read from the file's
-:class:`~emocontext.weights.Weights` record (:meth:`ExtractorSpec.from_weights`); the feature
-store records :meth:`ExtractorSpec.signature` and refuses to mix extractors.
+The torch side of the extractors: the networks, the face CNN's loading and its export to the ONNX
+graph that prediction runs (:func:`face_cnn_onnx`; the extractor is :class:`~.face.FaceExtractor`, torch-free),
+and the context CNN (:class:`ContextExtractor`). What each extractor is (input size, normalisation,
+provenance): :mod:`.specs`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,115 +31,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import hub
+from .. import hub, runtime
 from ..errors import ConfigError, WeightsError
 from ..labels import EKMAN8
-from ..weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS, Weights
+from ..weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS
+from .specs import EFFNET_LITE0_IMAGENET, FACE_CNN, SQUEEZENET1_1_IMAGENET, ExtractorSpec
 
 __all__ = [
-    "ExtractorSpec",
-    "FACE_CNN",
-    "EFFNET_LITE0_IMAGENET",
-    "SQUEEZENET1_1_IMAGENET",
     "FaceExpressionCNN",
-    "FaceExtractor",
     "ContextExtractor",
     "build_efficientnet_lite0",
-    "face_weights_path",
+    "face_cnn_onnx",
     "load_face_cnn",
 ]
-
-
-@dataclass(frozen=True)
-class ExtractorSpec:
-    """Weights plus everything needed to use them correctly.
-
-    Attributes:
-        name: registry name, e.g. ``"face_cnn_fer2013"``.
-        version: bumped whenever the weights or preprocessing change.
-        input_size: ``(H, W)`` in pixels the network expects.
-        mean, std: per-channel normalisation on 0..255 RGB values.
-        grayscale: the input is converted to grey (replicated to 3 channels).
-        feature_dim: size of the pooled feature vector.
-        test_time_flip: features are the mean over the input and its horizontal mirror (the
-            mirror's feature map flipped back, so the cells stay aligned); costs a second pass.
-        labels: class names of the classifier head, if any.
-        training_data, accuracy, source: provenance for model cards and stores.
-    """
-
-    name: str
-    version: str
-    input_size: tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    grayscale: bool
-    feature_dim: int
-    test_time_flip: bool = False
-    labels: tuple[str, ...] | None = None
-    training_data: str = ""
-    accuracy: dict = field(default_factory=dict)
-    source: str = ""
-
-    def signature(self) -> dict:
-        """What a feature store records: identity and preprocessing, not the metrics."""
-        d = asdict(self)
-        keys = ("name", "version", "input_size", "mean", "std", "grayscale", "feature_dim", "test_time_flip")
-        return {k: d[k] for k in keys}
-
-    @classmethod
-    def from_weights(cls, weights: Weights, **fields) -> ExtractorSpec:
-        """The spec of a network whose file has a :class:`~emocontext.weights.Weights` record.
-
-        The preprocessing (``input_size``, ``mean``, ``std``, ``grayscale``, ``test_time_flip``), the
-        metrics (``accuracy``) and the ``source`` are the record's, so the two cannot disagree;
-        ``fields`` give the rest (``name``, ``version``, ``feature_dim``, ``labels``, ``training_data``).
-        """
-        pre = weights.preprocessing
-        return cls(
-            input_size=tuple(pre["input_size"]),
-            mean=tuple(pre["mean"]),
-            std=tuple(pre["std"]),
-            grayscale=bool(pre["grayscale"]),
-            test_time_flip=bool(pre.get("test_time_flip", False)),
-            accuracy=dict(weights.metrics),
-            source=weights.source,
-            **fields,
-        )
-
-
-FACE_CNN = ExtractorSpec.from_weights(
-    FACE_CNN_WEIGHTS,
-    name="face_cnn_fer2013",
-    version="5",
-    feature_dim=1280,
-    labels=EKMAN8.names,
-    training_data="FER2013 Training (original pixels) with FER2013's own labels (contempt where the FER+ majority "
-    "says so), logit-adjusted for balanced classes, and the FER+ vote distributions as an auxiliary head; 8 classes; "
-    "model selection on PublicTest (FER2013 accuracy + macro recall)",
-)
-
-EFFNET_LITE0_IMAGENET = ExtractorSpec.from_weights(
-    EFFICIENTNET_LITE0_WEIGHTS,
-    name="efficientnet_lite0_imagenet",
-    version="1",
-    feature_dim=1280,
-    training_data="ImageNet-1k",
-)
-
-SQUEEZENET1_1_IMAGENET = ExtractorSpec(
-    name="squeezenet1_1_imagenet",
-    version="1",
-    input_size=(224, 224),
-    mean=(0.485 * 255, 0.456 * 255, 0.406 * 255),
-    std=(0.229 * 255, 0.224 * 255, 0.225 * 255),
-    grayscale=False,
-    feature_dim=512,
-    training_data="ImageNet-1k",
-    accuracy={"imagenet_top1": 58.2},
-    source="torchvision squeezenet1_1-b8a52dc0.pth, read from a local path (never downloaded)",
-)
-
-FACE_WEIGHTS_FILE = FACE_CNN_WEIGHTS.filename
 
 
 def build_efficientnet_lite0(*, pretrained: bool = True) -> nn.Module:
@@ -235,11 +137,6 @@ class FaceExpressionCNN(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
-def face_weights_path() -> Path:
-    """Path of the shipped face CNN weights (package data), or ``$EMOCONTEXT_FACE_WEIGHTS`` (not checked)."""
-    return hub.default_path(FACE_CNN_WEIGHTS)
-
-
 def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:
     """uint8 ``(N, H, W, 3)`` RGB (or ``(N, H, W)`` grey) -> normalised ``(N, 3, h, w)`` float32."""
     x = torch.from_numpy(np.ascontiguousarray(images))
@@ -256,10 +153,6 @@ def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:
     std = torch.tensor(spec.std).view(1, 3, 1, 1)
     # channels-last: 30-40 % faster depthwise convolutions on CPU (4.1 vs 6.0 ms a 64 px face, 1 thread)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-
-
-def _sha256_prefix(path: Path) -> str:
-    return hub.sha256(path)[:16]
 
 
 def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
@@ -288,79 +181,70 @@ def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
     return model
 
 
-@lru_cache(maxsize=2)
-def _load_face_cnn(path: str) -> FaceExpressionCNN:
-    """:func:`load_face_cnn`, batch norms folded, in eval mode; one copy per weights file."""
-    model = load_face_cnn(path)
-    fold_batch_norms(model.trunk)
-    return model.eval().to(memory_format=torch.channels_last)
+class _FaceGraph(nn.Module):
+    """What the face ONNX graph computes: normalised faces ``(N, 3, H, W)`` -> the flip-averaged feature map
+    ``(N, 1280, H/16, W/16)``, its average pool ``(N, 1280)`` and the probabilities ``(N, 8)`` (softmax of the
+    head over the pool, divided by the temperature). As :meth:`FaceExpressionCNN.feature_map` with ``mirrored``,
+    written with ``chunk`` so the batch size stays a free dimension of the graph."""
+
+    def __init__(self, model: FaceExpressionCNN, flip: bool):
+        super().__init__()
+        self.model, self.flip, self.temperature = model, flip, float(model.temperature)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        trunk = self.model.trunk
+        if self.flip:
+            plain, mirror = trunk.extract_features(torch.cat([x, x.flip(-1)])).chunk(2)
+            maps = (plain + mirror.flip(-1)) / 2
+        else:
+            maps = trunk.extract_features(x)
+        feats = maps.mean((2, 3))
+        return maps, feats, (self.model.head(feats) / self.temperature).softmax(-1)
 
 
-class FaceExtractor:
-    """Frozen face-expression CNN: face crops -> features ``(N, 1280)`` and probabilities ``(N, 8)``.
+def face_cnn_onnx(path: str | Path | None = None) -> bytes:
+    """The face CNN of a weights file (default the shipped one) as a serialised ONNX graph (opset 17).
 
-    With :data:`FACE_CNN` (``test_time_flip``) every face is read twice, as is and mirrored: the
-    feature map is the mean of the two (the mirror's flipped back), the feature its average pool,
-    the probabilities the softmax of the head on that feature. This horizontal-flip test-time
-    augmentation is what the accuracy in ``benchmarks/face_cnn.md`` measures (with and without it:
-    :data:`emocontext.weights.FACE_CNN_WEIGHTS` ``.metrics``) at twice the CNN time.
-
-    Args:
-        weights: path of a weights file; default the shipped one.
-        batch_size: crops per forward pass (twice as many images go through the network).
+    Input ``x``: ``(N, 3, 80, 80)`` float32 faces normalised with :data:`FACE_CNN`; outputs ``feature_map``,
+    ``features``, ``probabilities`` (:class:`_FaceGraph`). The weights are stored as float16 (the ``.pt``
+    holds float16 values: nothing is lost) and cast to float32 when the graph loads; batch norms stay separate
+    operators (ONNX Runtime folds them into the convolutions when it loads the graph). The graph's metadata
+    names the source file and its SHA-256 (``source_sha256``), the spec name and version.
 
     Raises:
-        WeightsError: the weights file is missing, unreadable, or made for another architecture version.
+        WeightsError: as :func:`load_face_cnn`.
     """
+    import onnx
+    from onnx import helper, numpy_helper
 
-    spec = FACE_CNN
-
-    def __init__(self, weights: str | Path | None = None, *, batch_size: int = 64):
-        path = Path(weights or face_weights_path())
-        self.model = _load_face_cnn(str(path))
-        self.weights_sha256 = _sha256_prefix(path)
-        self.batch_size = batch_size
-
-    @property
-    def signature(self) -> dict:
-        """The spec's signature plus the weights' checksum: retrained weights never mix in one store."""
-        return {**self.spec.signature(), "weights_sha256": self.weights_sha256}
-
-    @property
-    def map_size(self) -> tuple[int, int]:
-        """``(h, w)`` of the last feature map: the input size over the network's stride of 16."""
-        return tuple(s // FaceExpressionCNN.STRIDE for s in self.spec.input_size)
-
-    @torch.inference_mode()
-    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``crops``: uint8 ``(N, H, W, 3)`` RGB face crops -> features ``(N, 1280)``, probabilities ``(N, 8)``."""
-        feats, probs, _ = self.run(crops, keep_maps=False)
-        return feats, probs
-
-    @torch.inference_mode()
-    def run(self, crops: np.ndarray, *, keep_maps: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features ``(N, 1280)``, probabilities ``(N, 8)`` and last feature maps ``(N, 1280, 5, 5)`` (float32).
-
-        ``keep_maps=False`` returns the maps as ``(N, 0, 5, 5)``: the same features and probabilities
-        without holding 100 KB of map per crop (a 10-minute video at 5 fps: 384 MB) when no model reads them.
-        """
-        feats, probs, maps = [], [], []
-        for i in range(0, len(crops), self.batch_size):
-            x = _to_input(crops[i : i + self.batch_size], self.spec)
-            m = self.model.feature_map(x, mirrored=self.spec.test_time_flip)
-            f = m.mean((2, 3))
-            maps.append(m if keep_maps else m.new_empty((len(m), 0, *m.shape[2:])))  # no view: frees m
-            feats.append(f)
-            probs.append((self.model.head(f) / self.model.temperature).softmax(-1))
-        if not feats:
-            h, w = self.map_size
-            d = self.spec.feature_dim
-            return (
-                np.zeros((0, d), np.float32),
-                np.zeros((0, len(self.spec.labels)), np.float32),
-                np.zeros((0, d if keep_maps else 0, h, w), np.float32),
-            )
-        return torch.cat(feats).numpy(), torch.cat(probs).numpy(), torch.cat(maps).contiguous().numpy()
+    p = hub.resolve(FACE_CNN_WEIGHTS, path or None)
+    model = load_face_cnn(p).eval()
+    traced = runtime.torch_to_onnx(
+        _FaceGraph(model, FACE_CNN.test_time_flip),
+        torch.zeros(2, 3, *FACE_CNN.input_size),
+        inputs=["x"],
+        outputs=["feature_map", "features", "probabilities"],
+        dynamic={0: "faces"},
+        do_constant_folding=False,  # keeps the batch norms apart, so the float16 weights stay exact
+    )
+    graph = onnx.load_from_string(traced)
+    casts, kept = [], []
+    for init in graph.graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype == np.float32 and a.size > 1 and np.array_equal(a.astype(np.float16).astype(np.float32), a):
+            kept.append(numpy_helper.from_array(a.astype(np.float16), init.name + "_fp16"))
+            casts.append(helper.make_node("Cast", [init.name + "_fp16"], [init.name], to=onnx.TensorProto.FLOAT))
+        else:
+            kept.append(init)
+    del graph.graph.initializer[:]
+    graph.graph.initializer.extend(kept)
+    nodes = casts + list(graph.graph.node)
+    del graph.graph.node[:]
+    graph.graph.node.extend(nodes)
+    meta = {"source": p.name, "source_sha256": hub.sha256(p), "spec_name": FACE_CNN.name}
+    meta["spec_version"] = FACE_CNN.version
+    onnx.helper.set_model_props(graph, meta)
+    return graph.SerializeToString()
 
 
 class ContextExtractor:

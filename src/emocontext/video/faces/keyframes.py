@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 from ...errors import ConfigError
 from .base import Detection, FaceDetector, check_frame, clip_box
@@ -110,11 +109,7 @@ def detect_near(
 def _merge(found: list[Detection]) -> list[Detection]:
     """One detection per face (NMS, IoU 0.5, higher score kept), most confident first."""
     if len(found) > 1:
-        keep = nms(
-            torch.tensor([d.box for d in found], dtype=torch.float32),
-            torch.tensor([d.score for d in found], dtype=torch.float32),
-            0.5,
-        ).tolist()
+        keep = nms([d.box for d in found], [d.score for d in found], 0.5).tolist()
         found = [found[i] for i in keep]
     return sorted(found, key=lambda d: -d.score)
 
