@@ -202,6 +202,38 @@ class _FaceGraph(nn.Module):
         return maps, feats, (self.model.head(feats) / self.temperature).softmax(-1)
 
 
+def _static_same_padding(trunk: nn.Module, input_size: tuple[int, int]) -> None:
+    """In place, for export: every TF-"same" convolution of the trunk gets the padding of ``input_size`` as numbers.
+
+    ``efficientnet_lite_pytorch`` computes the padding from the input's size in each forward pass, which the
+    tracer records as shape arithmetic and a ``Pad`` before every convolution: ONNX Runtime then reorders the
+    tensors' layout around each of them. With the input size fixed (80 px) the pads are numbers: the
+    convolution's own where they are even, one ``Pad`` where they are not (the strided convolutions).
+    """
+    from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
+
+    convs = [m for m in trunk.modules() if isinstance(m, Conv2dDynamicSamePadding)]
+    sizes: dict[nn.Module, tuple[int, int]] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a: sizes.__setitem__(m, tuple(a[0].shape[-2:]))) for m in convs]
+    with torch.no_grad():
+        trunk.extract_features(torch.zeros(1, 3, *input_size))
+    for h in hooks:
+        h.remove()
+    for m in convs:
+        pads = []
+        for i, k, st, d in zip(sizes[m], m.weight.shape[-2:], m.stride, m.dilation, strict=True):
+            total = max((-(-i // st) - 1) * st + (k - 1) * d + 1 - i, 0)
+            pads.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = pads
+        even = top == bottom and left == right  # the convolution pads itself; else one Pad (strided 3x3, 5x5)
+
+        def forward(x, m=m, pad=(left, right, top, bottom), even=even):
+            x = x if even else F.pad(x, pad)
+            return F.conv2d(x, m.weight, m.bias, m.stride, (pad[2], pad[0]) if even else 0, m.dilation, m.groups)
+
+        m.forward = forward
+
+
 def face_cnn_onnx(path: str | Path | None = None) -> bytes:
     """The face CNN of a weights file (default the shipped one) as a serialised ONNX graph (opset 17).
 
@@ -219,6 +251,7 @@ def face_cnn_onnx(path: str | Path | None = None) -> bytes:
 
     p = hub.resolve(FACE_CNN_WEIGHTS, path or None)
     model = load_face_cnn(p).eval()
+    _static_same_padding(model.trunk, FACE_CNN.input_size)
     traced = runtime.torch_to_onnx(
         _FaceGraph(model, FACE_CNN.test_time_flip),
         torch.zeros(2, 3, *FACE_CNN.input_size),

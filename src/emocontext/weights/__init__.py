@@ -159,7 +159,7 @@ FACE_CNN_ONNX_WEIGHTS = Weights(
     "softmax inside), written by scripts/export_onnx.py; its metadata holds the SHA-256 of the .pt it was made "
     "from, and it is used only for those weights (other weights are converted when loaded)",
     licence="Apache-2.0",
-    sha256={"face_cnn_fer2013.onnx": "c01ecec4d1bd50977a8521d26d6b56d6c210b76c3b8c3b94fc78ac6f883787a1"},
+    sha256={"face_cnn_fer2013.onnx": "727c24dcc0209ba5c1c442363af0a3f3beb12652e242c437999ae1b952fe75b8"},
     preprocessing=FACE_CNN_WEIGHTS.preprocessing,
     metrics=FACE_CNN_WEIGHTS.metrics,
     benchmark=FACE_CNN_WEIGHTS.benchmark,
