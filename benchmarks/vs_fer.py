@@ -299,9 +299,9 @@ def report(args, pairs: dict, profiles: dict, imports: dict) -> str:
         ]
     lines += [
         "decode is the time spent waiting for the decoder thread (decoding overlaps the other stages); crop is the "
-        "face crop and its resize (there is no alignment step yet). This is what each of `predict`'s workers does "
-        "(2 files at once on 2 cores, one thread each for the networks), so `predict`'s wall time is about half this sum on "
-        "an idle machine.",
+        "face crop, aligned, and its resize. This is what each of `predict`'s workers does (2 files at once on 2 "
+        "cores, one thread each for the networks), so `predict`'s wall time is about half this sum on an idle "
+        "machine.",
         "",
         "## Start-up: `python -X importtime`",
         "",

@@ -38,21 +38,41 @@ def test_preprocessing_is_the_torch_one(size):
 
 
 def test_the_shipped_graph_is_the_shipped_weights():
-    """The ONNX graph in the package was made from the .pt in the package and computes what it does.
+    """The ONNX graph in the package was made from the .pt in the package (int8, so close to it, not equal).
 
     Fails after a retraining until ``python scripts/export_onnx.py --only face`` is rerun."""
     ex = FaceExtractor()
     meta = ex.session.get_modelmeta().custom_metadata_map
     assert meta["source_sha256"] == hub.sha256(face_weights_path()), "rerun scripts/export_onnx.py --only face"
     assert (meta["spec_name"], meta["spec_version"]) == (FACE_CNN.name, FACE_CNN.version)
+    assert meta["quantisation"].startswith("int8")
     shipped = FACE_CNN_ONNX_WEIGHTS.filename
     assert hub.sha256(hub.packaged_path(FACE_CNN_ONNX_WEIGHTS)) == FACE_CNN_ONNX_WEIGHTS.sha256[shipped]
-    crops = np.random.default_rng(0).integers(0, 256, (6, 128, 128, 3), dtype=np.uint8)
-    maps, feats, probs = _torch_outputs(load_face_cnn(), crops)
-    f, p, m = ex.run(crops)
-    np.testing.assert_allclose(f, feats, atol=1e-4)
-    np.testing.assert_allclose(p, probs, atol=1e-5)
-    np.testing.assert_allclose(m, maps, atol=1e-3)
+    # smooth faces (a blurred noise field), not pixel noise: inside the ranges the graph was calibrated on
+    rng = np.random.default_rng(0)
+    crops = np.stack([cv2.GaussianBlur(rng.integers(0, 256, (128, 128), dtype=np.uint8), (0, 0), 6) for _ in range(6)])
+    crops = np.repeat(cv2.normalize(crops, None, 0, 255, cv2.NORM_MINMAX)[..., None], 3, axis=-1)
+    _, feats, probs = _torch_outputs(load_face_cnn(), crops)
+    f, p, _ = ex.run(crops)
+    cos = (f * feats).sum(1) / np.linalg.norm(f, axis=1) / np.linalg.norm(feats, axis=1)
+    assert cos.min() > 0.98, cos
+    np.testing.assert_allclose(p, probs, atol=0.1)
+
+
+@pytest.mark.realdata
+def test_the_int8_graph_answers_as_the_float_network_on_real_faces():
+    """On 350 FER2013 PrivateTest faces the shipped (int8) graph gives the float network's label on >= 95 %."""
+    root = data_path("fer2013", "test")
+    xs = [
+        cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
+        for name in EKMAN7.names
+        for f in sorted((root / name).glob("*.jpg"))[:50]
+    ]
+    crops = np.stack(xs)
+    _, _, want = _torch_outputs(load_face_cnn(), crops)
+    _, got = FaceExtractor()(crops)
+    agree = float((got.argmax(1) == want.argmax(1)).mean())
+    assert agree >= 0.95, f"the int8 graph agrees with the float network on {agree:.1%} of the faces"
 
 
 def test_shipped_face_cnn_shapes_and_probabilities():

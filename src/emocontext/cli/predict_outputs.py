@@ -57,7 +57,7 @@ def print_quiet(path: str, pred, problem: str | None, show=out) -> None:
     if problem or pred is None:
         return
     label = "no face" if pred.label is None else f"{pred.label} {pred.confidence:.2f}"
-    show.print(f"{path}\t{label}", highlight=False, markup=False, soft_wrap=True)
+    show.file.write(f"{path}\t{label}\n")  # plain text: no rendering, and no flush per line into a pipe
 
 
 def print_summary(records: list, single: bool, show=out) -> None:

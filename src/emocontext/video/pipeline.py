@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError, VideoDecodeError
 from .align import BOX_MARGIN
-from .decode import DEFAULT_FPS, iter_frames
+from .decode import DEFAULT_FPS, is_image, iter_frames
 from .faces import FaceDetector, FaceTrack, Track, appearance_vector, subject_track, track_faces
 from .faces.keyframes import KeyframeDetection, check_detect_every
 from .prefetch import prefetch
@@ -268,7 +268,8 @@ def video_streams(
     frames = iter_frames(path, fps=config.fps, start=config.start, max_duration=config.max_duration, status=status)
     fixed_box = bool(getattr(detector, "fixed_box", False))  # a known box: no search to save between key frames
     finder = detector if fixed_box or config.detect_every == 1 else KeyframeDetection(detector, config.detect_every)
-    for frame in prefetch(frames):
+    # a still image is one frame: a decoding thread ahead of it would only cost its start
+    for frame in frames if is_image(path) else prefetch(frames):
         t1 = time.perf_counter()
         times.add("decode", t1 - t)
         img = frame.image
