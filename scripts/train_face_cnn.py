@@ -282,7 +282,9 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     ``args.average``: epoch ranges of ``--out`` (``"9-11"``) and/or weight files (``epoch_<n>.pt``).
     Their float parameters are averaged with equal weights; the batch-norm running statistics of
     the average are then re-estimated in one pass over the (unaugmented) training faces
-    (``torch.optim.swa_utils.update_bn``), since averaged weights match no epoch's statistics.
+    (``torch.optim.swa_utils.update_bn``), since averaged weights match no epoch's statistics, or, with
+    ``--bn average``, averaged like the weights (for fine-tunes of one start that stay close to it: the
+    statistics of augmented training batches, which the re-estimation on plain faces replaces).
     Prints the PublicTest FER+ accuracy (one pass, and with the extractor's flip pass) and writes
     ``swa.pt`` in the format of ``best.pt`` (export it with ``--export --from swa.pt``).
     """
@@ -306,16 +308,17 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
             else:
                 avg[k] = v
     model.load_state_dict(avg)
-    xtr = tr["x"]
-    loader = [normalise(torch.from_numpy(xtr[i : i + 256]).float()[:, None]) for i in range(0, len(xtr), 256)]
-    with torch.no_grad():
-        torch.optim.swa_utils.update_bn(loader, model)
+    if args.bn == "reestimate":
+        xtr = tr["x"]
+        loader = [normalise(torch.from_numpy(xtr[i : i + 256]).float()[:, None]) for i in range(0, len(xtr), 256)]
+        with torch.no_grad():
+            torch.optim.swa_utils.update_bn(loader, model)
     one, both = scores(logits_of(model, va["x"]), va), scores(logits_of(model, va["x"], mirrored=True), va)
     acc, flip = selection_score(one, args.targets), selection_score(both, args.targets)
     names = ", ".join(f"{f.parent.name}/{f.stem}" for f in files)
     print(f"weight average of {names}: PublicTest {one} (with the flip pass {both})", flush=True)
     print(f"selection score {acc:.4f} (with the flip pass {flip:.4f})", flush=True)
-    desc = f"weight average of {names}"
+    desc = f"weight average of {names}" + (", batch-norm statistics averaged" if args.bn == "average" else "")
     save_atomic({"model": model.state_dict(), "epoch": desc, "val_acc": acc, "val_acc_flip": flip}, args.out / "swa.pt")
     return 0
 
@@ -491,6 +494,12 @@ def main() -> int:
         help="average the weights of these epochs of --out (ranges such as 11-13) or epoch files (saved by "
         "--keep-epochs), re-estimate the batch-norm statistics on the training faces, write swa.pt "
         "(stochastic weight averaging)",
+    )
+    ap.add_argument(
+        "--bn",
+        choices=("reestimate", "average"),
+        default="reestimate",
+        help="with --average: re-estimate the batch-norm statistics on the training faces, or average them",
     )
     ap.add_argument(
         "--from",

@@ -10,6 +10,7 @@ from emocontext import hub
 from emocontext.errors import ConfigError
 from emocontext.weights import (
     CONTEXT_MODEL_WEIGHTS,
+    FACE_CNN_ONNX_WEIGHTS,
     FACE_CNN_WEIGHTS,
     MTCNN_WEIGHTS,
     YUNET_WEIGHTS,
@@ -85,8 +86,8 @@ def _quoted(key: str, value) -> list[str]:
 @pytest.mark.parametrize(
     "document, records",
     [
-        ("README.md", [FACE_CNN_WEIGHTS, CONTEXT_MODEL_WEIGHTS, MTCNN_WEIGHTS, YUNET_WEIGHTS]),
-        ("MODEL_CARD.md", [FACE_CNN_WEIGHTS, CONTEXT_MODEL_WEIGHTS]),
+        ("README.md", [FACE_CNN_WEIGHTS, FACE_CNN_ONNX_WEIGHTS, CONTEXT_MODEL_WEIGHTS, MTCNN_WEIGHTS, YUNET_WEIGHTS]),
+        ("MODEL_CARD.md", [FACE_CNN_WEIGHTS, FACE_CNN_ONNX_WEIGHTS, CONTEXT_MODEL_WEIGHTS]),
     ],
 )
 def test_documents_quote_the_recorded_metrics(document, records):

@@ -139,9 +139,10 @@ class FaceExtractor:
         d = self.spec.feature_dim
         feats, probs, maps = [np.zeros((0, d), np.float32)], [np.zeros((0, len(self.spec.labels)), np.float32)], []
         maps.append(np.zeros((0, d if keep_maps else 0, h, w), np.float32))
+        wanted = ["features", "probabilities"] + (["feature_map"] if keep_maps else [])  # no map copied out unasked
         for i in range(0, len(crops), self.batch_size):
-            m, f, p = self.session.run(None, {"x": face_input(crops[i : i + self.batch_size], self.spec)})
-            maps.append(m if keep_maps else np.empty((len(m), 0, h, w), np.float32))
+            f, p, *m = self.session.run(wanted, {"x": face_input(crops[i : i + self.batch_size], self.spec)})
+            maps.append(m[0] if keep_maps else np.empty((len(f), 0, h, w), np.float32))
             feats.append(f)
             probs.append(p)
         return np.concatenate(feats), np.concatenate(probs), np.concatenate(maps)
