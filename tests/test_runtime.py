@@ -29,3 +29,17 @@ def test_thread_count_reaches_new_sessions_and_torch(monkeypatch):
     runtime.set_threads(1)
     assert runtime.threads() == 1
     assert runtime.import_torch().get_num_threads() == 1
+
+
+def test_onnx_runtime_telemetry_is_off_and_leaves_no_file(tmp_path):
+    """ONNX Runtime uploads usage telemetry by default on Linux and writes a session file into TMPDIR."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env["TMPDIR"] = str(tmp_path)
+    pnet = "hub.resolve(weights.MTCNN_WEIGHTS) / 'mtcnn_pnet.onnx'"
+    code = f"from emocontext import hub, runtime, weights\nruntime.session({pnet})"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert list(tmp_path.iterdir()) == []

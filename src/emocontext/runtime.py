@@ -6,6 +6,8 @@ time of a short clip and a third of the process's memory (``benchmarks/vs_fer.md
 model and the paper models stay in torch; the ONNX graphs are exported from the torch networks
 (``scripts/export_onnx.py``) and checked against them by the tests.
 
+ONNX Runtime's own usage telemetry is switched off (``ORT_DISABLE_TELEMETRY=1`` unless set otherwise).
+
 One session per graph and thread count, shared by every thread of the process (``InferenceSession.run`` is
 thread-safe); :func:`set_threads` is the one place the thread count of a run is decided (torch's too, when
 torch is already loaded or is loaded later through :func:`import_torch`).
@@ -20,6 +22,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import WeightsError
+
+# ONNX Runtime's Linux and macOS wheels upload usage telemetry to Microsoft by default since 2026 (and write a
+# session file into the temporary folder); emocontext works offline and sends nothing: it is switched off before
+# onnxruntime is first imported. A user who wants it sets ORT_DISABLE_TELEMETRY=0 themselves.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __all__ = ["import_torch", "session", "session_from_bytes", "set_threads", "threads", "torch_to_onnx"]
 
@@ -122,6 +129,7 @@ def torch_to_onnx(module, example, *, inputs: list[str], outputs: list[str], dyn
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", "Constant folding", UserWarning)  # the flip's Slice: folded by ORT
         torch.onnx.export(
             module,
             (example,),

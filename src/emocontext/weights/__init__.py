@@ -221,27 +221,6 @@ CONTEXT_MODEL_WEIGHTS = Weights(
     hint="train one with benchmarks/expw_ablation.py and scripts/export_context_model.py",
 )
 
-MTCNN_WEIGHTS = Weights(
-    name="mtcnn",
-    title="MTCNN weights",
-    files=("mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"),
-    source="MTCNN_KERAS_WEIGHTS (the Keras arrays of the PyPI package mtcnn 1.0, converted from the authors' Caffe "
-    "models) as ONNX graphs, written by scripts/export_onnx.py; run with ONNX Runtime",
-    licence="MIT",
-    sha256={
-        "mtcnn_pnet.onnx": "6c028aea64a58243d53242cd7f7db94c58a1bd1380bbd6fa37cf7b682c785615",
-        "mtcnn_rnet.onnx": "85bcd7c8707f1f5494f5183169fb5c65b0644bf36d7ba31afebbc2ad372333ef",
-        "mtcnn_onet.onnx": "6f9d5e06d075f59a90a36aaf88fb509c360651163b5ff94ac4f16b90c7184b84",
-    },
-    preprocessing={"normalise": "(x - 127.5) / 128", "channels": "RGB", "layout": "H, W (untransposed)"},
-    metrics={"ExpW test faces found, IoU >= 0.3 (%)": 95.8},
-    benchmark="benchmarks/face_detection_recall.md",
-    paper="Zhang, Zhang, Li and Qiao, IEEE Signal Processing Letters 23(10), 2016",
-    env="EMOCONTEXT_MTCNN",
-    package="emocontext.weights",
-    hint="they ship with emocontext (reinstall it), or rebuild them: python scripts/export_onnx.py",
-)
-
 MTCNN_KERAS_WEIGHTS = Weights(
     name="mtcnn_keras",
     title="MTCNN Keras arrays",
@@ -262,6 +241,27 @@ MTCNN_KERAS_WEIGHTS = Weights(
     subdir="mtcnn/assets/weights",
     hint="they come from the PyPI package 'mtcnn' (its data files only; TensorFlow is not needed): "
     "pip install 'emocontext[export]'",
+)
+
+MTCNN_WEIGHTS = Weights(
+    name="mtcnn",
+    title="MTCNN weights",
+    files=("mtcnn_pnet.onnx", "mtcnn_rnet.onnx", "mtcnn_onet.onnx"),
+    source="MTCNN_KERAS_WEIGHTS (the Keras arrays of the PyPI package mtcnn 1.0, converted from the authors' Caffe "
+    "models) as ONNX graphs, written by scripts/export_onnx.py; run with ONNX Runtime",
+    licence="MIT",
+    sha256={
+        "mtcnn_pnet.onnx": "6c028aea64a58243d53242cd7f7db94c58a1bd1380bbd6fa37cf7b682c785615",
+        "mtcnn_rnet.onnx": "85bcd7c8707f1f5494f5183169fb5c65b0644bf36d7ba31afebbc2ad372333ef",
+        "mtcnn_onet.onnx": "6f9d5e06d075f59a90a36aaf88fb509c360651163b5ff94ac4f16b90c7184b84",
+    },
+    preprocessing=MTCNN_KERAS_WEIGHTS.preprocessing,
+    metrics=MTCNN_KERAS_WEIGHTS.metrics,
+    benchmark=MTCNN_KERAS_WEIGHTS.benchmark,
+    paper=MTCNN_KERAS_WEIGHTS.paper,
+    env="EMOCONTEXT_MTCNN",
+    package="emocontext.weights",
+    hint="they ship with emocontext (reinstall it), or rebuild them: python scripts/export_onnx.py",
 )
 
 YUNET_WEIGHTS = Weights(
