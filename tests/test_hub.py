@@ -12,7 +12,7 @@ import pytest
 
 from emocontext import hub
 from emocontext.errors import WeightsError
-from emocontext.weights import FACE_CNN_WEIGHTS, MTCNN_WEIGHTS, YUNET_WEIGHTS, Weights
+from emocontext.weights import FACE_CNN_WEIGHTS, MTCNN_KERAS_WEIGHTS, MTCNN_WEIGHTS, YUNET_WEIGHTS, Weights
 
 
 @pytest.fixture(autouse=True)
@@ -83,18 +83,19 @@ def test_order_path_then_env_then_package(tmp_path, monkeypatch):
 def test_several_files_resolve_to_their_folder(tmp_path):
     for name in MTCNN_WEIGHTS.files[:2]:
         (tmp_path / name).write_bytes(b"x")
-    with pytest.raises(WeightsError, match=r"missing onet\.lz4"):
+    with pytest.raises(WeightsError, match=r"missing mtcnn_onet\.onnx"):
         hub.resolve(MTCNN_WEIGHTS, tmp_path)
-    (tmp_path / "onet.lz4").write_bytes(b"x")
+    (tmp_path / "mtcnn_onet.onnx").write_bytes(b"x")
     assert hub.resolve(MTCNN_WEIGHTS, tmp_path) == tmp_path
-    packaged = hub.packaged_path(MTCNN_WEIGHTS)  # the data files of the installed mtcnn package
+    packaged = hub.packaged_path(MTCNN_WEIGHTS)  # the graphs shipped in emocontext.weights
     assert packaged is not None and all((packaged / f).is_file() for f in MTCNN_WEIGHTS.files)
 
 
-def test_missing_package_is_not_found_with_the_hint():
-    gone = dataclasses.replace(MTCNN_WEIGHTS, distribution="no-such-distribution-xyz")
+def test_missing_distribution_is_not_found_with_the_hint():
+    """A record whose files are data files of another distribution (MTCNN's Keras arrays, the mtcnn package)."""
+    gone = dataclasses.replace(MTCNN_KERAS_WEIGHTS, distribution="no-such-distribution-xyz")
     assert hub.packaged_path(gone) is None
-    with pytest.raises(WeightsError, match="pip install 'mtcnn"):
+    with pytest.raises(WeightsError, match=r"pip install 'emocontext\[export\]'"):
         hub.resolve(gone)
 
 
