@@ -123,9 +123,9 @@ RayWorkers = Annotated[
 Threads = Annotated[
     int | None,
     typer.Option(
-        help="Torch threads of this process, or of each Ray actor with --ray (default: all cores, divided among "
-        "the files analysed at once; 1 per actor). Results are bit-identical between runs with the same number "
-        "of threads.",
+        help="Threads of the networks (ONNX Runtime, torch) in this process, or of each Ray actor with --ray "
+        "(default: all cores, divided among the files analysed at once; 1 per actor). Results are bit-identical "
+        "between runs with the same number of threads.",
         min=1,
     ),
 ]
@@ -140,7 +140,7 @@ Workers = Annotated[
 
 
 def local_workers(workers: int | None, threads: int | None, files: int) -> tuple[int, int | None]:
-    """``(files at once, torch threads)`` for a run of ``files`` files in this process.
+    """``(files at once, network threads)`` for a run of ``files`` files in this process.
 
     Default: one file per core (at most 4, at most ``files``), the cores divided among them; on 2 cores
     two files with one torch thread each ran 1.4x faster than one file with two threads, since

@@ -70,7 +70,7 @@ class ServeSettings:
         job_timeout: seconds one job may run in its worker before the worker is stopped and the job
             fails (``time_limit``); the worker is then replaced.
         keep_hours: hours a finished job (its record, report, annotated video, key frames) is kept.
-        threads: torch threads per worker (None: the cores divided among the workers).
+        threads: network threads per worker (ONNX Runtime and torch; None: the cores divided among the workers).
         options: the server's default prediction options: what an upload's empty or missing fields take
             (:meth:`PredictOptions.from_mapping <emocontext.options.PredictOptions.from_mapping>`), and the
             model and detector every worker loads at start (default: the library's defaults).
