@@ -284,7 +284,8 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     the average are then re-estimated in one pass over the (unaugmented) training faces
     (``torch.optim.swa_utils.update_bn``), since averaged weights match no epoch's statistics, or, with
     ``--bn average``, averaged like the weights (for fine-tunes of one start that stay close to it: the
-    statistics of augmented training batches, which the re-estimation on plain faces replaces).
+    statistics of augmented training batches, which the re-estimation on plain faces replaces), or with
+    ``--bn augmented`` re-estimated on the training faces passed through the training augmentation.
     Prints the PublicTest FER+ accuracy (one pass, and with the extractor's flip pass) and writes
     ``swa.pt`` in the format of ``best.pt`` (export it with ``--export --from swa.pt``).
     """
@@ -308,8 +309,11 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
             else:
                 avg[k] = v
     model.load_state_dict(avg)
-    if args.bn == "reestimate":
+    if args.bn in ("reestimate", "augmented"):
         xtr = tr["x"]
+        if args.bn == "augmented":  # the statistics training batches had: the faces through the training augmentation
+            aug = video_augmentation(args.seed)
+            xtr = np.stack([aug(image=im)["image"] for im in xtr])
         loader = [normalise(torch.from_numpy(xtr[i : i + 256]).float()[:, None]) for i in range(0, len(xtr), 256)]
         with torch.no_grad():
             torch.optim.swa_utils.update_bn(loader, model)
@@ -318,7 +322,7 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     names = ", ".join(f"{f.parent.name}/{f.stem}" for f in files)
     print(f"weight average of {names}: PublicTest {one} (with the flip pass {both})", flush=True)
     print(f"selection score {acc:.4f} (with the flip pass {flip:.4f})", flush=True)
-    desc = f"weight average of {names}" + (", batch-norm statistics averaged" if args.bn == "average" else "")
+    desc = f"weight average of {names}, batch-norm statistics: {args.bn}"
     save_atomic({"model": model.state_dict(), "epoch": desc, "val_acc": acc, "val_acc_flip": flip}, args.out / "swa.pt")
     return 0
 
@@ -497,9 +501,10 @@ def main() -> int:
     )
     ap.add_argument(
         "--bn",
-        choices=("reestimate", "average"),
+        choices=("reestimate", "augmented", "average"),
         default="reestimate",
-        help="with --average: re-estimate the batch-norm statistics on the training faces, or average them",
+        help="with --average: re-estimate the batch-norm statistics on the training faces (as they are, or through "
+        "the training augmentation), or average them",
     )
     ap.add_argument(
         "--from",
