@@ -73,14 +73,18 @@ def _options(n: int):
     return opts
 
 
-@lru_cache(maxsize=16)
-def _session(path: str, mtime_ns: int, n: int):
+def _new_session(graph: str | bytes, n: int, what: str):
     import onnxruntime as ort
 
     try:
-        return ort.InferenceSession(path, _options(n), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(graph, _options(n), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail / InvalidProtobuf / NoSuchFile types
-        raise WeightsError(f"cannot load ONNX graph {path}: {e}") from e
+        raise WeightsError(f"cannot load the ONNX graph of {what}: {e}") from e
+
+
+@lru_cache(maxsize=16)
+def _session(path: str, mtime_ns: int, n: int):
+    return _new_session(path, n, path)
 
 
 def session(path: str | os.PathLike):
@@ -104,12 +108,7 @@ def session_from_bytes(graph: bytes, what: str):
     Raises:
         WeightsError: the bytes are not a valid ONNX graph.
     """
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(graph, _options(threads()), providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise WeightsError(f"cannot load the ONNX graph of {what}: {e}") from e
+    return _new_session(graph, threads(), what)
 
 
 def torch_to_onnx(module, example, *, inputs: list[str], outputs: list[str], dynamic: dict, **options) -> bytes:

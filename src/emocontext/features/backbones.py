@@ -122,13 +122,13 @@ class FaceExpressionCNN(nn.Module):
     def feature_map(self, x: torch.Tensor, *, mirrored: bool = False) -> torch.Tensor:
         """``(B, 1280, H/16, W/16)``; ``mirrored``: the mean with the map of the mirror image, flipped back.
 
-        With ``mirrored`` the faces and their mirrors go through the trunk as one batch of ``2B``.
+        With ``mirrored`` the faces and their mirrors go through the trunk as one batch of ``2B`` (split with
+        ``chunk``, so that an exported graph keeps the batch size free).
         """
         if not mirrored:
             return self.trunk.extract_features(x)
-        n = len(x)
-        both = self.trunk.extract_features(torch.cat([x, x.flip(-1)]))
-        return (both[:n] + both[n:].flip(-1)) / 2
+        plain, mirror = self.trunk.extract_features(torch.cat([x, x.flip(-1)])).chunk(2)
+        return (plain + mirror.flip(-1)) / 2
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.feature_map(x).mean((2, 3))
@@ -182,22 +182,17 @@ def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
 
 
 class _FaceGraph(nn.Module):
-    """What the face ONNX graph computes: normalised faces ``(N, 3, H, W)`` -> the flip-averaged feature map
-    ``(N, 1280, H/16, W/16)``, its average pool ``(N, 1280)`` and the probabilities ``(N, 8)`` (softmax of the
-    head over the pool, divided by the temperature). As :meth:`FaceExpressionCNN.feature_map` with ``mirrored``,
-    written with ``chunk`` so the batch size stays a free dimension of the graph."""
+    """What the face ONNX graph computes: normalised faces ``(N, 3, H, W)`` -> the feature map
+    ``(N, 1280, H/16, W/16)`` (:meth:`FaceExpressionCNN.feature_map`, flip-averaged with ``flip``), its average
+    pool ``(N, 1280)`` and the probabilities ``(N, 8)`` (softmax of the head over the pool, divided by the
+    temperature)."""
 
     def __init__(self, model: FaceExpressionCNN, flip: bool):
         super().__init__()
         self.model, self.flip, self.temperature = model, flip, float(model.temperature)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        trunk = self.model.trunk
-        if self.flip:
-            plain, mirror = trunk.extract_features(torch.cat([x, x.flip(-1)])).chunk(2)
-            maps = (plain + mirror.flip(-1)) / 2
-        else:
-            maps = trunk.extract_features(x)
+        maps = self.model.feature_map(x, mirrored=self.flip)
         feats = maps.mean((2, 3))
         return maps, feats, (self.model.head(feats) / self.temperature).softmax(-1)
 

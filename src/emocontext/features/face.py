@@ -36,8 +36,6 @@ def face_input(images: np.ndarray, spec: ExtractorSpec = FACE_CNN) -> np.ndarray
     bilinear filter (anti-aliased when shrinking: the 128 px crops of the pipeline become 80 px), the filter
     torch's ``interpolate(..., antialias=True)`` reproduces, which the face CNN was evaluated with.
     """
-    from PIL import Image
-
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[..., None]
@@ -46,26 +44,19 @@ def face_input(images: np.ndarray, spec: ExtractorSpec = FACE_CNN) -> np.ndarray
         x = (x @ _LUMA)[..., None] if x.shape[-1] == 3 else x
     h, w = spec.input_size
     if x.shape[1:3] != (h, w):
-        x = (
-            np.stack(
-                [
-                    np.stack(
-                        [
-                            np.asarray(Image.fromarray(face[..., c], mode="F").resize((w, h), Image.BILINEAR))
-                            for c in range(face.shape[-1])
-                        ],
-                        axis=-1,
-                    )
-                    for face in x
-                ]
-            )
-            if len(x)
-            else np.zeros((0, h, w, x.shape[-1]), np.float32)
-        )
+        x = np.stack([_resized(face, w, h) for face in x]) if len(x) else np.zeros((0, h, w, x.shape[-1]), np.float32)
     if x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
     x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _resized(face: np.ndarray, w: int, h: int) -> np.ndarray:
+    """One float ``(H, W, C)`` face resized to ``(h, w, C)``, channel by channel (PIL's bilinear filter)."""
+    from PIL import Image
+
+    channels = [Image.fromarray(face[..., c], mode="F").resize((w, h), Image.BILINEAR) for c in range(face.shape[-1])]
+    return np.stack([np.asarray(c) for c in channels], axis=-1)
 
 
 def _shipped_graph(sha256: str):
