@@ -10,8 +10,8 @@
 set -euo pipefail
 out=${1:-runs/face_cnn_soup}
 shift || true
-seeds=("${@:-21 22 23}")
-read -r -a seeds <<<"${seeds[*]}"
+seeds=("$@")
+[ ${#seeds[@]} -gt 0 ] || seeds=(21 22 23)
 epochs=${SOUP_EPOCHS:-3}
 lr=${SOUP_LR:-2e-4}
 init=${SOUP_INIT:-src/emocontext/weights/face_cnn_fer2013.pt}

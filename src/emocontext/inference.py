@@ -529,7 +529,8 @@ class Predictor:
 
     #: Still images read in one face CNN batch when the detector gives a fixed box (``detector="none"``). On the
     #: 981 CK+ crops (2 cores, 2 files at once): batch 1 20.2 s / 336 MiB peak, 4 12.2 s / 375 MiB, 8 8.2-10.6 s /
-    #: 415 MiB, 16 9.1 s / 518 MiB, 32 9.8 s / 657 MiB (larger batches allocate more than they gain).
+    #: 415 MiB, 16 9.1 s / 518 MiB, 32 9.8 s / 657 MiB (larger batches allocate more than they gain). With the
+    #: int8 graph in ONNX Runtime (idle machine): 8, 32 and 64 all 2.3-2.4 s, at 210, 475 and 805 MiB.
     IMAGE_BATCH = 8
 
     def _units(self, paths: Iterable[str | Path]) -> Iterator[str | Path | list]:
