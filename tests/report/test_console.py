@@ -27,3 +27,13 @@ def test_paths_as_given_when_nothing_is_shared():
     text = _render(predictions_table([("a.mp4", None, "x"), ("/abs/b.mp4", None, "y")]))
     assert "2 files (2 failed)\n" in text or "2 files (2 failed) " in text
     assert "/abs/b.mp4" in text and " in " not in text.splitlines()[0]
+
+
+def test_file_names_stay_whole_in_an_80_column_terminal():
+    # a folder of CREMA-D-like names: the name column must not be squeezed by the narrow ones beside it
+    names = [f"crema-d/1001_DFA_{e}_XX.flv" for e in ("ANG", "DIS", "FEA")] + ["unlabeled/face_noface.mov"]
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115 - closed with the console
+    console.print(predictions_table([(f"/videos/{n}", None, "corrupt") for n in names]))
+    text = console.export_text()
+    assert all(n in text for n in names), text
+    assert max(map(len, text.splitlines())) <= 80

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -73,9 +74,13 @@ def predictions_table(records: Sequence[tuple[str, Prediction | None, str | None
     failed = sum(1 for _, _, e in records if e)
     folder, names = _relative_paths([path for path, _, _ in records])
     title = f"{len(records)} files" + (f" ({failed} failed)" if failed else "") + (f" in {folder}" if folder else "")
-    table = Table(title=escape(title))
-    table.add_column("file", overflow="fold")  # wrap long paths: the file name must stay visible
-    for c in ("status", "emotion", "confidence", "frames with face", "persons"):
+    # the file name must stay visible: no vertical rules, one space between columns and a two-line header leave
+    # it 33 of 80 terminal columns; only longer paths fold
+    table = Table(
+        title=escape(title), box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False
+    )
+    table.add_column("file", overflow="fold")
+    for c in ("status", "emotion", "confidence", "frames\nwith face", "persons"):
         table.add_column(c, no_wrap=True)
     for path, (_, r, error) in zip(names, records, strict=True):
         if r is None:
