@@ -23,7 +23,7 @@ from tests.conftest import data_path
 
 def _torch_outputs(model: FaceExpressionCNN, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with torch.inference_mode():
-        maps = model.eval().feature_map(_to_input(crops, FACE_CNN), mirrored=True)
+        maps = model.eval().feature_map(_to_input(crops, FACE_CNN), mirrored=FACE_CNN.test_time_flip)
         feats = maps.mean((2, 3))
         return maps.numpy(), feats.numpy(), (model.head(feats) / model.temperature).softmax(-1).numpy()
 
@@ -56,7 +56,8 @@ def test_the_shipped_graph_is_the_shipped_weights():
     f, p, _ = ex.run(crops)
     cos = (f * feats).sum(1) / np.linalg.norm(f, axis=1) / np.linalg.norm(feats, axis=1)
     assert cos.min() > 0.98, cos
-    np.testing.assert_allclose(p, probs, atol=0.1)
+    # one pass a face since version 6: the int8 rounding is no longer halved by averaging two passes (0.11 seen)
+    np.testing.assert_allclose(p, probs, atol=0.15)
 
 
 @pytest.mark.realdata
