@@ -85,7 +85,7 @@ class PredictProgress:
         self.bar.update(self.frames, completed=done, total=total, visible=True)
 
     def file_done(self) -> None:
-        if self.frames is not None:
+        if self.frames is not None and self.files is not None:  # the next file's frames start from zero
             self.bar.reset(self.frames, total=None, visible=False)
         if self.files is not None:
             self.bar.advance(self.files)
@@ -97,7 +97,8 @@ def predict_progress(
 ) -> Iterator[PredictProgress]:
     """Progress of ``predict`` on stderr; ``progress`` None: shown when stderr is a terminal and not ``quiet``.
 
-    ``--progress`` on a pipe or a log file draws the bars there too (terminal control codes included).
+    ``--progress`` on a pipe or a log file draws the bars there too (terminal control codes included), and
+    leaves their last state there.
     ``frames``: a bar of the sampled frames of the file being read (one file at a time only).
     """
     from rich.console import Console
@@ -106,5 +107,7 @@ def predict_progress(
     show = (err.is_terminal and not quiet) if progress is None else progress
     console = err if err.is_terminal or not show else Console(stderr=True, force_terminal=True)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=not show, transient=True) as bar:
+    # on a terminal the bars vanish when done; in a pipe or log the last state stays (a run shorter than one
+    # refresh, 0.1 s, would otherwise leave nothing there)
+    with Progress(*columns, console=console, disable=not show, transient=err.is_terminal) as bar:
         yield PredictProgress(bar, None if single else files, frames)

@@ -101,7 +101,9 @@ class FaceExpressionCNN(nn.Module):
     added) and was trained on FER2013's original pixels with the FER+ vote distributions. Version 5 (same
     network) learns FER2013's own labels with a logit-adjusted loss (balanced classes) and the FER+ votes as
     an auxiliary head, for expressive faces in video (issue 20: version 4 answered "neutral" on acted anger,
-    fear and sadness).
+    fear and sadness). Version 6 (same network) is distilled from flip-pass teachers so that it reads each face
+    once (``FACE_CNN.test_time_flip`` False): half the time of version 5's two passes at its accuracy
+    (``benchmarks/face_kd_trial.md``).
     """
 
     LAST_STAGE_BLOCK = 11
