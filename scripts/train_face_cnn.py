@@ -355,6 +355,24 @@ def teacher_probs(args, x: np.ndarray) -> np.ndarray:
     return probs
 
 
+def with_expw_faces(tr: dict[str, np.ndarray], pack: Path) -> dict[str, np.ndarray]:
+    """``tr`` plus the ExpW training faces of ``pack`` (``packs/expw_faces64.npz``: grey 64 px squares of 1.5x the
+    labelled box): each cut to its box and resized to 48 px, FER2013's framing within a few percent (the box crop
+    of ``emocontext.video.align``'s measurement); ExpW's label as ``y7``, no FER+ votes (their auxiliary loss is 0)."""
+    z = np.load(pack)
+    xs, ys = [], []
+    for i in np.flatnonzero(z["split"] == "train"):
+        img = cv2.imdecode(z["jpeg"][z["offsets"][i] : z["offsets"][i + 1]], cv2.IMREAD_GRAYSCALE)
+        m = int(round(img.shape[0] * 0.25 / 1.5))  # the 1.5x square -> the labelled box
+        xs.append(cv2.resize(img[m : img.shape[0] - m, m : img.shape[1] - m], (48, 48), interpolation=cv2.INTER_AREA))
+        ys.append(EKMAN7.index(str(z["label"][i])))
+    n = len(xs)
+    print(f"+ {n} ExpW training faces from {pack}", flush=True)
+    extra = {"x": np.stack(xs), "y7": np.array(ys, np.int64), "votes": np.zeros((n, 10), np.float32)}
+    extra["same_split"] = np.ones(n, bool)
+    return {k: np.concatenate([tr[k], extra[k]]) for k in tr}
+
+
 def init_state(path: Path) -> dict[str, torch.Tensor]:
     """Float weights of a finished file for a warm start; a 7-class head gains a contempt row (zero weights,
     the lowest of the other biases), so the start answers exactly as the 7-class network did."""
@@ -537,6 +555,14 @@ def main() -> int:
         "teacher's probabilities (plain logits, no logit adjustment: the teacher already answers for balanced "
         "classes)",
     )
+    ap.add_argument(
+        "--expw-faces",
+        type=Path,
+        default=None,
+        metavar="PACK",
+        help="add the ExpW training faces of this pack (packs/expw_faces64.npz of EMOCONTEXT_DATA) with their labels "
+        "(--targets fer2013 only: 7 classes, no FER+ votes)",
+    )
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
     ap.add_argument("--keep-epochs", action="store_true", help="also save every epoch's weights as epoch_<n>.pt")
     ap.add_argument(
@@ -589,6 +615,8 @@ def main() -> int:
     if args.limit:
         perm = np.random.default_rng(args.seed).permutation(len(tr["x"]))[: args.limit]
         tr = {k: v[perm] for k, v in tr.items()}
+    if args.expw_faces:
+        tr = with_expw_faces(tr, args.expw_faces)
     ckpt_path, best_path = args.out / "checkpoint.pt", args.out / "best.pt"
 
     if args.average:
