@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The chain that made face CNN version 6 (the shipped weights), from version 5. About 90 CPU minutes on 2 cores;
+# The chain that made face CNN version 6 (the shipped weights), from version 5. About 100 CPU minutes on 2 cores;
 # every step checkpoints or is cheap, so rerunning the script continues where it stopped.
 #   1. a model soup of version 5 (scripts/face_cnn_soup.sh: three 3-epoch fine-tunes, seeds 21-23), averaged
 #      with the batch-norm statistics averaged too (--bn average): FER2013 67.3 %, CK+ 76.1 % / 66.9 % with the
