@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from train_face_cnn import expw_pack_box  # scripts/: the pack's crop geometry in one place
 
 from emocontext import hub
 from emocontext.features.backbones import face_cnn_onnx
@@ -50,11 +51,7 @@ def calibration_faces(n_each: int = 256) -> np.ndarray:
     fer = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files[:: max(1, len(files) // n_each)][:n_each]]
     pack = np.load(DATA / "packs" / "expw_faces64.npz")
     train = np.flatnonzero(pack["split"] == "train")[:: max(1, int((pack["split"] == "train").sum()) // n_each)]
-    expw = []
-    for i in train[:n_each]:
-        img = cv2.imdecode(pack["jpeg"][pack["offsets"][i] : pack["offsets"][i + 1]], cv2.IMREAD_GRAYSCALE)
-        m = int(round(img.shape[0] * 0.25 / 1.5))  # the 1.5x square -> the labelled box
-        expw.append(img[m : img.shape[0] - m, m : img.shape[1] - m])
+    expw = [expw_pack_box(pack, i) for i in train[:n_each]]
     faces = [cv2.resize(g, size, interpolation=cv2.INTER_LINEAR) for g in fer + expw]
     return np.repeat(np.stack(faces)[..., None], 3, axis=-1)
 

@@ -4,11 +4,11 @@
 MODEL_CARD.md``) as an ONNX graph in ONNX Runtime (:mod:`emocontext.runtime`), so the prediction path never
 imports torch. For the shipped weights the graph ships beside them, **quantised to int8** (:data:`~emocontext.
 weights.FACE_CNN_ONNX_WEIGHTS`, its metadata holding the SHA-256 of the ``.pt`` it was made from): about half
-the CPU time of the float graph (2.35 vs 4.5 ms a face, one thread), the float network's label on 97.7 % of the
-FER2013 PrivateTest faces and 97.9 % of the CK+ crops, and the proxies within a point of it
-(``benchmarks/face_proxies_int8.md``). Any other weights file is converted when it is loaded
-(:func:`~.backbones.face_cnn_onnx`, float32: torch and ``onnx`` are imported then, a few seconds once per file
-and process), with the torch network's numbers to float rounding (``tests/features/test_face.py``).
+the CPU time of the float graph (measured with version 5: 2.35 vs 4.5 ms a face, one thread), the float network's
+label on 97.3 % of the FER2013 PrivateTest faces (version 6), and the proxies within a point of it
+(``benchmarks/face_proxies.md``, ``benchmarks/face_proxies_v6_float.md``). Any other weights file is converted
+when it is loaded (:func:`~.backbones.face_cnn_onnx`, float32: torch and ``onnx`` are imported then, a few seconds
+once per file and process), with the torch network's numbers to float rounding (``tests/features/test_face.py``).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class FaceExtractor:
 
     Args:
         weights: path of a weights file (``.pt``); default the shipped one (``$EMOCONTEXT_FACE_WEIGHTS``).
-        batch_size: crops per run of the graph (twice as many images go through the network). 16: ONNX Runtime
+        batch_size: crops per run of the graph (twice as many images with the flip pass). 16: ONNX Runtime
             keeps the largest buffers a graph needed in its memory arena, and a batch of 64 held enough of them
             to lift the peak memory of a 10-minute 720p video from 776 to 1084 MB, at no gain in speed.
 
