@@ -333,23 +333,43 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     return 0
 
 
+def teacher_spec(name: str, default_side: int) -> tuple[Path, int]:
+    """``WEIGHTS`` or ``WEIGHTS@SIDE`` (a teacher trained at another ``--input-size``) -> (path, input side in px).
+
+    >>> teacher_spec("runs/t112/epoch_2.pt@112", 80)
+    (PosixPath('runs/t112/epoch_2.pt'), 112)
+    """
+    path, at, side = name.rpartition("@")
+    if at and side.isdigit():
+        return Path(path), int(side)
+    return Path(name), default_side
+
+
 def teacher_probs(args, x: np.ndarray) -> np.ndarray:
     """``(N, 8)`` float32: the mean over ``args.teacher`` of each network's softmax (flip pass) on the plain faces
-    ``x`` ``(N, 48, 48)``; cached in ``--out/teacher_probs.npz`` with the teachers' names and the face count."""
+    ``x`` ``(N, 48, 48)``, each teacher at its own input side (:func:`teacher_spec`); cached in
+    ``--out/teacher_probs.npz`` with the teachers' names and the face count."""
     cfile, names = args.out / "teacher_probs.npz", [str(t) for t in args.teacher]
     if cfile.exists():
         z = np.load(cfile)
         if list(z["teachers"]) == names and len(z["probs"]) == len(x):
             return z["probs"]
+    global INPUT_SIZE
     probs = np.zeros((len(x), len(EKMAN8)), np.float32)
-    for path in args.teacher:
+    student_size = INPUT_SIZE
+    for name in names:
+        path, side = teacher_spec(name, student_size[0])
         net = FaceExpressionCNN(num_classes=len(EKMAN8))
         net.load_state_dict(init_state(path))
         fold_batch_norms(net.trunk)  # inference only: about 20 % less CPU time, same numbers
         net = net.to(memory_format=torch.channels_last)
         t0 = time.time()
-        probs += torch.from_numpy(logits_of(net, x, mirrored=True)).softmax(-1).numpy() / len(args.teacher)
-        print(f"teacher {path}: {time.time() - t0:.0f} s", flush=True)
+        INPUT_SIZE = (side, side)
+        try:
+            probs += torch.from_numpy(logits_of(net, x, mirrored=True)).softmax(-1).numpy() / len(names)
+        finally:
+            INPUT_SIZE = student_size
+        print(f"teacher {path} at {side} px: {time.time() - t0:.0f} s", flush=True)
     tmp = cfile.with_suffix(".tmp.npz")
     np.savez(tmp, probs=probs, teachers=np.array(names))
     os.replace(tmp, cfile)
@@ -551,7 +571,8 @@ def main() -> int:
         metavar="WEIGHTS",
         help="knowledge distillation (Hinton et al., 2015): the mean of these networks' probabilities (with the "
         "flip pass) on each plain training face is a soft target for the student's single pass; computed once, "
-        "cached in --out as teacher_probs.npz",
+        "cached in --out as teacher_probs.npz; WEIGHTS@SIDE reads the faces at another input side (a teacher "
+        "trained with that --input-size)",
     )
     ap.add_argument(
         "--distill",
