@@ -29,36 +29,34 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import head_bias_probe  # noqa: E402  (CK+ crops and their labels)
 import train_face_cnn as tfc  # noqa: E402
 
-from emocontext.features.backbones import FaceExpressionCNN, fold_batch_norms  # noqa: E402
-from emocontext.labels import EKMAN7, EKMAN8  # noqa: E402
-
 
 def probabilities(name: str, faces: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """``{set: {"one": (N, 8), "flip": (N, 8)}}`` softmax of the network ``name`` (``WEIGHTS[@SIDE]``)."""
+    """``{set: {"one": (N, 8), "flip": (N, 8)}}`` softmax of the network ``name`` (``WEIGHTS[@SIDE]``).
+
+    The flip pass's logits are the mean of the plain and the mirrored face's (``feature_map(mirrored=True)``
+    averages the two maps, and the pooling and the head after it are linear), so each face goes through the
+    trunk twice, not three times.
+    """
     path, side = tfc.teacher_spec(name, tfc.FACE_CNN.input_size[0])
-    net = FaceExpressionCNN(num_classes=len(EKMAN8))
-    net.load_state_dict(tfc.init_state(path))
-    fold_batch_norms(net.trunk)
-    net = net.to(memory_format=torch.channels_last)
-    tfc.INPUT_SIZE = (side, side)
+    net = tfc.inference_net(path)
     out = {}
     for k, x in faces.items():
-        out[k] = {
-            "one": torch.from_numpy(tfc.logits_of(net, x)).softmax(-1).numpy(),
-            "flip": torch.from_numpy(tfc.logits_of(net, x, mirrored=True)).softmax(-1).numpy(),
-        }
+        one = tfc.logits_of(net, x, side=side)
+        flip = (one + tfc.logits_of(net, np.ascontiguousarray(x[:, :, ::-1]), side=side)) / 2
+        out[k] = {"one": torch.from_numpy(one).softmax(-1).numpy(), "flip": torch.from_numpy(flip).softmax(-1).numpy()}
     return out
 
 
 def row(p: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
-    """Accuracy / macro recall (and CK+'s "neutral" share) in % of one network's or the ensemble's answers."""
+    """Accuracy / macro recall (and CK+'s "neutral" share) in % of one network's or the ensemble's answers
+    (``head_bias_probe.scores`` over the Ekman 7: contempt mapped out)."""
     res = {}
     for k, y in labels.items():
-        pred = p[k][:, :7].argmax(1)
-        res[f"{k}_acc"] = round(100 * float((pred == y).mean()), 2)
-        res[f"{k}_macro_recall"] = round(100 * tfc.macro_recall(pred, y, 7), 2)
+        s = head_bias_probe.scores(p[k][:, :7], y, np.zeros(7))
+        res[f"{k}_acc"] = round(100 * s["accuracy"], 2)
+        res[f"{k}_macro_recall"] = round(100 * s["macro_recall"], 2)
         if k == "ckplus6":
-            res["ckplus6_neutral"] = round(100 * float((pred == EKMAN7.index("neutral")).mean()), 2)
+            res["ckplus6_neutral"] = round(100 * s["neutral"], 2)
     return res
 
 
