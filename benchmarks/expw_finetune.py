@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from emocontext.data.datasets import load_dataset
-from emocontext.features.backbones import _to_input, build_efficientnet_lite0, load_face_cnn
+from emocontext.features.backbones import _to_input, build_efficientnet_lite, load_face_cnn
 from emocontext.features.specs import EFFNET_LITE0_IMAGENET, FACE_CNN
 from emocontext.labels import EKMAN7
 from emocontext.metrics import accuracy, bootstrap_ci, macro_map
@@ -55,7 +55,7 @@ ROWS = [
 
 
 def trunks() -> dict[str, nn.Module]:
-    return {"face": load_face_cnn().trunk.eval(), "context": build_efficientnet_lite0(pretrained=True).eval()}
+    return {"face": load_face_cnn().trunk.eval(), "context": build_efficientnet_lite(pretrained=True).eval()}
 
 
 def stem(net: nn.Module, x: torch.Tensor) -> torch.Tensor:

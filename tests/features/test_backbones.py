@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from emocontext.errors import ConfigError
 from emocontext.features.backbones import FaceExpressionCNN, fold_batch_norms
+
+
+@pytest.mark.parametrize("trunk, blocks", [("efficientnet_lite0", 16), ("efficientnet_lite2", 21)])
+def test_face_network_keeps_stride_16_on_either_trunk(trunk, blocks):
+    """The last resolution stage runs at stride 1 on both trunks: an 80 px face ends in a 5x5 map of 1280."""
+    net = FaceExpressionCNN(trunk=trunk).eval()
+    assert len(net.trunk._blocks) == blocks and net.trunk_name == trunk
+    with torch.inference_mode():
+        x = torch.zeros(2, 3, 80, 80)
+        assert tuple(net.feature_map(x).shape) == (2, 1280, 80 // net.STRIDE, 80 // net.STRIDE)
+        assert tuple(net(x).shape) == (2, 8)
+    strided = [i for i, b in enumerate(net.trunk._blocks) if list(b._depthwise_conv.stride) == [2, 2]]
+    assert len(strided) == 3 and net.LAST_STAGE_BLOCK[trunk] not in strided
+
+
+def test_unknown_trunk_is_a_clear_error():
+    with pytest.raises(ConfigError, match="efficientnet_lite0, efficientnet_lite2"):
+        FaceExpressionCNN(trunk="resnet50")
 
 
 def test_folding_batch_norms_keeps_the_output():

