@@ -602,6 +602,14 @@ def main() -> int:
         "classes)",
     )
     ap.add_argument(
+        "--consistent",
+        action="store_true",
+        help="with --teacher: the teachers read each training batch as the student sees it (the same augmented "
+        "faces, one pass each, in eval mode) instead of the plain faces once: consistent distillation (Beyer et "
+        "al., CVPR 2022, 'Knowledge distillation: a good teacher is patient and consistent'); each step then also "
+        "runs the teachers (about twice the time of a step); teachers must read the student's --input-size",
+    )
+    ap.add_argument(
         "--expw-faces",
         type=Path,
         default=None,
@@ -729,7 +737,14 @@ def main() -> int:
     if args.targets == "fer2013":
         ttr = np.eye(len(EKMAN8), dtype=np.float32)[fer2013_targets(tr)]
         vtr = soft_targets(tr["votes"])
-    soft = teacher_probs(args, xtr) if args.teacher else None
+    soft = teacher_probs(args, xtr) if args.teacher and not args.consistent else None
+    online = []  # --consistent: the teacher networks, run on every training batch
+    if args.teacher and args.consistent:
+        for name in args.teacher:
+            path, side = teacher_spec(str(name), INPUT_SIZE[0])
+            if side != INPUT_SIZE[0]:
+                raise SystemExit(f"--consistent: teacher {name} reads {side} px, the student {INPUT_SIZE[0]} px")
+            online.append(inference_net(path).eval())
     prior = ttr.mean(0)
     adjust = torch.from_numpy(args.logit_adjust * np.log(np.maximum(prior, 1e-6))).float()
     print("class prior of the targets:", dict(zip(EKMAN8.names, np.round(prior, 4).tolist(), strict=True)), flush=True)
@@ -781,8 +796,11 @@ def main() -> int:
             # cross-entropy to the targets (vote distributions or one-hot labels), logit-adjusted if asked
             logits = model.head(feat)
             loss = -(tb * (logits + adjust).log_softmax(-1)).sum(-1).mean()
-            if soft is not None:  # flipped faces keep their target: the teacher's is the mean over both
-                kd = -(torch.from_numpy(soft[idx]) * logits.log_softmax(-1)).sum(-1).mean()
+            if soft is not None or online:  # precomputed: flipped faces keep their target (the mean over both)
+                with torch.inference_mode():
+                    target = sum(net(xb).softmax(-1) for net in online) / len(online) if online else None
+                target = torch.from_numpy(soft[idx]) if target is None else target.clone()
+                kd = -(target * logits.log_softmax(-1)).sum(-1).mean()
                 loss = (1 - args.distill) * loss + args.distill * kd
             if aux is not None:
                 loss = loss + args.aux_ferplus * -(vb * aux(feat).log_softmax(-1)).sum(-1).mean()
