@@ -27,7 +27,8 @@ Recipe (seeded, resumable, CPU):
   * optional knowledge distillation (Hinton et al., 2015, "Distilling the knowledge in a neural network"):
     ``--teacher`` networks' mean probabilities (with their flip pass) on the plain training faces, computed
     once, are a soft target beside the labels (``--distill`` weight); the student reads each face once, so it
-    can ship without the flip pass.
+    can ship without the flip pass. ``--consistent``: the teachers read each augmented batch instead (one pass).
+    ``--trunk efficientnet_lite2`` trains a larger teacher (never exported).
   * ``--export`` fits a temperature on ``val`` (Guo et al., ICML 2017, temperature scaling; NLL of the
     majority labels, logits as shipped: with the flip pass where ``FACE_CNN.test_time_flip``), reports the
     expected calibration error (15 bins) before and after on ``test``, and writes the fp16 package weights with
