@@ -8,6 +8,7 @@
 #      flip-pass probabilities on the training faces (--teacher, --distill 0.7) beside the labels, 3 epochs,
 #      seeds 31 and 32;
 #   3. the students' average (statistics averaged), exported: version 6 reads each face once (no flip pass).
+#   (steps 2 and 3: scripts/face_cnn_students.sh)
 # Usage: bash scripts/face_cnn_v6.sh V5_WEIGHTS [OUT]
 #   V5_WEIGHTS: version 5's file: git show 507c840:src/emocontext/weights/face_cnn_fer2013.pt > v5.pt
 # Then:  python scripts/train_face_cnn.py --out OUT/students --targets fer2013 --export --from swa.pt \
@@ -20,17 +21,4 @@ mkdir -p "$out"
 SOUP_INIT="$v5" bash scripts/face_cnn_soup.sh "$out/soup" 21 22 23
 ingredients=("$out"/soup/seed_{21,22,23}/epoch_2.pt)
 python scripts/train_face_cnn.py --out "$out/soup" --targets fer2013 --bn average --average "${ingredients[@]}"
-students=()
-for seed in 31 32; do
-    run="$out/student_$seed"
-    mkdir -p "$run"
-    [ -e "$run/cache" ] || ln -s "$(realpath "$out/soup/cache")" "$run/cache"
-    python scripts/train_face_cnn.py --init "$out/soup/swa.pt" --out "$run" --epochs 3 --targets fer2013 \
-        --aux-ferplus 0.5 --logit-adjust 1.0 --lr 2e-4 --seed "$seed" --keep-epochs --threads 2 \
-        --teacher "${ingredients[@]}" --distill 0.7
-    students+=("$run/epoch_2.pt")
-done
-mkdir -p "$out/students"
-[ -e "$out/students/cache" ] || ln -s "$(realpath "$out/soup/cache")" "$out/students/cache"
-cp "$out/student_31/history.json" "$out/students/history.json"  # the report's epoch table: the first student's
-python scripts/train_face_cnn.py --out "$out/students" --targets fer2013 --bn average --average "${students[@]}"
+bash scripts/face_cnn_students.sh "$out/soup/swa.pt" "$out/soup/cache" "$out" 31 32 -- "${ingredients[@]}"

@@ -8,6 +8,7 @@
 #      mean flip-pass probabilities of version 6 and the Lite2 teacher on the training faces (--teacher,
 #      --distill 0.7) beside the labels, 3 epochs, seeds 71 and 72;
 #   3. the students' average (batch-norm statistics averaged), exported: one pass a face, as version 6.
+#   (steps 2 and 3: scripts/face_cnn_students.sh)
 # Usage: bash scripts/face_cnn_v7.sh V6_WEIGHTS [OUT]
 #   V6_WEIGHTS: version 6's file (git show b81a4e6:src/emocontext/weights/face_cnn_fer2013.pt > v6.pt)
 #   TEACHERS (environment, optional): the teacher files, default version 6 itself and OUT/teacher/epoch_13.pt
@@ -21,17 +22,4 @@ mkdir -p "$out/teacher"
 python scripts/train_face_cnn.py --trunk efficientnet_lite2 --out "$out/teacher" --epochs 14 --lr 1e-3 \
     --targets fer2013 --aux-ferplus 0.5 --logit-adjust 1.0 --seed 61 --keep-epochs --threads 2
 read -r -a teachers <<< "${TEACHERS:-$v6 $out/teacher/epoch_13.pt}"
-students=()
-for seed in 71 72; do
-    run="$out/student_$seed"
-    mkdir -p "$run"
-    [ -e "$run/cache" ] || ln -s "$(realpath "$out/teacher/cache")" "$run/cache"
-    python scripts/train_face_cnn.py --init "$v6" --out "$run" --epochs 3 --targets fer2013 \
-        --aux-ferplus 0.5 --logit-adjust 1.0 --lr 2e-4 --seed "$seed" --keep-epochs --threads 2 \
-        --teacher "${teachers[@]}" --distill 0.7
-    students+=("$run/epoch_2.pt")
-done
-mkdir -p "$out/students"
-[ -e "$out/students/cache" ] || ln -s "$(realpath "$out/teacher/cache")" "$out/students/cache"
-cp "$out/student_71/history.json" "$out/students/history.json"  # the report's epoch table: the first student's
-python scripts/train_face_cnn.py --out "$out/students" --targets fer2013 --bn average --average "${students[@]}"
+bash scripts/face_cnn_students.sh "$v6" "$out/teacher/cache" "$out" 71 72 -- "${teachers[@]}"

@@ -309,16 +309,20 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise SystemExit(f"--average: missing {', '.join(missing)} (train with --keep-epochs)")
-    trunk = trunk_of(files[0])
-    model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk)
     avg: dict[str, torch.Tensor] = {}
+    trunks = set()
     for f in files:
-        state = torch.load(f, map_location="cpu", weights_only=False)["model"]
-        for k, v in state.items():
+        blob = torch.load(f, map_location="cpu", weights_only=False)
+        trunks.add(blob.get("trunk", "efficientnet_lite0"))
+        if len(trunks) > 1:
+            raise SystemExit(f"--average: the files have different trunks ({', '.join(sorted(trunks))}); {f} differs")
+        for k, v in blob["model"].items():
             if v.is_floating_point():
                 avg[k] = avg.get(k, 0) + v.float() / len(files)
             else:
                 avg[k] = v
+    (trunk,) = trunks
+    model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk)
     model.load_state_dict(avg)
     if args.bn in ("reestimate", "augmented"):
         xtr = tr["x"]
@@ -351,17 +355,12 @@ def teacher_spec(name: str, default_side: int) -> tuple[Path, int]:
     return Path(name), default_side
 
 
-def trunk_of(path: Path) -> str:
-    """The trunk a weights file was trained with (``"trunk"`` in the files this script writes; package weights and
-    older files: EfficientNet-Lite0)."""
-    return torch.load(path, map_location="cpu", weights_only=False).get("trunk", "efficientnet_lite0")
-
-
 def inference_net(path: Path) -> FaceExpressionCNN:
-    """The network of a weights file (:func:`init_state`) for inference only: batch norms folded into the
+    """The network of a weights file (:func:`read_weights`) for inference only: batch norms folded into the
     convolutions (about 20 % less CPU time, same numbers), channels-last."""
-    net = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk_of(path))
-    net.load_state_dict(init_state(path))
+    state, trunk = read_weights(path)
+    net = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk)
+    net.load_state_dict(state)
     fold_batch_norms(net.trunk)
     return net.to(memory_format=torch.channels_last)
 
@@ -411,15 +410,16 @@ def with_expw_faces(tr: dict[str, np.ndarray], pack: Path) -> dict[str, np.ndarr
     return {k: np.concatenate([tr[k], extra[k]]) for k in tr}
 
 
-def init_state(path: Path) -> dict[str, torch.Tensor]:
-    """Float weights of a finished file for a warm start; a 7-class head gains a contempt row (zero weights,
-    the lowest of the other biases), so the start answers exactly as the 7-class network did."""
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """Float weights of a finished file and the trunk they were trained on (``"trunk"`` in the files this script
+    writes; package weights and older files: EfficientNet-Lite0), read once. A 7-class head gains a contempt row
+    (zero weights, the lowest of the other biases), so a warm start answers exactly as the 7-class network did."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
     state = {k: v.float() for k, v in (blob.get("model") or blob["state_dict"]).items()}
     if state["head.weight"].shape[0] == len(EKMAN7):
         state["head.weight"] = torch.cat([state["head.weight"], torch.zeros(1, state["head.weight"].shape[1])])
         state["head.bias"] = torch.cat([state["head.bias"], state["head.bias"].min().view(1)])
-    return state
+    return state, blob.get("trunk", "efficientnet_lite0")
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -732,7 +732,10 @@ def main() -> int:
     model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=args.trunk, pretrained_trunk=args.init is None)
     model = model.to(memory_format=torch.channels_last)
     if args.init is not None:  # warm start (a new schedule on top of finished weights)
-        model.load_state_dict(init_state(args.init))
+        state, trunk = read_weights(args.init)
+        if trunk != args.trunk:
+            raise SystemExit(f"--init: {args.init} has a {trunk} trunk; give --trunk {trunk}")
+        model.load_state_dict(state)
     xtr, ttr = tr["x"], soft_targets(tr["votes"])
     aux = torch.nn.Linear(1280, len(EKMAN8)) if args.aux_ferplus > 0 else None
     if args.targets == "fer2013":
@@ -797,10 +800,13 @@ def main() -> int:
             # cross-entropy to the targets (vote distributions or one-hot labels), logit-adjusted if asked
             logits = model.head(feat)
             loss = -(tb * (logits + adjust).log_softmax(-1)).sum(-1).mean()
-            if soft is not None or online:  # precomputed: flipped faces keep their target (the mean over both)
-                with torch.inference_mode():
-                    target = sum(net(xb).softmax(-1) for net in online) / len(online) if online else None
-                target = torch.from_numpy(soft[idx]) if target is None else target.clone()
+            target = None  # the teachers' probabilities for this batch
+            if online:  # --consistent: the teachers read the batch as the student does
+                with torch.no_grad():
+                    target = sum(net(xb).softmax(-1) for net in online) / len(online)
+            elif soft is not None:  # precomputed: flipped faces keep their target (the mean over both)
+                target = torch.from_numpy(soft[idx])
+            if target is not None:
                 kd = -(target * logits.log_softmax(-1)).sum(-1).mean()
                 loss = (1 - args.distill) * loss + args.distill * kd
             if aux is not None:
