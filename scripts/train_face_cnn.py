@@ -289,7 +289,8 @@ def measure_extractor(weights: Path, splits: dict[str, dict[str, np.ndarray]], t
 def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -> int:
     """Stochastic weight averaging (Izmailov et al., UAI 2018) of saved epochs.
 
-    ``args.average``: epoch ranges of ``--out`` (``"9-11"``) and/or weight files (``epoch_<n>.pt``).
+    ``args.average``: epoch ranges of ``--out`` (``"9-11"``) and/or weight files (``epoch_<n>.pt``, ``swa.pt``
+    or package weights such as the shipped ``face_cnn_fer2013.pt``).
     Their float parameters are averaged with equal weights; the batch-norm running statistics of
     the average are then re-estimated in one pass over the (unaugmented) training faces
     (``torch.optim.swa_utils.update_bn``), since averaged weights match no epoch's statistics, or, with
@@ -312,15 +313,12 @@ def average_epochs(args, tr: dict[str, np.ndarray], va: dict[str, np.ndarray]) -
     avg: dict[str, torch.Tensor] = {}
     trunks = set()
     for f in files:
-        blob = torch.load(f, map_location="cpu", weights_only=False)
-        trunks.add(blob.get("trunk", "efficientnet_lite0"))
+        state, trunk = read_weights(f)
+        trunks.add(trunk)
         if len(trunks) > 1:
             raise SystemExit(f"--average: the files have different trunks ({', '.join(sorted(trunks))}); {f} differs")
-        for k, v in blob["model"].items():
-            if v.is_floating_point():
-                avg[k] = avg.get(k, 0) + v.float() / len(files)
-            else:
-                avg[k] = v
+        for k, v in state.items():
+            avg[k] = avg.get(k, 0) + v / len(files)
     (trunk,) = trunks
     model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk)
     model.load_state_dict(avg)
@@ -434,27 +432,31 @@ EfficientNet-Lite0 (ImageNet) fine-tuned by `scripts/train_face_cnn.py` on FER20
 pixels), 8 classes (Ekman 7 + contempt), learning **FER2013's own labels** (contempt where the FER+ majority says so:
 FER2013 has no contempt) with a **logit-adjusted** cross-entropy (Menon et al., ICLR 2021: the training logits get
 log of the class prior, so the plain logits answer for balanced classes) and a training-only second head on the FER+
-crowd-vote distributions (Barsoum et al., ICMI 2016; weight 0.5), as version 5 did. Version 6 starts from a
-**model soup** of three short fine-tunes of version 5 (Wortsman et al., ICML 2022; batch-norm statistics averaged),
-then trains two students from it, each **distilled** (Hinton et al., 2015) from the three fine-tunes' flip-pass
-probabilities beside the labels, and averages them: it reads each face **once**, without version 5's second,
-mirrored pass (half the face CNN's time in `predict`)."""
+crowd-vote distributions (Barsoum et al., ICMI 2016; weight 0.5), as versions 5 and 6 did. Version 7 trains a larger
+**teacher** on the EfficientNet-Lite2 trunk (training only), then four students warm-started from version 6, each
+**distilled** (Hinton et al., 2015) from the mean probabilities of version 6 and the Lite2 teacher beside the labels
+(two from the teachers' flip-pass answers on the plain faces, two with the teachers reading each augmented batch as
+the student sees it: Beyer et al., CVPR 2022), and averages the four (a **model soup**, Wortsman et al., ICML 2022,
+batch-norm statistics averaged): like version 6 it reads each face **once**."""
 
 #: The exact chain of commands that produced the shipped weights (written into the report).
 SHIPPED_COMMANDS = """\
 # versions 1-3 (7 classes, FER2013 labels, histogram-equalised copy of FER2013): the chain is in
 # `git show 9f72406:benchmarks/face_cnn.md`; version 4 (FER+ votes) in `git show c8239a2:benchmarks/face_cnn.md`;
-# version 5 (FER2013 labels, logit adjustment, FER+ auxiliary head) in `git show 507c840:benchmarks/face_cnn.md`
-# version 6, from version 5 (<v5.pt> = git show 507c840:src/emocontext/weights/face_cnn_fer2013.pt):
-bash scripts/face_cnn_v6.sh <v5.pt> runs/face_cnn_v6
-python scripts/train_face_cnn.py --out runs/face_cnn_v6/students --targets fer2013 --export --from swa.pt \\
+# version 5 (FER2013 labels, logit adjustment, FER+ auxiliary head) in `git show 507c840:benchmarks/face_cnn.md`;
+# version 6 (soup of fine-tunes of version 5, two distilled students) in `git show a4b62aa:benchmarks/face_cnn.md`
+# version 7, from version 6 (<v6.pt> = git show a4b62aa:src/emocontext/weights/face_cnn_fer2013.pt):
+bash scripts/face_cnn_v7.sh <v6.pt> runs/face_cnn_v7
+python scripts/train_face_cnn.py --out runs/face_cnn_v7/soup --targets fer2013 --export --from swa.pt \\
     --report benchmarks/face_cnn.md"""
 
 SHIPPED_NOTE = """\
-The epoch table above is the first student's (seed 31, warm-started from the soup; learning rate 2e-4, one warm-up
-epoch, then cosine decay); the weights that ship are the average of both students' last epochs (seeds 31 and 32),
-their batch-norm statistics averaged, chosen over either student and over the flip-pass soup on PublicTest's
-selection score (one pass), with the softmax temperature fitted on PublicTest."""
+The epoch table above is the third student's (seed 73, the first with the teachers on the augmented batch;
+warm-started from version 6; learning rate 2e-4, one warm-up epoch, then cosine decay); the weights that ship are the
+average of the four students' last epochs (seeds 71-74), their batch-norm statistics averaged, chosen on PublicTest's
+selection score, one pass (0.6796), over the same soup with version 6 as a fifth member (0.6790) and every student
+alone (0.667-0.679), with the softmax temperature fitted on PublicTest. Measured steps and the other candidates:
+`benchmarks/face_lite2_teacher_trial.md`."""
 
 
 def report(res: dict, args) -> str:

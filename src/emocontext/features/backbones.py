@@ -116,7 +116,9 @@ class FaceExpressionCNN(nn.Module):
     an auxiliary head, for expressive faces in video (issue 20: version 4 answered "neutral" on acted anger,
     fear and sadness). Version 6 (same network) is distilled from flip-pass teachers so that it reads each face
     once (``FACE_CNN.test_time_flip`` False): half the time of version 5's two passes at its accuracy
-    (``benchmarks/face_kd_trial.md``).
+    (``benchmarks/face_kd_trial.md``). Version 7 (same network) is distilled from version 6 and a larger teacher on
+    the EfficientNet-Lite2 trunk (``trunk="efficientnet_lite2"``, training only): four students averaged, CK+ +3
+    points at version 6's FER2013 accuracy and cost (``benchmarks/face_lite2_teacher_trial.md``).
     """
 
     #: the block of each trunk whose stride-2 depthwise convolution opens the last resolution stage
