@@ -610,7 +610,8 @@ def main() -> int:
         help="with --teacher: the teachers read each training batch as the student sees it (the same augmented "
         "faces, one pass each, in eval mode) instead of the plain faces once: consistent distillation (Beyer et "
         "al., CVPR 2022, 'Knowledge distillation: a good teacher is patient and consistent'); each step then also "
-        "runs the teachers (about twice the time of a step); teachers must read the student's --input-size",
+        "runs the teachers (about twice the time of a step); a WEIGHTS@SIDE teacher reads the same augmented faces "
+        "upsampled to its own side",
     )
     ap.add_argument(
         "--expw-faces",
@@ -748,9 +749,7 @@ def main() -> int:
     if args.teacher and args.consistent:
         for name in args.teacher:
             path, side = teacher_spec(str(name), INPUT_SIZE[0])
-            if side != INPUT_SIZE[0]:
-                raise SystemExit(f"--consistent: teacher {name} reads {side} px, the student {INPUT_SIZE[0]} px")
-            online.append(inference_net(path).eval())
+            online.append((inference_net(path).eval(), side))
     prior = ttr.mean(0)
     adjust = torch.from_numpy(args.logit_adjust * np.log(np.maximum(prior, 1e-6))).float()
     print("class prior of the targets:", dict(zip(EKMAN8.names, np.round(prior, 4).tolist(), strict=True)), flush=True)
@@ -788,24 +787,25 @@ def main() -> int:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             idx = perm[s * args.batch_size : (s + 1) * args.batch_size]
-            xb = torch.from_numpy(np.stack([aug(image=im)["image"] for im in xtr[idx]])).float()[:, None]
-            xb = normalise(xb).contiguous(memory_format=torch.channels_last)
+            raw = torch.from_numpy(np.stack([aug(image=im)["image"] for im in xtr[idx]])).float()[:, None]
             tb = torch.from_numpy(ttr[idx])
             vb = torch.from_numpy(vtr[idx]) if aux is not None else None
-            if args.mixup > 0:
+            if args.mixup > 0:  # on the 48 px faces: normalise is affine, so this equals mixing its output
                 lam = float(mix_rng.beta(args.mixup, args.mixup))
                 partner = torch.from_numpy(mix_rng.permutation(len(idx)))
-                xb, tb = lam * xb + (1 - lam) * xb[partner], lam * tb + (1 - lam) * tb[partner]
+                raw, tb = lam * raw + (1 - lam) * raw[partner], lam * tb + (1 - lam) * tb[partner]
                 if vb is not None:
                     vb = lam * vb + (1 - lam) * vb[partner]
+            xb = normalise(raw).contiguous(memory_format=torch.channels_last)
             feat = model.dropout(model.features(xb))
             # cross-entropy to the targets (vote distributions or one-hot labels), logit-adjusted if asked
             logits = model.head(feat)
             loss = -(tb * (logits + adjust).log_softmax(-1)).sum(-1).mean()
             target = None  # the teachers' probabilities for this batch
-            if online:  # --consistent: the teachers read the batch as the student does
+            if online:  # --consistent: the teachers read the batch as the student does, each at its own side
                 with torch.no_grad():
-                    target = sum(net(xb).softmax(-1) for net in online) / len(online)
+                    views = [xb if side == INPUT_SIZE[0] else normalise(raw, side) for _, side in online]
+                    target = sum(net(v).softmax(-1) for (net, _), v in zip(online, views, strict=True)) / len(online)
             elif soft is not None:  # precomputed: flipped faces keep their target (the mean over both)
                 target = torch.from_numpy(soft[idx])
             if target is not None:
