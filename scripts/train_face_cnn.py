@@ -804,8 +804,8 @@ def main() -> int:
             target = None  # the teachers' probabilities for this batch
             if online:  # --consistent: the teachers read the batch as the student does, each at its own side
                 with torch.no_grad():
-                    views = [xb if side == INPUT_SIZE[0] else normalise(raw, side) for _, side in online]
-                    target = sum(net(v).softmax(-1) for (net, _), v in zip(online, views, strict=True)) / len(online)
+                    views = ((net, xb if side == INPUT_SIZE[0] else normalise(raw, side)) for net, side in online)
+                    target = sum(net(v).softmax(-1) for net, v in views) / len(online)
             elif soft is not None:  # precomputed: flipped faces keep their target (the mean over both)
                 target = torch.from_numpy(soft[idx])
             if target is not None:
