@@ -60,18 +60,25 @@ def row(p: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, fl
     return res
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("weights", nargs="+", help="WEIGHTS or WEIGHTS@SIDE (input side in px)")
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    torch.set_num_threads(2)
+def proxy_sets() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``({set: faces}, {set: labels})`` for ``val`` / ``test`` (FER2013 PublicTest / PrivateTest, 48 px grey, own
+    labels) and ``ckplus6`` (the CK+ crops, grey); the FER2013 splits cached in ``runs/face_teacher_cache``."""
     cache = REPO / "runs" / "face_teacher_cache"
     data = head_bias_probe.DATA / "fer2013"
     va, te = tfc.load_split(data, "val", cache), tfc.load_split(data, "test", cache)
     ck_x, ck_y = head_bias_probe.ckplus6()
     faces = {"val": va["x"], "test": te["x"], "ckplus6": ck_x[..., 0]}
     labels = {"val": va["y7"], "test": te["y7"], "ckplus6": ck_y}
+    return faces, labels
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("weights", nargs="+", help="WEIGHTS or WEIGHTS@SIDE (input side in px)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    faces, labels = proxy_sets()
     probs = {name: probabilities(name, faces) for name in args.weights}
     result = {}
     for name, p in probs.items():

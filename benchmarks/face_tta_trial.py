@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import head_bias_probe  # noqa: E402  (CK+ crops and their labels)
+import face_teacher_ensemble  # noqa: E402  (the proxy sets: FER2013 PublicTest / PrivateTest, CK+)
 import train_face_cnn as tfc  # noqa: E402
 
 
@@ -92,12 +92,7 @@ def main() -> None:
     ap.add_argument("--max-passes", type=int, default=4, help="largest set tried in the greedy search")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    data = head_bias_probe.DATA / "fer2013"
-    tcache = REPO / "runs" / "face_teacher_cache"
-    va, te = tfc.load_split(data, "val", tcache), tfc.load_split(data, "test", tcache)
-    ck_x, ck_y = head_bias_probe.ckplus6()
-    faces = {"val": va["x"], "test": te["x"], "ckplus6": ck_x[..., 0]}
-    labels = {"val": va["y7"], "test": te["y7"], "ckplus6": ck_y}
+    faces, labels = face_teacher_ensemble.proxy_sets()
     name = Path(args.weights).parent.name + "_" + Path(args.weights).stem
     P = passes(args.weights, faces, REPO / "runs" / "face_tta" / f"{name}.npz")
 
