@@ -56,19 +56,21 @@ def calibration_faces(n_each: int = 256) -> np.ndarray:
     return np.repeat(np.stack(faces)[..., None], 3, axis=-1)
 
 
-def quantise_face_graph(graph: bytes, faces: np.ndarray) -> bytes:
+def quantise_face_graph(graph: bytes, faces: np.ndarray, spec=None) -> bytes:
     """The face CNN graph with int8 convolutions: weights per output channel, activations per tensor (ranges
-    from ``faces``), in QDQ form (ONNX Runtime runs the convolutions in int8); the pooling, the head and the
-    softmax stay float. The metadata is kept and says so."""
+    from ``faces``, prepared with ``spec``, default ``FACE_CNN``), in QDQ form (ONNX Runtime runs the convolutions
+    in int8); the pooling, the head and the softmax stay float. The metadata is kept and says so."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from emocontext.features.face import face_input
+    from emocontext.features.specs import FACE_CNN
 
     class Faces(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"x": face_input(faces[i : i + 32])} for i in range(0, len(faces), 32)])
+            chunks = [faces[i : i + 32] for i in range(0, len(faces), 32)]
+            self.batches = iter([{"x": face_input(c, spec or FACE_CNN)} for c in chunks])
 
         def get_next(self):
             return next(self.batches, None)

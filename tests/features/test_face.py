@@ -151,11 +151,15 @@ def test_shipped_face_cnn_on_fer2013_privatetest_sample():
     assert acc > 0.5, f"accuracy {acc:.3f} on {len(ys)} PrivateTest faces"
 
 
-def test_other_weights_are_converted_and_compute_what_torch_does(tmp_path):
-    net = FaceExpressionCNN()
+@pytest.mark.parametrize("trunk", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_other_weights_are_converted_and_compute_what_torch_does(tmp_path, trunk):
+    """A weights file on either trunk (named in the file) runs in ONNX Runtime with the torch network's numbers."""
+    net = FaceExpressionCNN(trunk=trunk)
     torch.nn.init.normal_(net.head.weight, std=0.5)
     path = tmp_path / "mine.pt"
-    torch.save({"state_dict": net.state_dict(), "spec": FACE_CNN.signature(), "temperature": 1.5}, path)
+    blob = {"state_dict": net.state_dict(), "spec": FACE_CNN.signature(), "temperature": 1.5, "trunk": trunk}
+    torch.save(blob, path)
+    assert load_face_cnn(path).trunk_name == trunk
     ex = FaceExtractor(path)
     assert ex.session.get_modelmeta().custom_metadata_map["source_sha256"] == hub.sha256(path)
     crops = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)

@@ -183,7 +183,8 @@ def _to_input(images: np.ndarray, spec: ExtractorSpec) -> torch.Tensor:
 
 def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
     """The face CNN from a weights file (default: the shipped one), float32, batch norms unfolded
-    (trainable: fine-tuning starts here; :class:`FaceExtractor` folds them for inference).
+    (trainable: fine-tuning starts here; :class:`FaceExtractor` folds them for inference). The file's ``"trunk"``
+    (:data:`LITE_TRUNKS`; absent: EfficientNet-Lite0) says which network its state dict is for.
 
     Raises:
         WeightsError: the file is missing, unreadable, or made for another architecture version.
@@ -193,7 +194,7 @@ def load_face_cnn(path: str | Path | None = None) -> FaceExpressionCNN:
         blob = torch.load(p, map_location="cpu", weights_only=True)
         made_for = {k: blob.get("spec", {}).get(k) for k in ("name", "version")}
         if made_for == {"name": FACE_CNN.name, "version": FACE_CNN.version}:
-            model = FaceExpressionCNN(pretrained_trunk=False)
+            model = FaceExpressionCNN(trunk=blob.get("trunk", "efficientnet_lite0"), pretrained_trunk=False)
             model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
             model.temperature = float(blob.get("temperature", 1.0))
     except (RuntimeError, KeyError, OSError, AttributeError) as e:
