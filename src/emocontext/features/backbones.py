@@ -97,8 +97,9 @@ def fold_batch_norms(net: nn.Module) -> nn.Module:
 class FaceExpressionCNN(nn.Module):
     """EfficientNet-Lite0 trunk with an 8-way facial-expression head (:data:`~emocontext.labels.EKMAN8`).
 
-    ``trunk``: ``"efficientnet_lite0"`` (what ships) or ``"efficientnet_lite2"`` (training-only teachers of
-    ``scripts/train_face_cnn.py``: 1.3x the parameters, 21 blocks, same 1280-d features and strides).
+    ``trunk``: ``"efficientnet_lite0"`` (what ships) or ``"efficientnet_lite2"`` (the teachers of
+    ``scripts/train_face_cnn.py``: 1.3x the parameters, 21 blocks, same 1280-d features and strides; a weights
+    file names its trunk, :func:`load_face_cnn`; its int8 graph costs 1.29x a face, ``benchmarks/face_trunk_cost.md``).
 
     Input ``(B, 3, H, W)`` normalised with :data:`FACE_CNN` (80x80 grey faces
     replicated to 3 channels). :meth:`features` gives ``(B, 1280)``,
