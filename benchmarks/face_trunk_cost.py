@@ -40,20 +40,12 @@ def int8_graph(trunk: str, side: int, calibration: np.ndarray) -> bytes:
     import torch
     from export_onnx import quantise_face_graph
 
-    from emocontext import runtime
-    from emocontext.features.backbones import FaceExpressionCNN, _FaceGraph, _static_same_padding
+    from emocontext.features.backbones import FaceExpressionCNN, trace_face_graph
     from emocontext.features.specs import FACE_CNN
 
     torch.manual_seed(0)
     net = FaceExpressionCNN(trunk=trunk).eval()
-    _static_same_padding(net.trunk, (side, side))
-    graph = runtime.torch_to_onnx(
-        _FaceGraph(net, False),
-        torch.zeros(2, 3, side, side),
-        inputs=["x"],
-        outputs=["feature_map", "features", "probabilities"],
-        dynamic={0: "faces"},
-    )
+    graph = trace_face_graph(net, (side, side), flip=False)
     faces = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_LINEAR) for f in calibration])
     return quantise_face_graph(graph, faces, dataclasses.replace(FACE_CNN, input_size=(side, side)))
 

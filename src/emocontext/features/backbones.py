@@ -225,6 +225,21 @@ class _FaceGraph(nn.Module):
         return maps, feats, (self.model.head(feats) / self.temperature).softmax(-1)
 
 
+def trace_face_graph(model: FaceExpressionCNN, input_size: tuple[int, int], flip: bool, **options) -> bytes:
+    """``model`` (eval mode; its trunk's padding is fixed in place for ``input_size``) as the serialised ONNX graph of
+    :class:`_FaceGraph`: input ``x`` ``(N, 3, H, W)``, outputs ``feature_map``, ``features``, ``probabilities``, the
+    batch size free; ``options``: further ``torch.onnx.export`` arguments."""
+    _static_same_padding(model.trunk, input_size)
+    return runtime.torch_to_onnx(
+        _FaceGraph(model, flip),
+        torch.zeros(2, 3, *input_size),
+        inputs=["x"],
+        outputs=["feature_map", "features", "probabilities"],
+        dynamic={0: "faces"},
+        **options,
+    )
+
+
 def _static_same_padding(trunk: nn.Module, input_size: tuple[int, int]) -> None:
     """In place, for export: every TF-"same" convolution of the trunk gets the padding of ``input_size`` as numbers.
 
@@ -274,15 +289,8 @@ def face_cnn_onnx(path: str | Path | None = None) -> bytes:
 
     p = hub.resolve(FACE_CNN_WEIGHTS, path or None)
     model = load_face_cnn(p).eval()
-    _static_same_padding(model.trunk, FACE_CNN.input_size)
-    traced = runtime.torch_to_onnx(
-        _FaceGraph(model, FACE_CNN.test_time_flip),
-        torch.zeros(2, 3, *FACE_CNN.input_size),
-        inputs=["x"],
-        outputs=["feature_map", "features", "probabilities"],
-        dynamic={0: "faces"},
-        do_constant_folding=False,  # keeps the batch norms apart, so the float16 weights stay exact
-    )
+    # no constant folding: keeps the batch norms apart, so the float16 weights stay exact
+    traced = trace_face_graph(model, FACE_CNN.input_size, FACE_CNN.test_time_flip, do_constant_folding=False)
     graph = onnx.load_from_string(traced)
     casts, kept = [], []
     for init in graph.graph.initializer:
