@@ -85,13 +85,13 @@ class ExtractorSpec:
 FACE_CNN = ExtractorSpec.from_weights(
     FACE_CNN_WEIGHTS,
     name="face_cnn_fer2013",
-    version="7",
+    version="8",
     feature_dim=1280,
     labels=EKMAN8.names,
-    training_data="FER2013 Training (original pixels) with FER2013's own labels (contempt where the FER+ majority "
-    "says so), logit-adjusted for balanced classes, the FER+ vote distributions as an auxiliary head, and "
-    "distilled for one pass a face from version 6 and an EfficientNet-Lite2 teacher (four students averaged); 8 "
-    "classes; chosen on PublicTest (FER2013 accuracy + macro recall)",
+    training_data="FER2013 Training and two thirds of PublicTest (original pixels) with FER2013's own labels "
+    "(contempt where the FER+ majority says so), ExpW's training faces, logit-adjusted for balanced classes, the "
+    "FER+ vote distributions as an auxiliary head, and distilled for one pass a face from three teachers (version 6, "
+    "an EfficientNet-Lite2 network, a 112 px network; three students of version 7 averaged); 8 classes",
 )
 
 EFFNET_LITE0_IMAGENET = ExtractorSpec.from_weights(
