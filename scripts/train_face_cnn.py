@@ -11,7 +11,9 @@ Recipe (seeded, resumable, CPU):
   * classes: :data:`emocontext.labels.EKMAN8` (the Ekman-7 order of FER2013 plus contempt last).
   * model selection on ``val`` (PublicTest) FER+ majority-vote accuracy; the bars are measured on
     ``test`` (PrivateTest): FER+ majority vote (8 classes) and FER2013's own labels (7 classes,
-    contempt mapped out: the argmax over the other 7).
+    contempt mapped out: the argmax over the other 7). ``--val-train F`` trains on a fixed, label-stratified
+    fraction F of PublicTest too (version 8: 0.67) and keeps the rest as ``val``; ``--expw-faces`` adds ExpW's
+    training faces.
   * input: the 48 px grey faces upsampled to ``--input-size`` (80), replicated to 3 channels,
     normalised (x - 127) / 128.
   * augmentation (albumentations, per face, 48 px, what a video frame does to a face): flip; affine
