@@ -17,8 +17,9 @@
 #            git show 559a97f:src/emocontext/weights/face_cnn_fer2013.pt, is the same network in float16)
 #   LITE2_TEACHER: OUT/teacher/epoch_13.pt of face_cnn_v7.sh; NET112: the 112 px network (its epoch_2.pt,
 #            benchmarks/face_lite2_teacher_trial.md)
-# Then:  python scripts/train_face_cnn.py --out OUT/students --targets fer2013 $DATA_ARGS --export --from swa.pt \
-#            --report benchmarks/face_cnn.md         (writes the package weights)
+# Then:  python scripts/train_face_cnn.py --out OUT/students --targets fer2013 --val-train 0.67 \
+#            --expw-faces $EMOCONTEXT_DATA/packs/expw_faces64.npz --export --from swa.pt \
+#            --report benchmarks/face_cnn.md         (writes the package weights; the same data arguments as training)
 #        python scripts/export_onnx.py --only face     (the int8 graph predict runs; its SHA-256 into the record)
 set -euo pipefail
 v7=${1:?usage: face_cnn_v8.sh V7_SOUP V6_WEIGHTS LITE2_TEACHER NET112 [OUT]}
