@@ -30,6 +30,11 @@ Recipe (seeded, resumable, CPU):
     ``--teacher`` networks' mean probabilities (with their flip pass) on the plain training faces, computed
     once, are a soft target beside the labels (``--distill`` weight); the student reads each face once, so it
     can ship without the flip pass. ``--consistent``: the teachers read each augmented batch instead (one pass).
+    ``--aligned-views P``: each training face is also found and aligned as ``predict`` does it (the 48 px face
+    upscaled 4x into a 384 px picture, MTCNN's five landmarks, :func:`emocontext.video.align.aligned_face`; cached
+    in the run's cache), and a step reads that view instead of FER2013's own crop with probability P, beside
+    the same label and teachers' target (computed on FER2013's crop): the network learns the pipeline's framing as
+    well as the dataset's (``benchmarks/framing_alignment.md``: a 2 % shift of the crop changes 6 % of answers).
     ``--trunk efficientnet_lite2`` trains on the larger Lite2 trunk (a teacher, or a network to export: the
     package file names its trunk).
   * ``--export`` fits a temperature on ``val`` (Guo et al., ICML 2017, temperature scaling; NLL of the
@@ -411,6 +416,49 @@ def with_expw_faces(tr: dict[str, np.ndarray], pack: Path) -> dict[str, np.ndarr
     return {k: np.concatenate([tr[k], extra[k]]) for k in tr}
 
 
+def aligned_views(x: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every 48 px face of ``x`` found and aligned as ``predict`` would: ``(views (N, 48, 48) uint8, found (N,)
+    bool)``; a face MTCNN misses keeps its own crop (``found`` False). The face is upscaled 4x (bicubic) into a
+    384 px picture with 96 px of edge-replicated border (the framing test's pictures), the detection overlapping
+    the placed face best gives the landmarks, :func:`emocontext.video.align.aligned_face` the 128 px crop
+    (``FACE_SIZE``), area-shrunk to 48 px. Cached in ``cache`` by the faces' digest (about 15 ms a face)."""
+    import hashlib
+
+    from emocontext.video.align import aligned_face
+    from emocontext.video.faces import create_detector
+    from emocontext.video.streams import FACE_SIZE
+
+    key = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+    cfile = cache / f"aligned_views_{len(x)}_{key}.npz"
+    if cfile.exists():
+        z = np.load(cfile)
+        return z["views"], z["found"]
+    detector = create_detector("mtcnn")
+    views, found = x.copy(), np.zeros(len(x), bool)
+    t0 = time.time()
+    for i, face48 in enumerate(x):
+        face = cv2.resize(face48, (192, 192), interpolation=cv2.INTER_CUBIC)
+        frame = cv2.cvtColor(cv2.copyMakeBorder(face, 96, 96, 96, 96, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB)
+        best, best_iou = None, 0.3
+        for d in detector.detect(frame):
+            ix = max(0.0, min(d.box[2], 288.0) - max(d.box[0], 96.0))
+            iy = max(0.0, min(d.box[3], 288.0) - max(d.box[1], 96.0))
+            iou = ix * iy / ((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) + 192.0**2 - ix * iy)
+            if d.landmarks is not None and iou >= best_iou:
+                best, best_iou = d, iou
+        crop = None if best is None else aligned_face(frame, best.landmarks, size=FACE_SIZE)
+        if crop is not None:
+            views[i] = cv2.resize(crop[..., 0], (48, 48), interpolation=cv2.INTER_AREA)
+            found[i] = True
+        if (i + 1) % 2000 == 0:
+            print(f"aligned views: {i + 1}/{len(x)}, {found[: i + 1].mean():.1%} found, {time.time() - t0:.0f}s")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cfile.with_suffix(".tmp.npz")
+    np.savez(tmp, views=views, found=found)
+    os.replace(tmp, cfile)
+    return views, found
+
+
 def split_val(va: dict[str, np.ndarray], fraction: float, seed: int = 2026) -> tuple[dict, dict]:
     """PublicTest (``va``) cut in two, stratified by FER2013 label and fixed by ``seed``: ``(part, holdout)``,
     ``part`` about ``fraction`` of each class (faces to train on), ``holdout`` the rest (model selection, the
@@ -643,6 +691,14 @@ def main() -> int:
         "(--targets fer2013 only: 7 classes, no FER+ votes)",
     )
     ap.add_argument(
+        "--aligned-views",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="read each training face as predict frames it (found by MTCNN, aligned on the template; computed once, "
+        "cached) with probability P instead of the dataset's crop, same targets: the pipeline's framing learned too",
+    )
+    ap.add_argument(
         "--val-train",
         type=float,
         default=0.0,
@@ -788,6 +844,9 @@ def main() -> int:
         for name in args.teacher:
             path, side = teacher_spec(str(name), INPUT_SIZE[0])
             online.append((inference_net(path).eval(), side))
+    xal, found = aligned_views(xtr, cache) if args.aligned_views > 0 else (None, None)
+    if xal is not None:
+        print(f"aligned views: {found.mean():.1%} of the training faces found, read with p={args.aligned_views}")
     prior = ttr.mean(0)
     adjust = torch.from_numpy(args.logit_adjust * np.log(np.maximum(prior, 1e-6))).float()
     print("class prior of the targets:", dict(zip(EKMAN8.names, np.round(prior, 4).tolist(), strict=True)), flush=True)
@@ -817,6 +876,7 @@ def main() -> int:
         torch.manual_seed(args.seed * 1000 + epoch)
         perm = torch.randperm(len(xtr), generator=g).numpy()
         mix_rng = np.random.default_rng([args.seed, epoch])
+        view_rng = np.random.default_rng([args.seed, epoch, 7])
         aug = video_augmentation(args.seed * 1000 + epoch)
         model.train()
         t0, loss_sum = time.time(), 0.0
@@ -825,7 +885,11 @@ def main() -> int:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             idx = perm[s * args.batch_size : (s + 1) * args.batch_size]
-            raw = torch.from_numpy(np.stack([aug(image=im)["image"] for im in xtr[idx]])).float()[:, None]
+            faces = xtr[idx]
+            if xal is not None:  # the pipeline's framing of the same faces, same targets
+                pick = found[idx] & (view_rng.random(len(idx)) < args.aligned_views)
+                faces = np.where(pick[:, None, None], xal[idx], faces)
+            raw = torch.from_numpy(np.stack([aug(image=im)["image"] for im in faces])).float()[:, None]
             tb = torch.from_numpy(ttr[idx])
             vb = torch.from_numpy(vtr[idx]) if aux is not None else None
             if args.mixup > 0:  # on the 48 px faces: normalise is affine, so this equals mixing its output
