@@ -85,13 +85,14 @@ class ExtractorSpec:
 FACE_CNN = ExtractorSpec.from_weights(
     FACE_CNN_WEIGHTS,
     name="face_cnn_fer2013",
-    version="8",
+    version="9",
     feature_dim=1280,
     labels=EKMAN8.names,
     training_data="FER2013 Training and two thirds of PublicTest (original pixels) with FER2013's own labels "
     "(contempt where the FER+ majority says so), ExpW's training faces, logit-adjusted for balanced classes, the "
     "FER+ vote distributions as an auxiliary head, and distilled for one pass a face from three teachers (version 6, "
-    "an EfficientNet-Lite2 network, a 112 px network; three students of version 7 averaged); 8 classes",
+    "an EfficientNet-Lite2 network, a 112 px network; three students of version 7 averaged; version 9: three students "
+    "of version 8 that also read each training face as predict aligns it), 8 classes",
 )
 
 EFFNET_LITE0_IMAGENET = ExtractorSpec.from_weights(
