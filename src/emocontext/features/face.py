@@ -6,7 +6,7 @@ imports torch. For the shipped weights the graph ships beside them, **quantised 
 weights.FACE_CNN_ONNX_WEIGHTS`, its metadata holding the SHA-256 of the ``.pt`` it was made from): about half
 the CPU time of the float graph (measured with version 5: 2.35 vs 4.5 ms a face, one thread), the float network's
 label on 97.6 % of the FER2013 PrivateTest faces (version 9, ``benchmarks/face_int8_agreement.py``), and the
-proxies within a point of it (``benchmarks/face_proxies.md``, ``benchmarks/face_v8_float.json``). Any other weights
+proxies within a point of it (``benchmarks/face_proxies.md``, ``benchmarks/face_v9_float.json``). Any other weights
 file is converted when it is loaded (:func:`~.backbones.face_cnn_onnx`, float32: torch and ``onnx`` are imported
 then, a few seconds once per file and process), with the torch network's numbers to float rounding
 (``tests/features/test_face.py``).
