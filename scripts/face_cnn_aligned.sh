@@ -14,11 +14,12 @@
 # Then:  python benchmarks/face_teacher_ensemble.py OUT/students/swa.pt --out benchmarks/face_aligned_views.json
 #        python benchmarks/framing_alignment.py --weights OUT/students/swa.pt ...
 set -euo pipefail
-v8=${1:?usage: face_cnn_aligned.sh V8 V7 V6 [OUT]}
-v7=${2:?V7}
-v6=${3:?V6}
+if [ $# -lt 3 ]; then
+    echo "usage: face_cnn_aligned.sh V8 V7 V6 [OUT]" >&2
+    exit 2
+fi
 out=${4:-runs/face_cnn_aligned}
-data=${EMOCONTEXT_DATA:-../shared/data}
 mkdir -p "$out/cache"
-DATA_ARGS="--val-train 0.67 --expw-faces $data/packs/expw_faces64.npz --aligned-views 0.5" \
-    bash scripts/face_cnn_students.sh "$v8" "$out/cache" "$out" 121 122 123 -- "$v8" "$v7" "$v6"
+# the first teacher is also where the students start
+DATA_ARGS="--val-train 0.67 --expw-faces ${EMOCONTEXT_DATA:-../shared/data}/packs/expw_faces64.npz --aligned-views 0.5" \
+    bash scripts/face_cnn_students.sh "$1" "$out/cache" "$out" 121 122 123 -- "$1" "$2" "$3"
