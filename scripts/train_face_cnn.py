@@ -451,7 +451,10 @@ def aligned_views(x: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
             views[i] = cv2.resize(crop[..., 0], (48, 48), interpolation=cv2.INTER_AREA)
             found[i] = True
         if (i + 1) % 2000 == 0:
-            print(f"aligned views: {i + 1}/{len(x)}, {found[: i + 1].mean():.1%} found, {time.time() - t0:.0f}s")
+            print(
+                f"aligned views: {i + 1}/{len(x)}, {found[: i + 1].mean():.1%} found, {time.time() - t0:.0f}s",
+                flush=True,
+            )
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cfile.with_suffix(".tmp.npz")
     np.savez(tmp, views=views, found=found)
