@@ -50,7 +50,6 @@ from emocontext.video.faces import create_detector
 from emocontext.video.streams import FACE_SIZE, face_crop
 
 ROOT = Path(__file__).resolve().parents[1]
-PLACED = (96.0, 96.0, 288.0, 288.0)
 VARIANTS = ("lmeds", "lsq", "lsq_norot", "box", "placed", "placed_shift2", "placed_scale5", "placed_rot5")
 SETS = ("holdout", "train", "test")
 
@@ -61,20 +60,6 @@ def _training_script():
     sys.modules["train_face_cnn"] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-def framed(face48: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(192 px RGB face, 384 px RGB framed picture), as ``face_proxies.build_framing`` makes them."""
-    face = cv2.resize(face48, (192, 192), interpolation=cv2.INTER_CUBIC)
-    frame = cv2.copyMakeBorder(face, 96, 96, 96, 96, cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(face, cv2.COLOR_GRAY2RGB), cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def lsq_matrix(landmarks: np.ndarray, size: int, *, rotate: bool) -> np.ndarray:
@@ -165,17 +150,21 @@ def paired(a: np.ndarray, b: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[
     return 100 * d.mean(), 100 * np.quantile(boots, 0.025), 100 * np.quantile(boots, 0.975)
 
 
-def measure(name: str, x: np.ndarray, y: np.ndarray, detector, extractors: dict, variants: list[str]) -> dict:
+def measure(tfc, name: str, x: np.ndarray, y: np.ndarray, detector, extractors: dict, variants: list[str]) -> dict:
+    """Find each face of ``x`` in its framing-test picture (``tfc``: the training script's module, which builds the
+    pictures as its ``--aligned-views`` does), crop it every ``variants`` way, read the crops with each extractor."""
     t0 = time.perf_counter()
     given, kept, crops = [], [], {v: [] for v in variants}
     for i, f in enumerate(x):
-        face, frame = framed(f)
-        dets = [d for d in detector.detect(frame) if d.landmarks is not None and _iou(d.box, PLACED) >= 0.3]
+        face, frame = tfc.framed_picture(f)
+        dets = [d for d, _ in tfc.placed_detections(detector, frame)]
         if not dets:
             continue
         d = max(dets, key=lambda d: d.score)
         kept.append(i)
-        given.append(cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA))
+        given.append(
+            cv2.cvtColor(cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2RGB)
+        )
         for v in variants:
             crops[v].append(crop(v, frame, d))
         if (i + 1) % 500 == 0:
@@ -255,7 +244,7 @@ def main() -> None:
         for w in args.weights or ["shipped"]
     }
     detector = create_detector("mtcnn")
-    results = {name: measure(name, x, y, detector, extractors, variants) for name, (x, y) in sets.items()}
+    results = {name: measure(tfc, name, x, y, detector, extractors, variants) for name, (x, y) in sets.items()}
     args.out.write_text(report(results, args))
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print(report(results, args))

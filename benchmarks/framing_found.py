@@ -17,15 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
+from emocontext.video.faces.boxes import box_iou
+
 EKMAN7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 PLACED = (96.0, 96.0, 288.0, 288.0)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def answers(path: Path, *, placed: bool) -> dict[str, tuple[str | None, str]]:
@@ -37,7 +32,7 @@ def answers(path: Path, *, placed: bool) -> dict[str, tuple[str | None, str]]:
         probs = r.get("probabilities")
         found = bool(probs) and r.get("frames_with_face", 0) > 0
         if found and placed:
-            found = _iou(r["frames"][0]["box"], PLACED) >= 0.3
+            found = box_iou([r["frames"][0]["box"]], [PLACED])[0, 0] >= 0.3
         out[key] = (max(EKMAN7, key=lambda c: probs[c]) if found else None, key.split("/")[0])
     return out
 

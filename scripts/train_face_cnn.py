@@ -416,12 +416,36 @@ def with_expw_faces(tr: dict[str, np.ndarray], pack: Path) -> dict[str, np.ndarr
     return {k: np.concatenate([tr[k], extra[k]]) for k in tr}
 
 
+#: Where :func:`framed_picture` puts the face: ``xyxy`` pixels of its 384 px picture.
+PLACED_BOX = (96.0, 96.0, 288.0, 288.0)
+
+
+def framed_picture(face48: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 48 px grey face as the framing test shows it (``benchmarks/face_proxies.py``): ``(the face upscaled 4x,
+    bicubic: grey (192, 192) uint8, that face with 96 px of edge-replicated border: RGB (384, 384, 3) uint8)``;
+    the face lies at :data:`PLACED_BOX`."""
+    face = cv2.resize(face48, (192, 192), interpolation=cv2.INTER_CUBIC)
+    return face, cv2.cvtColor(cv2.copyMakeBorder(face, 96, 96, 96, 96, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB)
+
+
+def placed_detections(detector, frame: np.ndarray) -> list[tuple]:
+    """``(detection, IoU)`` of each detection of ``frame`` (a :func:`framed_picture`) that has landmarks and
+    overlaps the placed face with IoU >= 0.3 (the framing test's rule)."""
+    from emocontext.video.faces.boxes import box_iou
+
+    dets = [d for d in detector.detect(frame) if d.landmarks is not None]
+    if not dets:
+        return []
+    ious = box_iou(np.array([d.box for d in dets]), np.array([PLACED_BOX]))[:, 0]
+    return [(d, float(iou)) for d, iou in zip(dets, ious, strict=True) if iou >= 0.3]
+
+
 def aligned_views(x: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """Every 48 px face of ``x`` found and aligned as ``predict`` would: ``(views (N, 48, 48) uint8, found (N,)
-    bool)``; a face MTCNN misses keeps its own crop (``found`` False). The face is upscaled 4x (bicubic) into a
-    384 px picture with 96 px of edge-replicated border (the framing test's pictures), the detection overlapping
-    the placed face best gives the landmarks, :func:`emocontext.video.align.aligned_face` the 128 px crop
-    (``FACE_SIZE``), area-shrunk to 48 px. Cached in ``cache`` by the faces' digest (about 15 ms a face)."""
+    bool)``; a face MTCNN misses keeps its own crop (``found`` False). The face is put in the framing test's
+    picture (:func:`framed_picture`), the detection overlapping the placed face best gives the landmarks,
+    :func:`emocontext.video.align.aligned_face` the 128 px crop (``FACE_SIZE``), area-shrunk to 48 px. Cached in
+    ``cache`` by the faces' digest (about 15 ms a face)."""
     import hashlib
 
     from emocontext.video.align import aligned_face
@@ -437,15 +461,9 @@ def aligned_views(x: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     views, found = x.copy(), np.zeros(len(x), bool)
     t0 = time.time()
     for i, face48 in enumerate(x):
-        face = cv2.resize(face48, (192, 192), interpolation=cv2.INTER_CUBIC)
-        frame = cv2.cvtColor(cv2.copyMakeBorder(face, 96, 96, 96, 96, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB)
-        best, best_iou = None, 0.3
-        for d in detector.detect(frame):
-            ix = max(0.0, min(d.box[2], 288.0) - max(d.box[0], 96.0))
-            iy = max(0.0, min(d.box[3], 288.0) - max(d.box[1], 96.0))
-            iou = ix * iy / ((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) + 192.0**2 - ix * iy)
-            if d.landmarks is not None and iou >= best_iou:
-                best, best_iou = d, iou
+        _, frame = framed_picture(face48)
+        candidates = placed_detections(detector, frame)
+        best = max(candidates, key=lambda c: c[1])[0] if candidates else None
         crop = None if best is None else aligned_face(frame, best.landmarks, size=FACE_SIZE)
         if crop is not None:
             views[i] = cv2.resize(crop[..., 0], (48, 48), interpolation=cv2.INTER_AREA)
