@@ -12,13 +12,12 @@
 #   The teachers' probabilities are computed on the first run (about 15 minutes) unless OUT/teacher_probs.npz exists
 #   (e.g. copied from the version 10 trial's OUT/student_131: the same teachers, named alike, on the same faces).
 set -euo pipefail
-if [ $# -lt 4 ]; then
-    echo "usage: face_cnn_lite2_direct.sh V9 V8 V7 CACHE [OUT]" >&2
-    exit 2
-fi
+usage="usage: face_cnn_lite2_direct.sh V9 V8 V7 CACHE [OUT]"
+teachers=("${1:?$usage}" "${2:?$usage}" "${3:?$usage}")
+cache=${4:?$usage}
 out=${5:-runs/face_cnn_lite2_direct}
 mkdir -p "$out"
-[ -e "$out/cache" ] || ln -s "$(realpath "$4")" "$out/cache"
+[ -e "$out/cache" ] || ln -s "$(realpath "$cache")" "$out/cache"
 python scripts/train_face_cnn.py --trunk efficientnet_lite2 --out "$out" --epochs 12 --lr 1e-3 --targets fer2013 \
-    --aux-ferplus 0.5 --logit-adjust 1.0 --seed 141 --keep-epochs --threads 2 --teacher "$1" "$2" "$3" --distill 0.7 \
+    --aux-ferplus 0.5 --logit-adjust 1.0 --seed 141 --keep-epochs --threads 2 --teacher "${teachers[@]}" --distill 0.7 \
     --val-train 0.67 --expw-faces "${EMOCONTEXT_DATA:-../shared/data}/packs/expw_faces64.npz" --aligned-views 0.5
