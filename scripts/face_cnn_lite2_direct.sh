@@ -9,6 +9,9 @@
 #            averaged), which read higher on the held-out third of PublicTest than the last epoch (the trial's one
 #            choice, on validation; both numbers are printed)
 #   stage 2: 3 more epochs from OUT/swa.pt, learning rate 2e-4, seed 142 (OUT/stage2/epoch_2.pt), 21 CPU minutes
+#   stage 3: 8 more epochs from OUT/stage2/epoch_2.pt (23 in all, near the ~25 of the Lite2 chain that reached 68 %),
+#            learning rate 5e-4 (one warm-up epoch, cosine), seed 143, about 55 CPU minutes; then its last three epochs
+#            averaged (OUT/stage3/swa.pt); the candidate is whichever of the two reads higher on the held-out third
 # Every epoch checkpoints, so rerunning continues where it stopped.
 # Usage: bash scripts/face_cnn_lite2_direct.sh V9 V8 V7 CACHE [OUT]
 #   V9 V8 V7: the package files (git show <commit>:src/emocontext/weights/face_cnn_fer2013.pt; 51a4f50: 9, 946c68f: 8, 559a97f: 7)
@@ -23,11 +26,15 @@ out=${5:-runs/face_cnn_lite2_direct}
 faces=(--targets fer2013 --val-train 0.67 --expw-faces "${EMOCONTEXT_DATA:-../shared/data}/packs/expw_faces64.npz")
 train=("${faces[@]}" --aligned-views 0.5 --aux-ferplus 0.5 --logit-adjust 1.0 --keep-epochs --threads 2
     --teacher "${teachers[@]}" --distill 0.7)
-mkdir -p "$out/stage2"
-for run in "$out" "$out/stage2"; do
+mkdir -p "$out/stage2" "$out/stage3"
+for run in "$out" "$out/stage2" "$out/stage3"; do
     [ -e "$run/cache" ] || ln -s "$(realpath "$cache")" "$run/cache"
 done
 python scripts/train_face_cnn.py --trunk efficientnet_lite2 --out "$out" --epochs 12 --lr 1e-3 --seed 141 "${train[@]}"
 python scripts/train_face_cnn.py --out "$out" "${faces[@]}" --average 9-11 --bn average
 [ -e "$out/stage2/teacher_probs.npz" ] || cp "$out/teacher_probs.npz" "$out/stage2/"
 python scripts/train_face_cnn.py --init "$out/swa.pt" --out "$out/stage2" --epochs 3 --lr 2e-4 --seed 142 "${train[@]}"
+[ -e "$out/stage3/teacher_probs.npz" ] || cp "$out/teacher_probs.npz" "$out/stage3/"
+python scripts/train_face_cnn.py --init "$out/stage2/epoch_2.pt" --out "$out/stage3" --epochs 8 --lr 5e-4 --seed 143 \
+    "${train[@]}"
+python scripts/train_face_cnn.py --out "$out/stage3" "${faces[@]}" --average 5-7 --bn average
