@@ -26,15 +26,17 @@ out=${5:-runs/face_cnn_lite2_direct}
 faces=(--targets fer2013 --val-train 0.67 --expw-faces "${EMOCONTEXT_DATA:-../shared/data}/packs/expw_faces64.npz")
 train=("${faces[@]}" --aligned-views 0.5 --aux-ferplus 0.5 --logit-adjust 1.0 --keep-epochs --threads 2
     --teacher "${teachers[@]}" --distill 0.7)
-mkdir -p "$out/stage2" "$out/stage3"
-for run in "$out" "$out/stage2" "$out/stage3"; do
-    [ -e "$run/cache" ] || ln -s "$(realpath "$cache")" "$run/cache"
-done
+link_cache() { mkdir -p "$1" && { [ -e "$1/cache" ] || ln -s "$(realpath "$cache")" "$1/cache"; }; }
+# stage DIR INIT EPOCHS LR SEED: more epochs from INIT into DIR, with stage 1's faces, teachers (their cached
+# probabilities) and losses
+stage() {
+    link_cache "$1"
+    [ -e "$1/teacher_probs.npz" ] || cp "$out/teacher_probs.npz" "$1/"
+    python scripts/train_face_cnn.py --init "$2" --out "$1" --epochs "$3" --lr "$4" --seed "$5" "${train[@]}"
+}
+link_cache "$out"
 python scripts/train_face_cnn.py --trunk efficientnet_lite2 --out "$out" --epochs 12 --lr 1e-3 --seed 141 "${train[@]}"
 python scripts/train_face_cnn.py --out "$out" "${faces[@]}" --average 9-11 --bn average
-[ -e "$out/stage2/teacher_probs.npz" ] || cp "$out/teacher_probs.npz" "$out/stage2/"
-python scripts/train_face_cnn.py --init "$out/swa.pt" --out "$out/stage2" --epochs 3 --lr 2e-4 --seed 142 "${train[@]}"
-[ -e "$out/stage3/teacher_probs.npz" ] || cp "$out/teacher_probs.npz" "$out/stage3/"
-python scripts/train_face_cnn.py --init "$out/stage2/epoch_2.pt" --out "$out/stage3" --epochs 8 --lr 5e-4 --seed 143 \
-    "${train[@]}"
+stage "$out/stage2" "$out/swa.pt" 3 2e-4 142
+stage "$out/stage3" "$out/stage2/epoch_2.pt" 8 5e-4 143
 python scripts/train_face_cnn.py --out "$out/stage3" "${faces[@]}" --average 5-7 --bn average
