@@ -7,6 +7,7 @@
 # CONSISTENT=1 (environment): the teachers read each augmented batch as the student sees it (--consistent; Beyer et
 # al., CVPR 2022, "Knowledge distillation: a good teacher is patient and consistent"), one pass each, not the flip pass.
 # EPOCHS, LR (environment; default 3 and 2e-4): the students' schedule; each student is on INIT's trunk.
+# DISTILL (environment; default 0.7): the weight of the teachers' probabilities in the loss (--distill).
 # DATA_ARGS (environment, optional): more training faces, passed to every step, e.g.
 #   "--val-train 0.67 --expw-faces $EMOCONTEXT_DATA/packs/expw_faces64.npz"
 # The teachers' probabilities are computed once, by the first student, and shared with the others.
@@ -41,7 +42,7 @@ for seed in "${seeds[@]}"; do
     fi
     python scripts/train_face_cnn.py --init "$init" --out "$run" --epochs "$epochs" --targets fer2013 \
         --aux-ferplus 0.5 --logit-adjust 1.0 --lr "${LR:-2e-4}" --seed "$seed" --keep-epochs --threads 2 \
-        --teacher "${teachers[@]}" --distill 0.7 "${extra[@]}" "${data_args[@]}"
+        --teacher "${teachers[@]}" --distill "${DISTILL:-0.7}" "${extra[@]}" "${data_args[@]}"
     students+=("$run/epoch_$((epochs - 1)).pt")
 done
 mkdir -p "$out/students"
