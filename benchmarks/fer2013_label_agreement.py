@@ -11,6 +11,8 @@ saw is counted wrong: the share of errors there bounds what better learning of t
 
 Run: python benchmarks/fer2013_label_agreement.py --out benchmarks/fer2013_label_agreement.md
 (after ``python benchmarks/face_proxies.py``; ``--cache`` as given to it, default ``../proxy-cache``)
+Validation without a test look: ``--held-out WEIGHTS...`` scores weights files in process on the held-out third of
+PublicTest (the faces ``scripts/train_face_cnn.py --val-train 0.67`` keeps out).
 Data: ``$EMOCONTEXT_DATA/fer2013`` (default ``../shared/data``).
 """
 
@@ -47,17 +49,10 @@ def answers(path: Path) -> dict[str, int]:
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", type=Path, default=REPO / "../proxy-cache")
-    ap.add_argument("--out", type=Path, help="markdown here, the numbers beside it as .json")
-    args = ap.parse_args()
-    root = DATA / "fer2013"
-    names = [f.name for c in EKMAN7 for f in sorted((root / "test" / c).glob("*.jpg"))]
-    with tempfile.TemporaryDirectory() as tmp:  # load_split caches as .npz: not kept
-        split = tfc.load_split(root, "test", Path(tmp))
-    y = split["y7"]
-    maj = tfc.majority8(split["votes"])
+def split_parts(split: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The faces of one split by the FER+ majority: ``({part: bool mask (N,)}, maj7)``, ``maj7`` the majority in
+    EKMAN7 order (-2: contempt, -1: no majority)."""
+    y, maj = split["y7"], tfc.majority8(split["votes"])
     maj7 = np.where(maj < 7, maj, -2)  # contempt: a disputed face (FER2013 has no contempt)
     parts = {
         "agreed": maj == y,
@@ -65,24 +60,36 @@ def main() -> int:
         "no FER+ majority": maj < 0,
         "all": np.ones(len(y), bool),
     }
-    res = {"faces": {k: int(v.sum()) for k, v in parts.items()}, "systems": {}}
-    for fname, system in SYSTEMS.items():
-        run = args.cache / "runs" / fname
-        if not run.exists():
-            raise SystemExit(f"{run} is missing: run benchmarks/face_proxies.py first (--cache {args.cache})")
-        got = answers(run)
-        a = np.array([got.get(n, -1) for n in names])
-        right = a == y
-        res["systems"][system] = {
-            k: {"accuracy_pct": round(100 * float(right[m].mean()), 2), "errors": int((~right[m]).sum())}
-            for k, m in parts.items()
-        }
-        crowd = (a == maj7)[parts["disputed"]]
-        res["systems"][system]["disputed: answers the FER+ majority (%)"] = round(100 * float(crowd.mean()), 2)
+    return parts, maj7
+
+
+def score(a: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray], maj7: np.ndarray) -> dict:
+    """Accuracy and errors of answers ``a`` (N,) (EKMAN7 index, -1 none) on each part, and how often the answer on a
+    disputed face is the crowd's majority."""
+    right = a == y
+    out = {
+        k: {"accuracy_pct": round(100 * float(right[m].mean()), 2), "errors": int((~right[m]).sum())}
+        for k, m in parts.items()
+    }
+    out["disputed: answers the FER+ majority (%)"] = round(100 * float((a == maj7)[parts["disputed"]].mean()), 2)
+    return out
+
+
+def held_out_answers(weights: Path, held_out: dict[str, np.ndarray]) -> np.ndarray:
+    """Answers (EKMAN7 index) of a weights file (a run's ``.pt`` or a package file) on the held-out faces: the
+    float torch network in process, one pass at its input side (``predict`` runs the int8 graph of the same network,
+    which gives the same answer on about 98 % of faces: ``benchmarks/face_int8_agreement.json``)."""
+    import torch
+
+    torch.set_num_threads(2)
+    return tfc.logits_of(tfc.inference_net(weights), held_out["x"])[:, :7].argmax(1)
+
+
+def table(res: dict, parts: dict, command: str, title: str, intro: str) -> str:
     lines = [
-        "# FER2013 PrivateTest: errors on the faces the FER+ crowd agrees with, and on those it disputes",
+        title,
         "",
-        "Issue 20. " + __doc__.split("\n\n")[1].replace("\n", " "),
+        intro,
         "",
         "| system | "
         + " | ".join(f"{k} ({res['faces'][k]:,} faces): accuracy % / errors" for k in parts)
@@ -92,8 +99,50 @@ def main() -> int:
     for system, r in res["systems"].items():
         cells = " | ".join(f"{r[k]['accuracy_pct']:.1f} / {r[k]['errors']}" for k in parts)
         lines.append(f"| {system} | {cells} | {r['disputed: answers the FER+ majority (%)']:.1f} |")
-    lines += ["", f"Command: `python benchmarks/fer2013_label_agreement.py --out {args.out}`", ""]
-    text = "\n".join(lines)
+    return "\n".join([*lines, "", f"Command: `{command}`", ""])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=REPO / "../proxy-cache")
+    ap.add_argument("--out", type=Path, help="markdown here, the numbers beside it as .json")
+    ap.add_argument(
+        "--held-out",
+        type=Path,
+        nargs="+",
+        metavar="WEIGHTS",
+        help="instead of PrivateTest through the proxy cache: score these weights files in process on the third of "
+        "PublicTest that the networks trained with --val-train 0.67 never saw (validation: no test look)",
+    )
+    args = ap.parse_args()
+    root = DATA / "fer2013"
+    with tempfile.TemporaryDirectory() as tmp:  # load_split caches as .npz: not kept
+        split = tfc.load_split(root, "val" if args.held_out else "test", Path(tmp))
+    if args.held_out:
+        split = tfc.split_val(split, 0.67)[1]  # the cut train_face_cnn.py --val-train 0.67 keeps out
+    parts, maj7 = split_parts(split)
+    y = split["y7"]
+    res = {"faces": {k: int(v.sum()) for k, v in parts.items()}, "systems": {}}
+    if args.held_out:
+        for w in args.held_out:
+            res["systems"][str(w)] = score(held_out_answers(w, split), y, parts, maj7)
+        title = "# FER2013 PublicTest, the held-out third: the faces the FER+ crowd agrees with, and those it disputes"
+        intro = "Issue 20, validation: the float networks in process, one pass. " + __doc__.split("\n\n")[1].replace(
+            "\n", " "
+        )
+        command = "python benchmarks/fer2013_label_agreement.py --held-out " + " ".join(map(str, args.held_out))
+    else:
+        names = [f.name for c in EKMAN7 for f in sorted((root / "test" / c).glob("*.jpg"))]
+        for fname, system in SYSTEMS.items():
+            run = args.cache / "runs" / fname
+            if not run.exists():
+                raise SystemExit(f"{run} is missing: run benchmarks/face_proxies.py first (--cache {args.cache})")
+            got = answers(run)
+            res["systems"][system] = score(np.array([got.get(n, -1) for n in names]), y, parts, maj7)
+        title = "# FER2013 PrivateTest: errors on the faces the FER+ crowd agrees with, and on those it disputes"
+        intro = "Issue 20. " + __doc__.split("\n\n")[1].replace("\n", " ")
+        command = f"python benchmarks/fer2013_label_agreement.py --out {args.out}"
+    text = table(res, parts, command + (f" --out {args.out}" if args.held_out and args.out else ""), title, intro)
     print(text)
     if args.out:
         args.out.write_text(text)
