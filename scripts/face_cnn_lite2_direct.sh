@@ -16,8 +16,8 @@
 # Usage: bash scripts/face_cnn_lite2_direct.sh V9 V8 V7 CACHE [OUT]
 #   V9 V8 V7: the package files (git show <commit>:src/emocontext/weights/face_cnn_fer2013.pt; 51a4f50: 9, 946c68f: 8, 559a97f: 7)
 #   CACHE: a run's cache folder holding the FER2013 splits and the aligned views (scripts/face_cnn_aligned.sh's OUT/cache)
-#   The teachers' probabilities are computed on the first run (about 15 minutes) unless OUT/teacher_probs.npz exists
-#   (e.g. copied from the version 10 trial's OUT/student_131: the same teachers, named alike, on the same faces).
+#   The teachers' probabilities are computed on the first run (about 15 minutes) unless CACHE already holds them
+#   (each teacher's are cached there by itself, by weights file contents and faces: e.g. the version 10 trial's cache).
 set -euo pipefail
 usage="usage: face_cnn_lite2_direct.sh V9 V8 V7 CACHE [OUT]"
 teachers=("${1:?$usage}" "${2:?$usage}" "${3:?$usage}")
@@ -27,11 +27,10 @@ faces=(--targets fer2013 --val-train 0.67 --expw-faces "${EMOCONTEXT_DATA:-../sh
 train=("${faces[@]}" --aligned-views 0.5 --aux-ferplus 0.5 --logit-adjust 1.0 --keep-epochs --threads 2
     --teacher "${teachers[@]}" --distill 0.7)
 link_cache() { mkdir -p "$1" && { [ -e "$1/cache" ] || ln -s "$(realpath "$cache")" "$1/cache"; }; }
-# stage DIR INIT EPOCHS LR SEED: more epochs from INIT into DIR, with stage 1's faces, teachers (their cached
-# probabilities) and losses
+# stage DIR INIT EPOCHS LR SEED: more epochs from INIT into DIR, with stage 1's faces, teachers (their probabilities
+# cached in CACHE) and losses
 stage() {
     link_cache "$1"
-    [ -e "$1/teacher_probs.npz" ] || cp "$out/teacher_probs.npz" "$1/"
     python scripts/train_face_cnn.py --init "$2" --out "$1" --epochs "$3" --lr "$4" --seed "$5" "${train[@]}"
 }
 link_cache "$out"

@@ -10,7 +10,7 @@
 # DISTILL (environment; default 0.7): the weight of the teachers' probabilities in the loss (--distill).
 # DATA_ARGS (environment, optional): more training faces, passed to every step, e.g.
 #   "--val-train 0.67 --expw-faces $EMOCONTEXT_DATA/packs/expw_faces64.npz"
-# The teachers' probabilities are computed once, by the first student, and shared with the others.
+# The teachers' probabilities are computed once, by the first student, and shared with the others through CACHE.
 # Resumable: every student checkpoints each epoch; rerunning continues where it stopped.
 # Usage: bash scripts/face_cnn_students.sh INIT CACHE OUT SEED... -- TEACHER...
 #   CACHE: a run's FER2013 cache folder to share (train_face_cnn.py writes OUT/cache); students in OUT/student_SEED
@@ -36,10 +36,6 @@ for seed in "${seeds[@]}"; do
     run="$out/student_$seed"
     mkdir -p "$run"
     [ -e "$run/cache" ] || ln -s "$(realpath "$cache")" "$run/cache"
-    first="$out/student_${seeds[0]}/teacher_probs.npz"
-    if [ "$seed" != "${seeds[0]}" ] && [ -e "$first" ] && [ ! -e "$run/teacher_probs.npz" ]; then
-        cp "$first" "$run/teacher_probs.npz"  # the same teachers on the same faces (checked by name and count)
-    fi
     python scripts/train_face_cnn.py --init "$init" --out "$run" --epochs "$epochs" --targets fer2013 \
         --aux-ferplus 0.5 --logit-adjust 1.0 --lr "${LR:-2e-4}" --seed "$seed" --keep-epochs --threads 2 \
         --teacher "${teachers[@]}" --distill "${DISTILL:-0.7}" "${extra[@]}" "${data_args[@]}"

@@ -27,9 +27,10 @@ Recipe (seeded, resumable, CPU):
   * optional stochastic weight averaging of the last epochs (``--keep-epochs`` while training,
     then ``--average FIRST-LAST``), batch-norm statistics re-estimated on the training faces.
   * optional knowledge distillation (Hinton et al., 2015, "Distilling the knowledge in a neural network"):
-    ``--teacher`` networks' mean probabilities (with their flip pass) on the plain training faces, computed
-    once, are a soft target beside the labels (``--distill`` weight); the student reads each face once, so it
-    can ship without the flip pass. ``--consistent``: the teachers read each augmented batch instead (one pass).
+    ``--teacher`` networks' mean probabilities (with their flip pass) on the plain training faces, each
+    network's computed once and cached by itself, are a soft target beside the labels (``--distill`` weight);
+    the student reads each face once, so it can ship without the flip pass. ``--consistent``: the teachers
+    read each augmented batch instead (one pass).
     ``--aligned-views P``: each training face is also found and aligned as ``predict`` does it (the 48 px face
     upscaled 4x into a 384 px picture, MTCNN's five landmarks, :func:`emocontext.video.align.aligned_face`; cached
     in the run's cache), and a step reads that view instead of FER2013's own crop with probability P, beside
@@ -371,25 +372,39 @@ def inference_net(path: Path) -> FaceExpressionCNN:
     return net.to(memory_format=torch.channels_last)
 
 
-def teacher_probs(args, x: np.ndarray) -> np.ndarray:
-    """``(N, 8)`` float32: the mean over ``args.teacher`` of each network's softmax (flip pass) on the plain faces
-    ``x`` ``(N, 48, 48)``, each teacher at its own input side (:func:`teacher_spec`); cached in
-    ``--out/teacher_probs.npz`` with the teachers' names and the face count."""
-    cfile, names = args.out / "teacher_probs.npz", [str(t) for t in args.teacher]
-    if cfile.exists():
-        z = np.load(cfile)
-        if list(z["teachers"]) == names and len(z["probs"]) == len(x):
-            return z["probs"]
-    probs = np.zeros((len(x), len(EKMAN8)), np.float32)
-    for name in names:
-        path, side = teacher_spec(name, INPUT_SIZE[0])
+def digest(data: bytes | np.ndarray) -> str:
+    """The first 16 hex digits of the SHA-256 of bytes or of an array's contents: a cache key."""
+    import hashlib
+
+    raw = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def teacher_probs(x: np.ndarray, teachers: list[str], cache: Path, side: int) -> np.ndarray:
+    """``(N, 8)`` float32: the mean over ``teachers`` (``WEIGHTS`` or ``WEIGHTS@SIDE``, :func:`teacher_spec`; default
+    input side ``side``) of each network's softmax (flip pass) on the plain faces ``x`` ``(N, 48, 48)``.
+
+    Each teacher's probabilities are cached alone in ``cache`` (the run's ``cache`` folder, which students of one
+    round share), keyed by the weights file's contents, the input side and the faces: another list of teachers
+    computes only the networks it has not read yet, and a weights file rewritten in place is read again. Written
+    atomically (a crash leaves no half file)."""
+    faces, probs = digest(x), []
+    for name in teachers:
+        path, at = teacher_spec(name, side)
+        cfile = cache / f"teacher_{digest(path.read_bytes())}_{at}px_{len(x)}_{faces}.npy"
+        if cfile.exists():
+            probs.append(np.load(cfile))
+            continue
         net, t0 = inference_net(path), time.time()
-        probs += torch.from_numpy(logits_of(net, x, mirrored=True, side=side)).softmax(-1).numpy() / len(names)
-        print(f"teacher {path} at {side} px: {time.time() - t0:.0f} s", flush=True)
-    tmp = cfile.with_suffix(".tmp.npz")
-    np.savez(tmp, probs=probs, teachers=np.array(names))
-    os.replace(tmp, cfile)
-    return probs
+        p = torch.from_numpy(logits_of(net, x, mirrored=True, side=at)).softmax(-1).numpy().astype(np.float32)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cfile.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, p)
+        os.replace(tmp, cfile)
+        print(f"teacher {path} at {at} px: {time.time() - t0:.0f} s (cached as {cfile.name})", flush=True)
+        probs.append(p)
+    return np.mean(probs, axis=0, dtype=np.float32)
 
 
 def expw_pack_box(pack, i: int) -> np.ndarray:
@@ -446,14 +461,11 @@ def aligned_views(x: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     picture (:func:`framed_picture`), the detection overlapping the placed face best gives the landmarks,
     :func:`emocontext.video.align.aligned_face` the 128 px crop (``FACE_SIZE``), area-shrunk to 48 px. Cached in
     ``cache`` by the faces' digest (about 15 ms a face)."""
-    import hashlib
-
     from emocontext.video.align import aligned_face
     from emocontext.video.faces import create_detector
     from emocontext.video.streams import FACE_SIZE
 
-    key = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
-    cfile = cache / f"aligned_views_{len(x)}_{key}.npz"
+    cfile = cache / f"aligned_views_{len(x)}_{digest(x)}.npz"
     if cfile.exists():
         z = np.load(cfile)
         return z["views"], z["found"]
@@ -686,9 +698,10 @@ def main() -> int:
         default=None,
         metavar="WEIGHTS",
         help="knowledge distillation (Hinton et al., 2015): the mean of these networks' probabilities (with the "
-        "flip pass) on each plain training face is a soft target for the student's single pass; computed once, "
-        "cached in --out as teacher_probs.npz; WEIGHTS@SIDE reads the faces at another input side (a teacher "
-        "trained with that --input-size)",
+        "flip pass) on each plain training face is a soft target for the student's single pass; each teacher's "
+        "probabilities are computed once and cached alone in --out/cache (shared by runs that link one cache folder; "
+        "another list of teachers computes only the new ones); WEIGHTS@SIDE reads the faces at another input side "
+        "(a teacher trained with that --input-size)",
     )
     ap.add_argument(
         "--distill",
@@ -864,7 +877,9 @@ def main() -> int:
     if args.targets == "fer2013":
         ttr = np.eye(len(EKMAN8), dtype=np.float32)[fer2013_targets(tr)]
         vtr = soft_targets(tr["votes"])
-    soft = teacher_probs(args, xtr) if args.teacher and not args.consistent else None
+    soft = None
+    if args.teacher and not args.consistent:
+        soft = teacher_probs(xtr, [str(t) for t in args.teacher], args.out / "cache", INPUT_SIZE[0])
     online = []  # --consistent: the teacher networks, run on every training batch
     if args.teacher and args.consistent:
         for name in args.teacher:
