@@ -17,7 +17,7 @@
 #   V9 V8 V7: the package files (git show <commit>:src/emocontext/weights/face_cnn_fer2013.pt; 51a4f50: 9, 946c68f: 8, 559a97f: 7)
 #   CACHE: a run's cache folder holding the FER2013 splits and the aligned views (scripts/face_cnn_aligned.sh's OUT/cache)
 #   The teachers' probabilities are computed on the first run (about 15 minutes) unless CACHE already holds them
-#   (each teacher's are cached there by itself, by weights file contents and faces: e.g. the version 10 trial's cache).
+#   (each teacher's are cached there by itself, keyed by the weights file's contents, its input side and the faces).
 set -euo pipefail
 usage="usage: face_cnn_lite2_direct.sh V9 V8 V7 CACHE [OUT]"
 teachers=("${1:?$usage}" "${2:?$usage}" "${3:?$usage}")
