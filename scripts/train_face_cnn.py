@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -70,6 +71,7 @@ from torch.nn import functional as F
 from emocontext.features.backbones import LITE_TRUNKS, FaceExpressionCNN, fold_batch_norms
 from emocontext.features.specs import FACE_CNN, FACE_WEIGHTS_FILE
 from emocontext.labels import EKMAN7, EKMAN8
+from emocontext.outputs import atomic_path
 
 #: FER+ vote columns in ``ferplus.csv`` order; the first 8 are emotions, mapped onto EKMAN8.
 FERPLUS_COLUMNS = (
@@ -120,10 +122,8 @@ def load_split(root: Path, split: str, cache: Path) -> dict[str, np.ndarray]:
         "votes": np.array(vs, np.float32),
         "same_split": np.array(same),
     }
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cfile.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
-    os.replace(tmp, cfile)
+    with atomic_path(cfile) as tmp:
+        np.savez(tmp, **out)
     return out
 
 
@@ -374,8 +374,6 @@ def inference_net(path: Path) -> FaceExpressionCNN:
 
 def digest(data: bytes | np.ndarray) -> str:
     """The first 16 hex digits of the SHA-256 of bytes or of an array's contents: a cache key."""
-    import hashlib
-
     raw = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -397,11 +395,8 @@ def teacher_probs(x: np.ndarray, teachers: list[str], cache: Path, side: int) ->
             continue
         net, t0 = inference_net(path), time.time()
         p = torch.from_numpy(logits_of(net, x, mirrored=True, side=at)).softmax(-1).numpy().astype(np.float32)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cfile.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, p)
-        os.replace(tmp, cfile)
+        with atomic_path(cfile) as tmp:
+            np.save(tmp, p)
         print(f"teacher {path} at {at} px: {time.time() - t0:.0f} s (cached as {cfile.name})", flush=True)
         probs.append(p)
     return np.mean(probs, axis=0, dtype=np.float32)
@@ -485,10 +480,8 @@ def aligned_views(x: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
                 f"aligned views: {i + 1}/{len(x)}, {found[: i + 1].mean():.1%} found, {time.time() - t0:.0f}s",
                 flush=True,
             )
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cfile.with_suffix(".tmp.npz")
-    np.savez(tmp, views=views, found=found)
-    os.replace(tmp, cfile)
+    with atomic_path(cfile) as tmp:
+        np.savez(tmp, views=views, found=found)
     return views, found
 
 
@@ -518,9 +511,8 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 #: What the shipped weights learned (the report's opening paragraph).
