@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -34,6 +35,8 @@ import train_face_cnn as tfc  # noqa: E402
 
 DATA = Path(os.environ.get("EMOCONTEXT_DATA", REPO / "../shared/data"))
 EKMAN7 = list(tfc.EKMAN7.names)
+#: the docstring's first paragraph, one line: the opening of each table
+SUMMARY = __doc__.split("\n\n")[1].replace("\n", " ")
 #: proxy-cache run file -> the system's name in the table
 SYSTEMS = {"emocontext_face-fer2013.jsonl": "`emocontext face`", "fer_tflite-fer2013.jsonl": "`fer (tflite)`"}
 
@@ -79,9 +82,6 @@ def held_out_answers(weights: Path, held_out: dict[str, np.ndarray]) -> np.ndarr
     """Answers (EKMAN7 index) of a weights file (a run's ``.pt`` or a package file) on the held-out faces: the
     float torch network in process, one pass at its input side (``predict`` runs the int8 graph of the same network,
     which gives the same answer on about 98 % of faces: ``benchmarks/face_int8_agreement.json``)."""
-    import torch
-
-    torch.set_num_threads(2)
     return tfc.logits_of(tfc.inference_net(weights), held_out["x"])[:, :7].argmax(1)
 
 
@@ -124,13 +124,11 @@ def main() -> int:
     y = split["y7"]
     res = {"faces": {k: int(v.sum()) for k, v in parts.items()}, "systems": {}}
     if args.held_out:
+        torch.set_num_threads(2)
         for w in args.held_out:
             res["systems"][str(w)] = score(held_out_answers(w, split), y, parts, maj7)
         title = "# FER2013 PublicTest, the held-out third: the faces the FER+ crowd agrees with, and those it disputes"
-        intro = "Issue 20, validation: the float networks in process, one pass. " + __doc__.split("\n\n")[1].replace(
-            "\n", " "
-        )
-        command = "python benchmarks/fer2013_label_agreement.py --held-out " + " ".join(map(str, args.held_out))
+        intro = "Issue 20, validation: the float networks in process, one pass."
     else:
         names = [f.name for c in EKMAN7 for f in sorted((root / "test" / c).glob("*.jpg"))]
         for fname, system in SYSTEMS.items():
@@ -140,9 +138,11 @@ def main() -> int:
             got = answers(run)
             res["systems"][system] = score(np.array([got.get(n, -1) for n in names]), y, parts, maj7)
         title = "# FER2013 PrivateTest: errors on the faces the FER+ crowd agrees with, and on those it disputes"
-        intro = "Issue 20. " + __doc__.split("\n\n")[1].replace("\n", " ")
-        command = f"python benchmarks/fer2013_label_agreement.py --out {args.out}"
-    text = table(res, parts, command + (f" --out {args.out}" if args.held_out and args.out else ""), title, intro)
+        intro = "Issue 20."
+    command = "python benchmarks/fer2013_label_agreement.py"
+    command += " --held-out " + " ".join(map(str, args.held_out)) if args.held_out else ""
+    command += f" --out {args.out}" if args.out else ""
+    text = table(res, parts, command, title, f"{intro} {SUMMARY}")
     print(text)
     if args.out:
         args.out.write_text(text)
