@@ -37,7 +37,7 @@ def teachers(tfc, tmp_path_factory):
 def counted(tfc, monkeypatch):
     """The weights files the networks were built from, in order (each build is one teacher computed)."""
     built, real = [], tfc.inference_net
-    monkeypatch.setattr(tfc, "inference_net", lambda path: built.append(Path(path)) or real(path))
+    monkeypatch.setattr(tfc, "inference_net", lambda path, *a: built.append(Path(path)) or real(path, *a))
     return built
 
 
@@ -78,3 +78,16 @@ def test_keyed_by_contents_side_and_faces(tfc, teachers, counted, tmp_path):
     _teacher(tfc, moved, seed=9)  # rewritten in place: read again
     tfc.teacher_probs(FACES, [str(moved)], tmp_path, 48)
     assert counted == [moved]
+
+
+@pytest.mark.parametrize(
+    ("device", "message"), [("cuda", "sees no CUDA device"), ("mps", "cpu or cuda"), ("gpu", "cpu or cuda")]
+)
+def test_a_device_it_cannot_use_is_refused_before_any_work(tfc, tmp_path, monkeypatch, device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "run"
+    monkeypatch.setattr("sys.argv", ["train_face_cnn.py", "--out", str(out), "--device", device])
+    with pytest.raises(SystemExit, match=message):
+        tfc.main()
+    assert not out.exists()  # nothing written, no data read
