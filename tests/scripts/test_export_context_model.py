@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def ecm():
-    spec = importlib.util.spec_from_file_location("export_context_model", REPO / "scripts" / "export_context_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("export_context_model")
 
 
 def _one_hot_scores(y: np.ndarray, right: np.ndarray, k: int = 7, confidence: float = 0.6) -> np.ndarray:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def tfc():
-    spec = importlib.util.spec_from_file_location("train_face_cnn", REPO / "scripts" / "train_face_cnn.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_face_cnn")
 
 
 def _teacher(tfc, path: Path, seed: int) -> Path:
